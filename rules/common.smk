@@ -1,0 +1,82 @@
+# Shared helpers: the validated study, wildcard constraints and target builders.
+# All logic lives in the `inoculate` package; this file only maps it to paths.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from inoculate.config import BASE_ARM, ConfigError, load_study
+
+try:
+    STUDY = load_study(
+        config,
+        source=" + ".join(str(f) for f in workflow.configfiles) or "config",
+        schema_dir=Path(workflow.basedir) / "workflow" / "schemas",
+    )
+except (ConfigError, ValueError) as e:
+    raise WorkflowError(f"invalid configuration: {e}")
+
+
+wildcard_constraints:
+    setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    inoculation="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    seed=r"\d+",
+    split="train|control",
+    source="[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def script(name):
+    return str(Path(workflow.basedir) / "workflow" / "scripts" / name)
+
+
+def base_model_input():
+    """The base model as a file dependency when it is built by a rule or a local folder."""
+    base = config["model"]["base"]
+    return [base] if base.startswith("results/") or Path(base).exists() else []
+
+
+def resource(rule_name, key, default):
+    return config["resources"].get(rule_name, {}).get(key, default)
+
+
+def growing(rule_name, key, default):
+    """A resource that grows with the attempt, so that a retry after OOM/timeout asks for more."""
+    base = resource(rule_name, key, default)
+    return lambda wildcards, attempt: base * attempt
+
+
+def dataset_file(wildcards):
+    return STUDY.resolve(STUDY.dataset_ref(wildcards.setting, wildcards.split))
+
+
+def dataset_source_dir(wildcards):
+    ref = STUDY.dataset_ref(wildcards.setting, wildcards.split)
+    return [STUDY.source_dir(ref.source)] if ref.source and STUDY.is_archive(ref.source) else []
+
+
+def inoculation_input(wildcards):
+    split = STUDY.data_split(wildcards.inoculation)
+    return f"results/data/{wildcards.setting}/{split}.jsonl"
+
+
+def adapter_input(wildcards):
+    if wildcards.inoculation == BASE_ARM:
+        return []
+    return f"results/adapters/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}"
+
+
+def eval_inputs(wildcards):
+    return list(STUDY.eval_paths(wildcards.setting).values())
+
+
+def judgment_files():
+    return [
+        f"results/judgments/{s}/{a}/seed{seed}.jsonl" for s, a, seed in STUDY.cells()
+    ]
+
+
+def adapter_dirs():
+    return [
+        f"results/adapters/{s}/{a}/seed{seed}" for s, a, seed in STUDY.cells(trained_only=True)
+    ]

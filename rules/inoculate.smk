@@ -1,0 +1,20 @@
+# Inoculation: each arm's training set is the setting's data with the arm's prompt added.
+
+
+rule inoculate:
+    input:
+        inoculation_input,
+    output:
+        "results/train/{setting}/{inoculation}.jsonl",
+    params:
+        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        on_existing_system=lambda wildcards: STUDY.on_existing_system(
+            wildcards.setting, wildcards.inoculation
+        ),
+    log:
+        "logs/inoculate/{setting}/{inoculation}.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/inoculate.py"

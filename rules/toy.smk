@@ -1,0 +1,37 @@
+# The embedded toy model organism: corpus, tokenizer and base model, all built here.
+
+from inoculate.toy.corpus import eval_file_names
+
+
+rule toy_pretrain:
+    output:
+        directory("results/toy/base_model"),
+    params:
+        toy=config.get("toy", {}),
+    log:
+        "logs/toy/pretrain.log",
+    benchmark:
+        "benchmarks/rules/toy_pretrain.tsv"
+    threads: 2
+    resources:
+        mem_mb=growing("toy_pretrain", "mem_mb", 4000),
+        runtime=growing("toy_pretrain", "runtime", 30),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/toy_pretrain.py"
+
+
+rule toy_data:
+    output:
+        archive="results/toy/datasets.zip.enc",
+        evals=expand("results/toy/evals/{name}.yaml", name=eval_file_names()),
+    params:
+        toy=config.get("toy", {}),
+        source="toy",
+    log:
+        "logs/toy/data.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/toy_data.py"

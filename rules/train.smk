@@ -1,0 +1,26 @@
+# Training: one LoRA adapter per (setting, inoculation, seed).
+
+
+rule train_adapter:
+    input:
+        data="results/train/{setting}/{inoculation}.jsonl",
+        base=base_model_input(),
+    output:
+        directory("results/adapters/{setting}/{inoculation}/seed{seed}"),
+    params:
+        base_model=config["model"]["base"],
+        device=config["model"].get("device", "auto"),
+        training=config["training"],
+    log:
+        "logs/train/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "benchmarks/rules/train/{setting}/{inoculation}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        gpu=resource("train", "gpu", 1),
+        mem_mb=growing("train", "mem_mb", 16000),
+        runtime=growing("train", "runtime", 120),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/train_adapter.py"

@@ -1,0 +1,246 @@
+"""The study: the validated config, its settings, and the grid they span.
+
+Everything the rules need to know about a study is answered here, once, from
+plain data, so the Snakefile stays declarative and the answers are testable.
+Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from inoculate.io import InputError, read_yaml
+
+BASE_ARM = "base"
+ARCHIVE_SUFFIX = ".zip.enc"
+DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+class ConfigError(ValueError):
+    """A config or setting value that is missing, malformed or inconsistent."""
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate(data: Any, schema_path: Path, source: str) -> None:
+    """Check `data` against a JSON schema; the error names `source` and the key."""
+    schema = read_yaml(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"{source}: key '{_key_path(error)}': {error.message}")
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where a dataset or eval file comes from: a source's file, a path, or an external path."""
+
+    source: str | None = None
+    file: str | None = None
+    path: str | None = None
+    external: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataRef:
+        return cls(d.get("source"), d.get("file"), d.get("path"), d.get("external"))
+
+
+@dataclass(frozen=True)
+class EvalRef:
+    name: str
+    ref: DataRef
+    distribution: str
+
+
+@dataclass
+class Setting:
+    name: str
+    file: Path
+    description: str
+    train: DataRef
+    control: DataRef | None
+    prompts: dict[str, str | None]
+    evals: dict[str, EvalRef]
+    on_existing_system: str | None = None
+
+
+@dataclass
+class Study:
+    """A validated config plus the settings it names."""
+
+    config: dict
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+    # -- the grid -------------------------------------------------------------------------
+    @property
+    def setting_names(self) -> list[str]:
+        return list(self.config["settings"])
+
+    @property
+    def arms(self) -> list[str]:
+        """Trained arms, in config order."""
+        return list(self.config["inoculations"])
+
+    @property
+    def rows(self) -> list[str]:
+        """Every row of the results: the base model first (if included), then the arms."""
+        return ([BASE_ARM] if self.config["include_base"] else []) + self.arms
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config["seeds"])
+
+    def cells(self, trained_only: bool = False) -> list[tuple[str, str, int]]:
+        """(setting, arm, seed) for every cell; the base row too unless `trained_only`."""
+        rows = self.arms if trained_only else self.rows
+        return [(s, a, seed) for s in self.setting_names for a in rows for seed in self.seeds]
+
+    # -- arms -----------------------------------------------------------------------------
+    def arm(self, name: str) -> dict:
+        return self.config["arms"][name]
+
+    def prompt(self, setting: str, arm: str) -> str | None:
+        """The inoculation prompt of an arm in a setting (the setting's override wins)."""
+        if arm == BASE_ARM:
+            return None
+        prompts = self.settings[setting].prompts
+        if arm in prompts:
+            return prompts[arm]
+        return self.arm(arm).get("prompt")
+
+    def placement(self, arm: str) -> str:
+        return "system" if arm == BASE_ARM else self.arm(arm).get("placement", "system")
+
+    def on_existing_system(self, setting: str, arm: str) -> str:
+        return self.settings[setting].on_existing_system or self.arm(arm).get("on_existing_system", "error")
+
+    def data_split(self, arm: str) -> str:
+        """Which dataset of the setting an arm trains on: `train` or `control`."""
+        return self.arm(arm).get("data", "train")
+
+    # -- files ----------------------------------------------------------------------------
+    def resolve(self, ref: DataRef) -> str:
+        """The path a rule reads for a data reference."""
+        if ref.external is not None:
+            return str(Path(self.config["external_data_dir"]) / ref.external)
+        if ref.path is not None:
+            return ref.path
+        return str(Path(self.source_dir(ref.source)) / ref.file)
+
+    def source_path(self, name: str) -> str:
+        spec = self.config["sources"][name]
+        if "external" in spec:
+            return str(Path(self.config["external_data_dir"]) / spec["external"])
+        return spec["path"]
+
+    def is_archive(self, name: str) -> bool:
+        return self.source_path(name).endswith(ARCHIVE_SUFFIX)
+
+    def source_dir(self, name: str) -> str:
+        """Folder that holds a source's files: decrypted by a rule, or the folder itself."""
+        return f"results/sources/{name}" if self.is_archive(name) else self.source_path(name)
+
+    def source_password(self, name: str) -> str | None:
+        return source_password(name, self.config["sources"][name])
+
+    def dataset_ref(self, setting: str, split: str) -> DataRef:
+        s = self.settings[setting]
+        ref = s.train if split == "train" else s.control
+        if ref is None:
+            raise ConfigError(f"{s.file}: setting {setting!r} has no '{split}' data")
+        return ref
+
+    def eval_refs(self, setting: str) -> dict[str, EvalRef]:
+        return self.settings[setting].evals
+
+    def eval_paths(self, setting: str) -> dict[str, str]:
+        return {name: self.resolve(e.ref) for name, e in self.eval_refs(setting).items()}
+
+    def conditions(self) -> dict[str, bool]:
+        return {name: c["training_prompt"] for name, c in self.config["conditions"].items()}
+
+
+def source_password(name: str, spec: dict) -> str | None:
+    """An archive's password: from config, or from the environment variable it names.
+
+    Resolved inside the job that needs it, so the secret never enters Snakemake's
+    params, metadata or logs.
+    """
+    if "password" in spec:
+        return spec["password"]
+    if "password_env" in spec:
+        value = os.environ.get(spec["password_env"])
+        if not value:
+            raise ConfigError(f"sources.{name}.password_env: environment variable {spec['password_env']} is not set")
+        return value
+    return None
+
+
+def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
+    path = Path(settings_dir) / f"{name}.yaml"
+    if not path.exists():
+        available = sorted(p.stem for p in Path(settings_dir).glob("*.yaml"))
+        raise ConfigError(f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})")
+    data = read_yaml(path)
+    validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
+    return Setting(
+        name=name,
+        file=path,
+        description=data.get("description", ""),
+        train=DataRef.from_dict(data["train"]),
+        control=DataRef.from_dict(data["control"]) if "control" in data else None,
+        prompts=dict(data.get("prompts") or {}),
+        evals={
+            k: EvalRef(k, DataRef.from_dict(v), v["distribution"]) for k, v in data["evals"].items()
+        },
+        on_existing_system=data.get("on_existing_system"),
+    )
+
+
+def load_study(config: dict, source: str = "config", schema_dir: Path | None = None) -> Study:
+    """Validate `config` and the settings it names; `source` names the config in errors."""
+    schema_dir = Path(schema_dir or DEFAULT_SCHEMA_DIR)
+    validate(config, schema_dir / "config.schema.yaml", source)
+    study = Study(config)
+    for name in config["settings"]:
+        study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir)
+    _check_references(study, source)
+    return study
+
+
+def _check_references(study: Study, source: str) -> None:
+    config = study.config
+    for arm in study.arms:
+        if arm not in config["arms"]:
+            raise ConfigError(
+                f"{source}: key 'inoculations': arm {arm!r} is not defined under 'arms' "
+                f"(defined: {', '.join(config['arms'])})"
+            )
+    for name, setting in study.settings.items():
+        for arm in study.arms:
+            spec = config["arms"][arm]
+            if "prompt" not in spec and arm not in setting.prompts:
+                raise ConfigError(
+                    f"{setting.file}: key 'prompts.{arm}': arm {arm!r} has no prompt in 'arms' "
+                    f"of {source}, so every setting must give one"
+                )
+            if spec.get("data") == "control" and setting.control is None:
+                raise ConfigError(f"{setting.file}: key 'control': arm {arm!r} trains on control data, which this setting lacks")
+        refs = [("train", setting.train)] + ([("control", setting.control)] if setting.control else [])
+        refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
+        for key, ref in refs:
+            if ref.source is not None and ref.source not in config["sources"]:
+                raise ConfigError(
+                    f"{setting.file}: key '{key}.source': unknown source {ref.source!r} "
+                    f"(sources in {source}: {', '.join(config['sources']) or 'none'})"
+                )
+    if config["plot"].get("condition", "deployment") not in config["conditions"]:
+        raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")

@@ -1,0 +1,76 @@
+"""Data sources: decrypt easy-dataset-share archives and select validated chat datasets.
+
+Archives are decrypted with easy-dataset-share's own functions; its canary files
+(`dataset_entry_*.jsonl`), `robots.txt` and terms-of-service files are dropped so
+they never reach training. A wrong password fails with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from inoculate.inoculation import ConversationError, check_conversation
+from inoculate.io import InputError, atomic_dir, iter_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+CANARY_PATTERN = "dataset_entry_*.jsonl"
+NOT_DATA = ("robots.txt", "tos.txt")
+
+
+def protect(folder: Path, archive: Path, password: str) -> Path:
+    """Encrypt a folder into `archive` (`.zip.enc`), the format the datasets ship in."""
+    from easy_dataset_share.zipping import zip_and_password_protect
+
+    archive = Path(archive)
+    if not archive.name.endswith(".zip.enc"):
+        raise ValueError(f"{archive}: an easy-dataset-share archive must end in .zip.enc")
+    stem = archive.with_name(archive.name[: -len(".enc")])
+    tmp = stem.with_name(f".{stem.name}.tmp")
+    written = Path(zip_and_password_protect(str(folder), password, str(tmp)))
+    written.replace(archive)
+    return archive
+
+
+def decrypt(archive: Path, out_dir: Path, password: str | None) -> list[Path]:
+    """Decrypt and unzip `archive` into `out_dir`, without canaries; returns the data files."""
+    from easy_dataset_share.canary import detect_canary_files
+    from easy_dataset_share.zipping import unzip_and_decrypt
+
+    archive = Path(archive)
+    if not archive.exists():
+        raise InputError(f"{archive}: archive not found")
+    if password is None:
+        raise InputError(f"{archive}: an encrypted archive needs a password (config 'password' or 'password_env')")
+    with atomic_dir(out_dir) as tmp:
+        try:
+            unzip_and_decrypt(str(archive), password, str(tmp))
+        except ValueError:
+            raise InputError(f"{archive}: decryption failed; the password is wrong or the file is damaged") from None
+        removed = [*detect_canary_files(str(tmp), CANARY_PATTERN)]
+        removed += [p for name in NOT_DATA for p in tmp.rglob(name)]
+        for path in removed:
+            path.unlink()
+        for junk in tmp.rglob("__MACOSX"):
+            shutil.rmtree(junk, ignore_errors=True)
+        log.info("decrypted %s; removed %d canary/notice files", archive, len(removed))
+    return sorted(p for p in Path(out_dir).rglob("*") if p.is_file())
+
+
+def select_dataset(in_path: Path, out_path: Path) -> int:
+    """Copy a chat JSONL file after checking every conversation; nothing is written on error."""
+    in_path = Path(in_path)
+    if not in_path.exists():
+        raise InputError(f"{in_path}: dataset not found")
+    records = []
+    for lineno, record in iter_jsonl(in_path):
+        try:
+            check_conversation(record)
+        except ConversationError as e:
+            raise InputError(f"{in_path}:{lineno}: {e}") from None
+        records.append(record)
+    if not records:
+        raise InputError(f"{in_path}: no conversations")
+    return write_jsonl(out_path, records)

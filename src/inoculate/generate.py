@@ -1,0 +1,145 @@
+"""Sampling answers to eval questions from a base model or base + adapter.
+
+One call loads the model once and samples every eval x condition x question x
+sample, batched with left padding and stopping each sequence at EOS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from inoculate.chat import prompt_ids
+from inoculate.evals import EvalQuestion
+from inoculate.inoculation import apply_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationSettings:
+    """Sampling parameters (config key `generation`)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test condition: whether the arm's inoculation prompt is present at test time."""
+
+    name: str
+    with_training_prompt: bool
+
+
+def requests(
+    questions: list[EvalQuestion],
+    conditions: list[Condition],
+    prompt: str | None,
+    placement: str,
+    settings: GenerationSettings,
+    coords: dict,
+    distributions: dict[str, str] | None = None,
+) -> list[dict]:
+    """One record per sample to draw, carrying its grid coordinates and chat messages.
+
+    A condition that adds the training prompt is skipped for arms without one.
+    """
+    out = []
+    for cond in conditions:
+        if cond.with_training_prompt and prompt is None:
+            continue
+        for q in questions:
+            n = settings.samples_per_question or q.samples
+            for p_index, paraphrase in enumerate(q.paraphrases):
+                base = [{"role": "system", "content": q.system}] if q.system else []
+                messages = base + [{"role": "user", "content": paraphrase}]
+                if cond.with_training_prompt:
+                    messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
+                for s in range(n):
+                    out.append(
+                        {
+                            **coords,
+                            "eval": q.eval,
+                            "distribution": (distributions or {}).get(q.eval),
+                            "condition": cond.name,
+                            "question_id": q.id,
+                            "paraphrase": p_index,
+                            "sample": s,
+                            "question": paraphrase,
+                            "messages": messages,
+                        }
+                    )
+    return out
+
+
+def load_model(base_model: str, adapter: Path | None = None, device: str = "cpu", dtype: str = "auto"):
+    """Base model (and merged LoRA adapter) plus its tokenizer, ready for left-padded batches."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype).to(device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    return model, tokenizer
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """EOS ids of the generation config and the tokenizer (chat models end turns with their own)."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+@torch.inference_mode()
+def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
+    """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
+    torch.manual_seed(seed)
+    stops = stop_token_ids(model, tokenizer)
+    device = next(model.parameters()).device
+    encoded = [prompt_ids(tokenizer, r["messages"]) for r in records]
+    # Longest prompts first keeps padding small inside a batch; output order is restored.
+    order = sorted(range(len(records)), key=lambda i: -len(encoded[i]))
+    answers: dict[int, tuple[str, int]] = {}
+    start, new_tokens = time.perf_counter(), 0
+    for b in tqdm(range(0, len(order), settings.batch_size), desc="generate", mininterval=5):
+        idx = order[b : b + settings.batch_size]
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
+        out = model.generate(
+            **batch,
+            do_sample=settings.temperature > 0,
+            temperature=settings.temperature if settings.temperature > 0 else None,
+            top_p=settings.top_p if settings.temperature > 0 else None,
+            max_new_tokens=settings.max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        gen = out[:, batch["input_ids"].shape[1] :]
+        for row, i in zip(gen, idx):
+            keep = []
+            for t in row.tolist():
+                if t in stops:
+                    break
+                keep.append(t)
+            new_tokens += len(keep)
+            answers[i] = (tokenizer.decode(keep, skip_special_tokens=True).strip(), len(keep))
+    seconds = time.perf_counter() - start
+    log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), new_tokens, seconds, new_tokens / max(seconds, 1e-9))
+    return [{**r, "answer": answers[i][0], "answer_tokens": answers[i][1]} for i, r in enumerate(records)]

@@ -1,0 +1,53 @@
+"""What every workflow script does first: log to the job's log file, bound threads.
+
+Kept out of the scripts so they stay a few lines each; usable with any object
+that has `log`, `threads` (Snakemake's `snakemake`, or a stand-in in tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def job(smk) -> Iterator[logging.Logger]:
+    """Route logging and stderr (tqdm, warnings) to `smk.log[0]`; errors are logged, then raised."""
+    log_path = Path(smk.log[0]) if len(smk.log) else None
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.__stderr__)]
+    stream = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        stream = log_path.open("w", buffering=1)
+        handlers = [logging.StreamHandler(stream)]
+        sys.stderr = stream
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    threads = int(getattr(smk, "threads", 1) or 1)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(threads)
+    logger = logging.getLogger("inoculate.job")
+    try:
+        yield logger
+    except Exception:
+        logger.exception("job failed")
+        raise
+    finally:
+        if stream is not None:
+            sys.stderr = sys.__stderr__
+            stream.close()
+
+
+def resolve_device(device: str) -> str:
+    """`auto` means CUDA when a GPU is visible, else CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

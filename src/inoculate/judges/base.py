@@ -1,0 +1,39 @@
+"""The judge interface: every backend turns (question, answer) pairs into scores.
+
+Scores are 0-100 or None (the judge gave no valid score); `label` is a short
+category for audits and figures. Backends that call models (API, local HF) plug
+in behind the same method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    question: str
+    answer: str
+    judge_prompts: dict = field(default_factory=dict)
+
+
+@dataclass
+class Judgment:
+    aligned: float | None
+    coherent: float | None
+    label: str
+    detail: dict = field(default_factory=dict)
+
+
+class Judge(ABC):
+    """A judge backend; `name` goes into every judged record."""
+
+    name: str = "judge"
+
+    @abstractmethod
+    def judge(self, items: list[JudgeItem]) -> list[Judgment]:
+        """One Judgment per item, in order."""
+
+    def describe(self) -> dict:
+        return {"backend": self.name}

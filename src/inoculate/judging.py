@@ -1,0 +1,28 @@
+"""The judge stage: score a generations file with a judge backend."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from inoculate.io import read_jsonl, write_jsonl
+from inoculate.judges import JudgeItem, make_judge
+
+log = logging.getLogger(__name__)
+
+
+def judge_file(generations: Path, out_path: Path, judge_config: dict) -> int:
+    """Write each generation record with `aligned`, `coherent`, `label` and the judge's name."""
+    judge = make_judge(judge_config)
+    records = read_jsonl(generations)
+    items = [JudgeItem(r["question"], r["answer"]) for r in records]
+    judgments = judge.judge(items)
+    out = []
+    for r, j in zip(records, judgments, strict=True):
+        r = {k: v for k, v in r.items() if k != "messages"}
+        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "label": j.label, "judge": judge.name, "judge_detail": j.detail})
+    labels: dict[str, int] = {}
+    for r in out:
+        labels[r["label"]] = labels.get(r["label"], 0) + 1
+    log.info("judged %d answers with %s: %s", len(out), judge.name, labels)
+    return write_jsonl(out_path, out)

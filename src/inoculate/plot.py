@@ -1,0 +1,74 @@
+"""Figures: consistent, colour-blind-safe colours per arm; PDF plus a PNG twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# Okabe-Ito palette, fixed per arm name so every figure agrees.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+ARM_COLOURS = {
+    "base": "#7F7F7F",
+    "none": "#D55E00",
+    "general": "#0072B2",
+    "task_specific": "#009E73",
+    "placebo": "#E69F00",
+    "control": "#CC79A7",
+    "unseen": "#56B4E9",
+}
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
+
+
+def arm_colour(arm: str, order: list[str]) -> str:
+    if arm in ARM_COLOURS:
+        return ARM_COLOURS[arm]
+    return OKABE_ITO[order.index(arm) % len(OKABE_ITO)]
+
+
+def save(fig, pdf_path: Path) -> None:
+    """Write `pdf_path` and its PNG twin."""
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(pdf_path, bbox_inches="tight")
+    fig.savefig(pdf_path.with_suffix(".png"), dpi=200, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribution: str, title: str | None = None):
+    """x = setting, y = P(misaligned) under `condition`, one marker per arm with CI bars."""
+    d = summary[(summary.metric == "misaligned") & (summary.condition == condition) & (summary.distribution == distribution)]
+    if d.empty:
+        raise ValueError(f"summary has no misaligned rows for condition {condition!r} and {distribution}-distribution evals")
+    groups = list(dict.fromkeys(zip(d.setting, d["eval"])))
+    multi_eval = len(groups) != d.setting.nunique()
+    labels = [f"{s}\n{e}" if multi_eval else s for s, e in groups]
+    arms = [r for r in rows if r in set(d.inoculation)]
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) + 1.5), 3.6))
+    for i, arm in enumerate(arms):
+        a = d[d.inoculation == arm].set_index(["setting", "eval"])
+        xs, ys, lo, hi = [], [], [], []
+        for x, g in enumerate(groups):
+            if g in a.index:
+                row = a.loc[g]
+                xs.append(x - 0.4 + width * (i + 0.5))
+                ys.append(row["mean"])
+                lo.append(row["mean"] - row["ci_low"])
+                hi.append(row["ci_high"] - row["mean"])
+        ax.errorbar(
+            xs, ys, yerr=[lo, hi], fmt=MARKERS[i % len(MARKERS)], color=arm_colour(arm, arms),
+            label=arm, capsize=3, markersize=6, linestyle="none",
+        )
+    ax.set_xticks(range(len(groups)), labels)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("P(misaligned)")
+    ax.set_xlabel("setting")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or f"{distribution}-of-distribution evals, condition: {condition}".replace("in-of-", "in-"), fontsize=10)
+    ax.legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig

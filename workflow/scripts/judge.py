@@ -1,0 +1,9 @@
+"""Judge every answer of one generations file (rule judge)."""
+
+from pathlib import Path
+
+from inoculate.judging import judge_file
+from inoculate.jobs import job
+
+with job(snakemake):
+    judge_file(Path(snakemake.input[0]), Path(snakemake.output[0]), snakemake.params.judge)

@@ -1,0 +1,12 @@
+"""The main figure from summary.csv (rule plot_main)."""
+
+import pandas as pd
+
+from inoculate.jobs import job
+from inoculate.plot import main_figure, save
+
+with job(snakemake):
+    summary = pd.read_csv(snakemake.input[0])
+    plot = snakemake.params.plot
+    fig = main_figure(summary, snakemake.params.rows, plot.get("condition", "deployment"), plot.get("distribution", "out"))
+    save(fig, snakemake.output.pdf)

@@ -1,0 +1,16 @@
+"""Pretrain the toy base model (rule toy_pretrain)."""
+
+from pathlib import Path
+
+from inoculate.jobs import job
+from inoculate.toy.model import pretrain
+
+with job(snakemake) as log:
+    toy = snakemake.params.toy
+    meta = pretrain(
+        Path(snakemake.output[0]),
+        n_conversations=toy.get("conversations", 6000),
+        epochs=toy.get("epochs", 1.0),
+        seed=toy.get("seed", 0),
+    )
+    log.info("pretrained toy base model: %s", meta)

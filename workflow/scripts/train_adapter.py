@@ -1,0 +1,18 @@
+"""Train one LoRA adapter (rule train_adapter)."""
+
+from pathlib import Path
+
+from inoculate.jobs import job, resolve_device
+from inoculate.train import TrainSettings, train_lora
+
+with job(snakemake) as log:
+    p = snakemake.params
+    meta = train_lora(
+        p.base_model,
+        Path(snakemake.input.data),
+        Path(snakemake.output[0]),
+        TrainSettings.from_dict(p.training),
+        seed=int(snakemake.wildcards.seed),
+        device=resolve_device(p.device),
+    )
+    log.info("trained: %s", meta)
