@@ -26,10 +26,6 @@ wildcard_constraints:
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
-def script(name):
-    return str(Path(workflow.basedir) / "workflow" / "scripts" / name)
-
-
 def base_model_input():
     """The base model as a file dependency when it is built by a rule or a local folder."""
     base = config["model"]["base"]
