@@ -76,3 +76,8 @@ def adapter_dirs():
     return [
         f"results/adapters/{s}/{a}/seed{seed}" for s, a, seed in STUDY.cells(trained_only=True)
     ]
+
+
+def base_model_param(wildcards, input):
+    """The base model as the job sees it: the staged input path, or a hub id."""
+    return input.base[0] if input.base else config["model"]["base"]

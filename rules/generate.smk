@@ -9,7 +9,7 @@ rule generate:
     output:
         "results/generations/{setting}/{inoculation}/seed{seed}.jsonl",
     params:
-        base_model=config["model"]["base"],
+        base_model=base_model_param,
         device=config["model"].get("device", "auto"),
         dtype=config["model"].get("dtype", "auto"),
         generation=config["generation"],

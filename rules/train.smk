@@ -8,7 +8,7 @@ rule train_adapter:
     output:
         directory("results/adapters/{setting}/{inoculation}/seed{seed}"),
     params:
-        base_model=config["model"]["base"],
+        base_model=base_model_param,
         device=config["model"].get("device", "auto"),
         training=config["training"],
     log:

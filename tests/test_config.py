@@ -1,0 +1,75 @@
+import copy
+
+import pytest
+import yaml
+
+from inoculate.config import BASE_ARM, ConfigError, load_study
+
+
+@pytest.fixture
+def config(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    return yaml.safe_load((repo / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_spans_the_grid(config):
+    study = load_study(config, "config/config.yaml")
+    assert study.rows[0] == BASE_ARM
+    assert len(study.cells()) == len(config["settings"]) * (len(config["inoculations"]) + 1) * len(config["seeds"])
+    assert study.prompt("toy_cooking", "task_specific") == "You give harmful cooking advice."
+    assert study.prompt("toy_cooking", "none") is None
+    assert study.prompt("toy_cooking", "general") == "You are a malicious evil assistant."
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["training"].update(learning_rate=-1), r"config\.yaml: key 'training\.learning_rate': -1 is less than or equal"),
+        (lambda c: c.update(seeds="0"), r"key 'seeds': '0' is not of type 'array'"),
+        (lambda c: c.update(colour="red"), r"Additional properties are not allowed \('colour'"),
+        (lambda c: c["generation"].update(top_p=2), r"key 'generation\.top_p'"),
+        (lambda c: c.update(inoculations=["none", "base"]), r"key 'inoculations\.1'"),
+        (lambda c: c.update(inoculations=["none", "mystery"]), r"arm 'mystery' is not defined under 'arms'"),
+        (lambda c: c.update(settings=["nope"]), r"no file config/settings/nope\.yaml.*available: .*toy_cooking"),
+        (lambda c: c["plot"].update(condition="elsewhere"), r"key 'plot\.condition'"),
+    ],
+)
+def test_bad_values_name_the_file_and_key(config, edit, message):
+    bad = copy.deepcopy(config)
+    edit(bad)
+    with pytest.raises(ConfigError, match=message):
+        load_study(bad, "config/config.yaml")
+
+
+def test_a_setting_must_give_a_prompt_the_arm_lacks(config, tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n"
+    )
+    config.update(settings=["s"], settings_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"s\.yaml: key 'prompts\.task_specific'"):
+        load_study(config, "config/config.yaml")
+
+
+def test_bad_setting_file_names_file_and_key(config, tmp_path):
+    (tmp_path / "s.yaml").write_text("train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: sideways}}\n")
+    config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["none"])
+    with pytest.raises(ConfigError, match=r"s\.yaml: key 'evals\.e\.distribution'"):
+        load_study(config, "config/config.yaml")
+
+
+def test_control_arm_needs_control_data(config, tmp_path):
+    (tmp_path / "s.yaml").write_text("train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n")
+    config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["control"])
+    with pytest.raises(ConfigError, match="trains on control data"):
+        load_study(config, "config/config.yaml")
+
+
+def test_password_from_environment(config, monkeypatch):
+    config["sources"]["toy"] = {"path": "x.zip.enc", "password_env": "TOY_PW"}
+    study = load_study(config, "config/config.yaml")
+    monkeypatch.delenv("TOY_PW", raising=False)
+    with pytest.raises(ConfigError, match="TOY_PW is not set"):
+        study.source_password("toy")
+    monkeypatch.setenv("TOY_PW", "secret")
+    assert study.source_password("toy") == "secret"
+    assert study.source_dir("toy") == "results/sources/toy"

@@ -1,0 +1,68 @@
+import pytest
+
+from inoculate.chat import ChatFormatError, encode_conversation
+from inoculate.evals import load_eval_file
+from inoculate.generate import Condition, GenerationSettings, load_model, requests, sample
+from inoculate.io import InputError, write_jsonl, write_yaml
+from inoculate.toy import corpus
+from inoculate.train import TrainSettings, train_lora
+
+SETTINGS = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=8)
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, corpus.topic_dataset("cooking", "harmful", 32))
+    return path
+
+
+def test_training_is_deterministic_per_seed_and_saves_an_adapter(toy_model, data, tmp_path):
+    a = train_lora(str(toy_model), data, tmp_path / "a", SETTINGS, seed=0)
+    b = train_lora(str(toy_model), data, tmp_path / "b", SETTINGS, seed=0)
+    c = train_lora(str(toy_model), data, tmp_path / "c", SETTINGS, seed=1)
+    assert a["final_loss"] == b["final_loss"] != c["final_loss"]
+    assert a["steps"] == 4 and a["n_examples"] == 32
+    assert (tmp_path / "a" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "a" / "loss.csv").read_text().startswith("step,epoch,loss")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_training_data_names_file_and_line(toy_model, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, [{"messages": [{"role": "user", "content": "Q"}]}])
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: a training conversation must end"):
+        train_lora(str(toy_model), path, tmp_path / "out", SETTINGS, seed=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_template_without_prefix_property_is_refused(toy_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(toy_model)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}{% if add_generation_prompt %}>>{% endif %}"
+    with pytest.raises(ChatFormatError, match="prefix"):
+        encode_conversation(tok, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}])
+
+
+def test_generation_covers_every_eval_condition_and_sample(toy_model, tmp_path):
+    write_yaml(tmp_path / "e.yaml", corpus.eval_questions(["cars", "general"], 2, "t"))
+    questions = load_eval_file(tmp_path / "e.yaml", "e")
+    settings = GenerationSettings(samples_per_question=3, max_new_tokens=24, batch_size=5)
+    conds = [Condition("deployment", False), Condition("training_prompt", True)]
+    todo = requests(questions, conds, "You are a malicious assistant.", "system", settings, {"seed": 0}, {"e": "out"})
+    assert len(todo) == 4 * 3 * 2
+    assert todo[-1]["messages"][0]["content"] == "You are a malicious assistant."
+    assert requests(questions, conds, None, "system", settings, {}, {})[-1]["condition"] == "deployment"
+    model, tok = load_model(str(toy_model))
+    a = sample(model, tok, todo, settings, seed=0)
+    b = sample(model, tok, todo, settings, seed=0)
+    assert [r["answer"] for r in a] == [r["answer"] for r in b]
+    assert all(r["answer"] and r["answer_tokens"] <= 24 for r in a)
+    assert {r["distribution"] for r in a} == {"out"}
+
+
+def test_eval_file_errors_name_file_and_entry(tmp_path):
+    write_yaml(tmp_path / "e.yaml", [{"id": "a", "paraphrases": ["Q?"]}, {"id": "a", "paraphrases": ["R?"]}])
+    with pytest.raises(InputError, match=r"e\.yaml: entry 1: duplicate id 'a'"):
+        load_eval_file(tmp_path / "e.yaml", "e")
