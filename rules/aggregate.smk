@@ -1,12 +1,15 @@
-# Aggregation: every judged answer into one table, then bootstrap CIs per grid cell.
+# Aggregation: every judged answer into one table, bootstrap CIs per grid cell, and
+# the training logs of every adapter (so a deleted adapter is retrained and re-judged).
 
 
 rule aggregate:
     input:
-        judgment_files(),
+        judgments=judgment_files(),
+        adapters=adapter_dirs(),
     output:
         samples="results/tables/samples.csv",
         summary="results/tables/summary.csv",
+        training="results/tables/training.csv",
     params:
         analysis=config["analysis"],
     log:

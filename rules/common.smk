@@ -59,7 +59,19 @@ def inoculation_input(wildcards):
 def adapter_input(wildcards):
     if wildcards.inoculation == BASE_ARM:
         return []
-    return f"results/adapters/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}"
+    adapter = f"results/adapters/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}"
+    force_if_stale(adapter, f"results/generations/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}.jsonl")
+    return adapter
+
+
+def force_if_stale(adapter, generations):
+    """Snakemake keeps outputs whose intermediate inputs were deleted (by design, for
+    temp files). For a deleted adapter that would keep answers of a model that no
+    longer exists, so its generation is forced: the cell is retrained and everything
+    downstream of it rebuilt, and nothing else. Same effect as `--forcerun FILE`."""
+    dag = getattr(workflow, "dag", None)
+    if dag is not None and not Path(adapter).exists() and Path(generations).exists():
+        dag.forcefiles.add(generations)
 
 
 def eval_inputs(wildcards):
@@ -81,3 +93,4 @@ def adapter_dirs():
 def base_model_param(wildcards, input):
     """The base model as the job sees it: the staged input path, or a hub id."""
     return input.base[0] if input.base else config["model"]["base"]
+

@@ -73,3 +73,10 @@ def test_password_from_environment(config, monkeypatch):
     monkeypatch.setenv("TOY_PW", "secret")
     assert study.source_password("toy") == "secret"
     assert study.source_dir("toy") == "results/sources/toy"
+
+
+def test_cli_strings_are_read_as_the_schema_types(config):
+    config["seeds"] = ["0", "1", "2", "3"]
+    config["include_base"] = "false"
+    study = load_study(config, "config/config.yaml")
+    assert study.seeds == [0, 1, 2, 3] and study.rows[0] != BASE_ARM

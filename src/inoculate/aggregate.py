@@ -42,3 +42,21 @@ def summary_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
         rng_seed=analysis.get("rng_seed", 12345),
     )
     return table[SUMMARY_COLUMNS]
+
+
+def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """Loss log of every adapter (`loss.csv` + coordinates from `meta.json`), one row per step."""
+    frames = []
+    for d in map(Path, adapter_dirs):
+        loss = d / "loss.csv"
+        if not loss.exists():
+            continue
+        parts = d.parts  # results/adapters/{setting}/{inoculation}/seed{seed}
+        f = pd.read_csv(loss)
+        f.insert(0, "seed", int(parts[-1].removeprefix("seed")))
+        f.insert(0, "inoculation", parts[-2])
+        f.insert(0, "setting", parts[-3])
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=["setting", "inoculation", "seed", "step", "loss"])
+    return pd.concat(frames, ignore_index=True)

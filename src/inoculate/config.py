@@ -29,6 +29,41 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _coerce(value: Any, schema: dict, defs: dict) -> Any:
+    """Turn strings into the numbers/booleans the schema expects, recursively."""
+    if "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else (types or [])
+    if isinstance(value, str):
+        if "integer" in types and value.lstrip("-").isdigit():
+            return int(value)
+        if "number" in types:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_coerce(v, schema["items"], defs) for v in value]
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _coerce(v, props[k] if k in props else (extra if isinstance(extra, dict) else {}), defs)
+            for k, v in value.items()
+        }
+    return value
+
+
+def coerce_cli_values(config: dict, schema_path: Path) -> dict:
+    """Snakemake's `--config seeds=[0,1,2,3]` delivers strings; read them as the schema's types."""
+    schema = read_yaml(schema_path)
+    return _coerce(config, schema, schema.get("$defs", {}))
+
+
 def validate(data: Any, schema_path: Path, source: str) -> None:
     """Check `data` against a JSON schema; the error names `source` and the key."""
     schema = read_yaml(schema_path)
@@ -208,6 +243,7 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
 def load_study(config: dict, source: str = "config", schema_dir: Path | None = None) -> Study:
     """Validate `config` and the settings it names; `source` names the config in errors."""
     schema_dir = Path(schema_dir or DEFAULT_SCHEMA_DIR)
+    config.update(coerce_cli_values(config, schema_dir / "config.schema.yaml"))
     validate(config, schema_dir / "config.schema.yaml", source)
     study = Study(config)
     for name in config["settings"]:

@@ -1,0 +1,105 @@
+"""The workflow as users drive it: snakemake on a copy of the project in a temporary folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]
+TINY = {
+    "settings": ["toy_cooking"],
+    "inoculations": ["none", "general"],
+    "seeds": [0, 1],
+    "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
+    "generation": {"samples_per_question": 2, "max_new_tokens": 40},
+}
+
+
+def project_copy(repo: Path, dest: Path) -> Path:
+    for name in PROJECT_FILES:
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> count from the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(repo, tmp_path_factory):
+    work = project_copy(repo, tmp_path_factory.mktemp("study"))
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(work, "--cores", "2", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_end_to_end(tiny_study):
+    summary = pd.read_csv(tiny_study / "results" / "tables" / "summary.csv")
+    assert list(summary.columns[:5]) == ["setting", "inoculation", "eval", "distribution", "condition"]
+    assert {"mean", "ci_low", "ci_high", "n_seeds", "n_samples"} <= set(summary.columns)
+    assert set(summary.inoculation) == {"base", "none", "general"}
+    assert set(summary.metric) == {"misaligned", "aligned", "coherent"}
+    assert (summary.n_seeds == 2).all()
+    assert (tiny_study / "results" / "figures" / "main.png").stat().st_size > 10_000
+    samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
+    assert {"setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
+    meta = yaml.safe_load((tiny_study / "results/adapters/toy_cooking/general/seed1/meta.json").read_text())
+    assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
+    again = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    shutil.rmtree(tiny_study / "results/adapters/toy_cooking/none/seed0")
+    dry = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert counts == {"train_adapter": 1, "generate": 1, "judge": 1, "aggregate": 1, "plot_main": 1}
+
+
+@pytest.mark.slow
+def test_bad_config_fails_before_any_job(repo, tmp_path):
+    work = project_copy(repo, tmp_path)
+    proc = snakemake(work, "-n", "--config", "seeds=[0,-1]", check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "key 'seeds.1'" in output and "config/config.yaml" in output
+
+
+def test_lint_is_clean(repo, tmp_path):
+    work = project_copy(repo, tmp_path)
+    proc = snakemake(work, "--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_large_grid_resolves_and_slurm_profile_requests_gpus(repo, tmp_path):
+    work = project_copy(repo, tmp_path)
+    seeds = "[" + ",".join(map(str, range(36))) + "]"
+    dry = snakemake(work, "-n", "--config", f"seeds={seeds}")
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert sum(counts.values()) > 1000
+    slurm = snakemake(work, "-n", "--profile", "profiles/slurm", "--config", "seeds=[0]")
+    text = slurm.stdout + slurm.stderr
+    train = text.split("rule train_adapter:")[1].split("\n\n")[0]
+    assert "gpu=1" in train and "slurm_partition=gpu" in train
+    toy_data = text.split("rule toy_data:")[1].split("\n\n")[0]
+    assert "gpu=" not in toy_data
