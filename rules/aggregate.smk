@@ -15,7 +15,7 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     benchmark:
-        "benchmarks/rules/aggregate.tsv"
+        "results/benchmarks/aggregate.tsv"
     conda:
         "../envs/plot.yaml"
     script:

@@ -23,7 +23,7 @@ rule generate:
     log:
         "logs/generate/{setting}/{inoculation}/seed{seed}.log",
     benchmark:
-        "benchmarks/rules/generate/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/generate/{setting}/{inoculation}/seed{seed}.tsv"
     threads: 1
     resources:
         gpu=resource("generate", "gpu", 1),

@@ -11,7 +11,7 @@ rule toy_pretrain:
     log:
         "logs/toy/pretrain.log",
     benchmark:
-        "benchmarks/rules/toy_pretrain.tsv"
+        "results/benchmarks/toy_pretrain.tsv"
     threads: 2
     resources:
         mem_mb=growing("toy_pretrain", "mem_mb", 4000),

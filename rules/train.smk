@@ -14,7 +14,7 @@ rule train_adapter:
     log:
         "logs/train/{setting}/{inoculation}/seed{seed}.log",
     benchmark:
-        "benchmarks/rules/train/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/train/{setting}/{inoculation}/seed{seed}.tsv"
     threads: 1
     resources:
         gpu=resource("train", "gpu", 1),

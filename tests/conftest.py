@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]
+
+
+def project_copy(repo: Path, dest: Path) -> Path:
+    """The workflow files of the project, as a fresh clone has them, in `dest`."""
+    for name in PROJECT_FILES:
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the snakemake command line in `workdir`, as a user would."""
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import project_copy, snakemake
 
-PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]
 TINY = {
     "settings": ["toy_cooking"],
     "inoculations": ["none", "general"],
@@ -20,21 +17,6 @@ TINY = {
     "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
     "generation": {"samples_per_question": 2, "max_new_tokens": 40},
 }
-
-
-def project_copy(repo: Path, dest: Path) -> Path:
-    for name in PROJECT_FILES:
-        src = repo / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
 
 
 def job_counts(output: str) -> dict[str, int]:
