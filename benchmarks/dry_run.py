@@ -25,7 +25,7 @@ def dry_run(n_seeds: int) -> dict:
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     seconds = time.perf_counter() - start
-    jobs = int(re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)[1])
+    jobs = int(re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.MULTILINE)[1])
     return {"seeds": n_seeds, "jobs": jobs, "seconds": round(seconds, 2)}
 
 

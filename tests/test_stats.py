@@ -38,7 +38,7 @@ def test_seed_level_widens_the_interval_when_seeds_disagree():
     df = frame([0.05, 0.5, 0.95], n=200)
     samples_only = summarise(df, Criterion(), by=["cell"], levels=["sample"], n_boot=1000)
     hierarchical = summarise(df, Criterion(), by=["cell"], levels=["seed", "sample"], n_boot=1000)
-    width = lambda t: float((t.ci_high - t.ci_low)[t.metric == "misaligned"].iloc[0])  # noqa: E731
+    width = lambda t: float((t.ci_high - t.ci_low)[t.metric == "misaligned"].iloc[0])
     assert width(hierarchical) > 3 * width(samples_only)
 
 

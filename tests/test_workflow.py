@@ -22,7 +22,7 @@ TINY = {
 def job_counts(output: str) -> dict[str, int]:
     """Rule -> count from the 'Job stats' table of a dry run."""
     table = output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m[1] != "total"}
 
 
 @pytest.fixture(scope="module")

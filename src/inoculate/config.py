@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from inoculate.io import InputError, read_yaml
+from inoculate.io import read_yaml
 
 BASE_ARM = "base"
 ARCHIVE_SUFFIX = ".zip.enc"
@@ -260,7 +260,7 @@ def _check_references(study: Study, source: str) -> None:
                 f"{source}: key 'inoculations': arm {arm!r} is not defined under 'arms' "
                 f"(defined: {', '.join(config['arms'])})"
             )
-    for name, setting in study.settings.items():
+    for setting in study.settings.values():
         for arm in study.arms:
             spec = config["arms"][arm]
             if "prompt" not in spec and arm not in setting.prompts:

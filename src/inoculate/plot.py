@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 # Okabe-Ito palette, fixed per arm name so every figure agrees.
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
@@ -69,6 +69,7 @@ def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribu
     ax.set_ylabel("P(misaligned)")
     ax.set_xlabel("setting")
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title or f"{distribution}-of-distribution evals, condition: {condition}".replace("in-of-", "in-"), fontsize=10)
+    which = {"in": "in-distribution", "out": "out-of-distribution"}[distribution]
+    ax.set_title(title or f"{which} evals, condition: {condition}", fontsize=10)
     ax.legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig

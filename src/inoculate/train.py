@@ -6,6 +6,7 @@ through `peft`); it is deterministic for a given seed and data.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import math
@@ -198,8 +199,6 @@ def train_lora(
 
 
 def _write_loss_csv(path: Path, history: list[dict]) -> None:
-    import csv
-
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()

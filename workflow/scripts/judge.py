@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from inoculate.judging import judge_file
 from inoculate.jobs import job
+from inoculate.judging import judge_file
 
 with job(snakemake):
     judge_file(Path(snakemake.input[0]), Path(snakemake.output[0]), snakemake.params.judge)

@@ -34,6 +34,3 @@ class Judge(ABC):
     @abstractmethod
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         """One Judgment per item, in order."""
-
-    def describe(self) -> dict:
-        return {"backend": self.name}
