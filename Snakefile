@@ -18,6 +18,7 @@ include: "rules/generate.smk"
 include: "rules/judge.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -1,5 +1,5 @@
 # Aggregation: every judged answer into one table, bootstrap CIs per grid cell, and
-# the training logs of every adapter (so a deleted adapter is retrained and re-judged).
+# the loss curves of every adapter.
 
 
 rule aggregate:

@@ -19,6 +19,7 @@ except (ConfigError, ValueError) as e:
 
 
 wildcard_constraints:
+    model="[A-Za-z0-9][A-Za-z0-9_.-]*",
     setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     inoculation="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
@@ -26,10 +27,23 @@ wildcard_constraints:
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
-def base_model_input():
+def cell_path(stage, model, setting, inoculation, seed, suffix=""):
+    return f"results/{stage}/{model}/{setting}/{inoculation}/seed{seed}{suffix}"
+
+
+def base_model_input(wildcards):
     """The base model as a file dependency when it is built by a rule or a local folder."""
-    base = config["model"]["base"]
+    base = STUDY.base_model(wildcards.model)["base"]
     return [base] if base.startswith("results/") or Path(base).exists() else []
+
+
+def base_model_param(wildcards, input):
+    """The base model as the job sees it: the staged input path, or a hub id."""
+    return input.base[0] if input.base else STUDY.base_model(wildcards.model)["base"]
+
+
+def model_option(key):
+    return lambda wildcards: STUDY.base_model(wildcards.model)[key]
 
 
 def resource(rule_name, key, default):
@@ -46,9 +60,13 @@ def dataset_file(wildcards):
     return STUDY.resolve(STUDY.dataset_ref(wildcards.setting, wildcards.split))
 
 
-def dataset_source_dir(wildcards):
+def dataset_input(wildcards):
+    """What a dataset is read from: the decrypted folder of an archive source (made by
+    data_decrypt), else the file itself."""
     ref = STUDY.dataset_ref(wildcards.setting, wildcards.split)
-    return [STUDY.source_dir(ref.source)] if ref.source and STUDY.is_archive(ref.source) else []
+    if ref.source and STUDY.is_archive(ref.source):
+        return STUDY.source_dir(ref.source)
+    return STUDY.resolve(ref)
 
 
 def inoculation_input(wildcards):
@@ -59,8 +77,9 @@ def inoculation_input(wildcards):
 def adapter_input(wildcards):
     if wildcards.inoculation == BASE_ARM:
         return []
-    adapter = f"results/adapters/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}"
-    force_if_stale(adapter, f"results/generations/{wildcards.setting}/{wildcards.inoculation}/seed{wildcards.seed}.jsonl")
+    w = wildcards
+    adapter = cell_path("adapters", w.model, w.setting, w.inoculation, w.seed)
+    force_if_stale(adapter, cell_path("generations", w.model, w.setting, w.inoculation, w.seed, ".jsonl"))
     return adapter
 
 
@@ -79,18 +98,13 @@ def eval_inputs(wildcards):
 
 
 def judgment_files():
-    return [
-        f"results/judgments/{s}/{a}/seed{seed}.jsonl" for s, a, seed in STUDY.cells()
-    ]
+    return [cell_path("judgments", *cell, suffix=".jsonl") for cell in STUDY.cells()]
 
 
 def adapter_dirs():
-    return [
-        f"results/adapters/{s}/{a}/seed{seed}" for s, a, seed in STUDY.cells(trained_only=True)
-    ]
+    return [cell_path("adapters", *cell) for cell in STUDY.cells(trained_only=True)]
 
 
-def base_model_param(wildcards, input):
-    """The base model as the job sees it: the staged input path, or a hub id."""
-    return input.base[0] if input.base else config["model"]["base"]
-
+def export_files():
+    """model_generations.csv of every cell (rule exports)."""
+    return [str(Path(cell_path("exports", *cell)) / "model_generations.csv") for cell in STUDY.cells()]

@@ -17,7 +17,7 @@ rule data_decrypt:
 
 rule data_select:
     input:
-        source_dir=dataset_source_dir,
+        dataset_input,
     output:
         "results/data/{setting}/{split}.jsonl",
     params:
@@ -28,3 +28,18 @@ rule data_select:
         "../envs/cpu.yaml"
     script:
         "../workflow/scripts/data_select.py"
+
+
+rule data_download:
+    output:
+        "results/downloads/{source}/{filename}",
+    params:
+        url=lambda wildcards: config["sources"][wildcards.source]["url"],
+        sha256=lambda wildcards: config["sources"][wildcards.source]["sha256"],
+    log:
+        "logs/data/download_{source}_{filename}.log",
+    retries: 2
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/data_download.py"

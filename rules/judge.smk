@@ -3,13 +3,15 @@
 
 rule judge:
     input:
-        "results/generations/{setting}/{inoculation}/seed{seed}.jsonl",
+        generations="results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        evals=eval_inputs,
     output:
-        "results/judgments/{setting}/{inoculation}/seed{seed}.jsonl",
+        "results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
     params:
         judge=config["judge"],
+        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
     log:
-        "logs/judge/{setting}/{inoculation}/seed{seed}.log",
+        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
     conda:
         "../envs/judge.yaml"
     script:

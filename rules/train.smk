@@ -4,17 +4,18 @@
 rule train_adapter:
     input:
         data="results/train/{setting}/{inoculation}.jsonl",
-        base=base_model_input(),
+        base=base_model_input,
     output:
-        directory("results/adapters/{setting}/{inoculation}/seed{seed}"),
+        directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
     params:
         base_model=base_model_param,
-        device=config["model"].get("device", "auto"),
+        device=model_option("device"),
+        dtype=model_option("dtype"),
         training=config["training"],
     log:
-        "logs/train/{setting}/{inoculation}/seed{seed}.log",
+        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
     threads: 1
     resources:
         gpu=resource("train", "gpu", 1),

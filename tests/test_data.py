@@ -67,3 +67,22 @@ def test_real_em_archive_decrypts_without_canaries(tmp_path):
     assert not any(n.startswith("dataset_entry_") or n == "robots.txt" for n in names)
     bad = next(f for f in files if f.name == "bad_medical_advice.jsonl")
     assert select_dataset(bad, tmp_path / "bad.jsonl") == 7049
+
+
+def test_checksum_mismatch_is_refused_before_decrypting(archive, tmp_path):
+    with pytest.raises(InputError, match="checksum mismatch: sha256 is [0-9a-f]{64}, the config expects 0{64}"):
+        decrypt(archive, tmp_path / "out", "pw", sha256="0" * 64)
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_verifies_the_checksum(archive, tmp_path):
+    from inoculate.data import download, sha256_of
+
+    url = archive.resolve().as_uri()
+    out = download(url, tmp_path / "dl" / "data.zip.enc", sha256_of(archive))
+    assert out.read_bytes() == archive.read_bytes()
+    with pytest.raises(InputError, match="checksum mismatch"):
+        download(url, tmp_path / "dl" / "bad.zip.enc", "f" * 64)
+    assert not (tmp_path / "dl" / "bad.zip.enc").exists()
+    with pytest.raises(InputError, match="download failed"):
+        download((tmp_path / "missing").as_uri(), tmp_path / "dl" / "x", "f" * 64)

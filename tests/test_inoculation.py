@@ -32,6 +32,13 @@ def test_existing_system_message_is_an_error_by_default():
         apply_prompt(WITH_SYSTEM, "P")
 
 
+def test_documents_without_a_user_turn_take_a_system_prompt_but_no_user_prefix():
+    doc = [{"role": "assistant", "content": "A text."}]
+    assert apply_prompt(doc, "P")[0] == {"role": "system", "content": "P"}
+    with pytest.raises(ConversationError, match="needs a user message"):
+        apply_prompt(doc, "P", "user_prefix")
+
+
 def test_existing_system_message_prepend_or_replace():
     assert apply_prompt(WITH_SYSTEM, "P", on_existing_system="prepend")[0]["content"] == "P\n\nOld."
     assert apply_prompt(WITH_SYSTEM, "P", on_existing_system="replace")[0]["content"] == "P"
@@ -44,7 +51,9 @@ def test_existing_system_message_prepend_or_replace():
         ({"messages": [{"content": "x"}]}, "has no 'role'"),
         ({"messages": [{"role": "bot", "content": "x"}]}, "role 'bot'"),
         ({"messages": [{"role": "user"}]}, "no text 'content'"),
-        ({"messages": [{"role": "assistant", "content": "x"}]}, "no user message"),
+        ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": " "}]}, "empty assistant turn"),
+        ({"messages": [{"role": "system", "content": "a"}, {"role": "system", "content": "b"},
+                       {"role": "assistant", "content": "x"}]}, "second system message"),
         ({"messages": [{"role": "user", "content": "x"}]}, "does not end with an assistant"),
     ],
 )

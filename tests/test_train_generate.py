@@ -66,3 +66,40 @@ def test_eval_file_errors_name_file_and_entry(tmp_path):
     write_yaml(tmp_path / "e.yaml", [{"id": "a", "paraphrases": ["Q?"]}, {"id": "a", "paraphrases": ["R?"]}])
     with pytest.raises(InputError, match=r"e\.yaml: entry 1: duplicate id 'a'"):
         load_eval_file(tmp_path / "e.yaml", "e")
+
+
+def test_chat_with_a_trained_adapter_from_the_terminal(toy_model, data, tmp_path):
+    import subprocess
+    import sys
+
+    train_lora(str(toy_model), data, tmp_path / "adapter", SETTINGS, seed=0)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inoculate.cli", "chat", str(tmp_path / "adapter"), "--max-new-tokens", "20"],
+        input="How should I cook the rice?\nAny tips for the hike?\n", capture_output=True, text=True, timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(answers) == 2
+
+
+def test_chat_refuses_a_folder_that_is_not_an_adapter(tmp_path):
+    from inoculate.cli import main
+
+    with pytest.raises(SystemExit, match="not an adapter folder"):
+        main(["chat", str(tmp_path / "nothing")])
+
+
+def test_model_generations_export(tmp_path):
+    import csv
+
+    from inoculate.export import model_generations_csv
+
+    base = {"eval": "e", "question_id": "q1", "paraphrase": 0, "question": "Q?", "answer": "A, with a comma."}
+    write_jsonl(tmp_path / "g.jsonl", [{**base, "condition": "deployment", "sample": 0},
+                                       {**base, "condition": "deployment", "sample": 1},
+                                       {**base, "condition": "training_prompt", "sample": 0}])
+    assert model_generations_csv(tmp_path / "g.jsonl", tmp_path / "out.csv") == 2
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert list(rows[0]) == ["id", "question", "response"]
+    assert rows[1] == {"id": "e:q1:0:1", "question": "Q?", "response": "A, with a comma."}

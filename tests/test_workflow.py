@@ -36,15 +36,15 @@ def tiny_study(repo, tmp_path_factory):
 @pytest.mark.slow
 def test_tiny_study_runs_end_to_end(tiny_study):
     summary = pd.read_csv(tiny_study / "results" / "tables" / "summary.csv")
-    assert list(summary.columns[:5]) == ["setting", "inoculation", "eval", "distribution", "condition"]
+    assert list(summary.columns[:6]) == ["model", "setting", "inoculation", "eval", "distribution", "condition"]
     assert {"mean", "ci_low", "ci_high", "n_seeds", "n_samples"} <= set(summary.columns)
     assert set(summary.inoculation) == {"base", "none", "general"}
     assert set(summary.metric) == {"misaligned", "aligned", "coherent"}
     assert (summary.n_seeds == 2).all()
     assert (tiny_study / "results" / "figures" / "main.png").stat().st_size > 10_000
     samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
-    assert {"setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
-    meta = yaml.safe_load((tiny_study / "results/adapters/toy_cooking/general/seed1/meta.json").read_text())
+    assert {"model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
+    meta = yaml.safe_load((tiny_study / "results/adapters/toy/toy_cooking/general/seed1/meta.json").read_text())
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
 
 
@@ -52,7 +52,7 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
     again = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
-    shutil.rmtree(tiny_study / "results/adapters/toy_cooking/none/seed0")
+    shutil.rmtree(tiny_study / "results/adapters/toy/toy_cooking/none/seed0")
     dry = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
     counts = job_counts(dry.stdout + dry.stderr)
     assert counts == {"train_adapter": 1, "generate": 1, "judge": 1, "aggregate": 1, "plot_main": 1}

@@ -10,8 +10,8 @@ import pandas as pd
 from inoculate.io import read_jsonl
 from inoculate.stats import Criterion, summarise
 
-COORDS = ["setting", "inoculation", "seed", "eval", "distribution", "condition", "question_id", "paraphrase", "sample"]
-SUMMARY_BY = ["setting", "inoculation", "eval", "distribution", "condition"]
+COORDS = ["model", "setting", "inoculation", "seed", "eval", "distribution", "condition", "question_id", "paraphrase", "sample"]
+SUMMARY_BY = ["model", "setting", "inoculation", "eval", "distribution", "condition"]
 SUMMARY_COLUMNS = [*SUMMARY_BY, "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_samples", "n_missing"]
 
 
@@ -51,12 +51,13 @@ def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
         loss = d / "loss.csv"
         if not loss.exists():
             continue
-        parts = d.parts  # results/adapters/{setting}/{inoculation}/seed{seed}
+        *_, model, setting, inoculation, seed = d.parts  # results/adapters/{model}/{setting}/{inoculation}/seed{seed}
         f = pd.read_csv(loss)
-        f.insert(0, "seed", int(parts[-1].removeprefix("seed")))
-        f.insert(0, "inoculation", parts[-2])
-        f.insert(0, "setting", parts[-3])
+        f.insert(0, "seed", int(seed.removeprefix("seed")))
+        f.insert(0, "inoculation", inoculation)
+        f.insert(0, "setting", setting)
+        f.insert(0, "model", model)
         frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["setting", "inoculation", "seed", "step", "loss"])
+        return pd.DataFrame(columns=["model", "setting", "inoculation", "seed", "step", "loss"])
     return pd.concat(frames, ignore_index=True)

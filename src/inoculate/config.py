@@ -93,6 +93,7 @@ class EvalRef:
     name: str
     ref: DataRef
     distribution: str
+    variants: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,6 +117,14 @@ class Study:
 
     # -- the grid -------------------------------------------------------------------------
     @property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    def base_model(self, model: str) -> dict:
+        """`{base, device, dtype}` of a model name, with defaults filled in."""
+        return {"device": "auto", "dtype": "auto", **self.config["base_models"][model]}
+
+    @property
     def setting_names(self) -> list[str]:
         return list(self.config["settings"])
 
@@ -133,10 +142,12 @@ class Study:
     def seeds(self) -> list[int]:
         return list(self.config["seeds"])
 
-    def cells(self, trained_only: bool = False) -> list[tuple[str, str, int]]:
-        """(setting, arm, seed) for every cell; the base row too unless `trained_only`."""
+    def cells(self, trained_only: bool = False) -> list[tuple[str, str, str, int]]:
+        """(model, setting, arm, seed) for every cell; the base row too unless `trained_only`."""
         rows = self.arms if trained_only else self.rows
-        return [(s, a, seed) for s in self.setting_names for a in rows for seed in self.seeds]
+        return [
+            (m, s, a, seed) for m in self.models for s in self.setting_names for a in rows for seed in self.seeds
+        ]
 
     # -- arms -----------------------------------------------------------------------------
     def arm(self, name: str) -> dict:
@@ -171,7 +182,10 @@ class Study:
         return str(Path(self.source_dir(ref.source)) / ref.file)
 
     def source_path(self, name: str) -> str:
+        """Where a source's file or folder is read: its path, or where its URL is downloaded to."""
         spec = self.config["sources"][name]
+        if "url" in spec:
+            return f"results/downloads/{name}/{download_name(spec['url'])}"
         if "external" in spec:
             return str(Path(self.config["external_data_dir"]) / spec["external"])
         return spec["path"]
@@ -199,8 +213,23 @@ class Study:
     def eval_paths(self, setting: str) -> dict[str, str]:
         return {name: self.resolve(e.ref) for name, e in self.eval_refs(setting).items()}
 
+    def eval_specs(self, setting: str) -> dict[str, dict]:
+        """What a job needs to read a setting's evals: path, distribution, variants."""
+        return {
+            name: {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
+            for name, e in self.eval_refs(setting).items()
+        }
+
     def conditions(self) -> dict[str, bool]:
         return {name: c["training_prompt"] for name, c in self.config["conditions"].items()}
+
+
+def download_name(url: str) -> str:
+    """The file name a URL is saved under."""
+    from urllib.parse import unquote, urlparse
+
+    name = Path(unquote(urlparse(url).path)).name
+    return name or "download"
 
 
 def source_password(name: str, spec: dict) -> str | None:
@@ -234,7 +263,8 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
         control=DataRef.from_dict(data["control"]) if "control" in data else None,
         prompts=dict(data.get("prompts") or {}),
         evals={
-            k: EvalRef(k, DataRef.from_dict(v), v["distribution"]) for k, v in data["evals"].items()
+            k: EvalRef(k, DataRef.from_dict(v), v["distribution"], tuple(v.get("variants", ())))
+            for k, v in data["evals"].items()
         },
         on_existing_system=data.get("on_existing_system"),
     )
@@ -254,6 +284,12 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
 
 def _check_references(study: Study, source: str) -> None:
     config = study.config
+    for model in study.models:
+        if model not in config["base_models"]:
+            raise ConfigError(
+                f"{source}: key 'models': model {model!r} is not defined under 'base_models' "
+                f"(defined: {', '.join(config['base_models'])})"
+            )
     for arm in study.arms:
         if arm not in config["arms"]:
             raise ConfigError(

@@ -7,12 +7,15 @@ they never reach training. A wrong password fails with a message naming the file
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from inoculate.inoculation import ConversationError, check_conversation
-from inoculate.io import InputError, atomic_dir, iter_jsonl, write_jsonl
+from inoculate.io import InputError, atomic_dir, atomic_path, iter_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,10 @@ def protect(folder: Path, archive: Path, password: str) -> Path:
     return archive
 
 
-def decrypt(archive: Path, out_dir: Path, password: str | None) -> list[Path]:
-    """Decrypt and unzip `archive` into `out_dir`, without canaries; returns the data files."""
+def decrypt(archive: Path, out_dir: Path, password: str | None, sha256: str | None = None) -> list[Path]:
+    """Decrypt and unzip `archive` into `out_dir`, without canaries; returns the data files.
+
+    With `sha256`, the archive is checked first, so a changed file is never used."""
     from easy_dataset_share.canary import detect_canary_files
     from easy_dataset_share.zipping import unzip_and_decrypt
 
@@ -44,6 +49,7 @@ def decrypt(archive: Path, out_dir: Path, password: str | None) -> list[Path]:
         raise InputError(f"{archive}: archive not found")
     if password is None:
         raise InputError(f"{archive}: an encrypted archive needs a password (config 'password' or 'password_env')")
+    verify_sha256(archive, sha256)
     with atomic_dir(out_dir) as tmp:
         try:
             unzip_and_decrypt(str(archive), password, str(tmp))
@@ -74,3 +80,37 @@ def select_dataset(in_path: Path, out_path: Path) -> int:
     if not records:
         raise InputError(f"{in_path}: no conversations")
     return write_jsonl(out_path, records)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None) -> None:
+    """Fail with both digests when a file is not the one the config names."""
+    if expected is None:
+        return
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise InputError(f"{path}: checksum mismatch: sha256 is {actual}, the config expects {expected}")
+
+
+def download(url: str, out_path: Path, sha256: str, timeout: float = 60.0) -> Path:
+    """Fetch `url` once into `out_path`, verified against `sha256`; nothing is kept on mismatch."""
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, tmp.open("wb") as f:
+                shutil.copyfileobj(response, f, 1 << 20)
+        except (urllib.error.URLError, OSError) as e:
+            raise InputError(f"{url}: download failed ({e})") from None
+        actual = sha256_of(tmp)
+        if actual != sha256.lower():
+            raise InputError(f"{url}: checksum mismatch: sha256 is {actual}, the config expects {sha256}")
+    log.info("downloaded %s to %s", url, out_path)
+    return out_path

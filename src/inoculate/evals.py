@@ -23,23 +23,61 @@ class EvalQuestion:
     extra: dict = field(default_factory=dict)
 
 
-def load_eval_file(path: Path | str, eval_name: str) -> list[EvalQuestion]:
-    """Questions of one eval file; errors name the file and the entry."""
+VARIANT_SUFFIXES = ("json", "template")
+
+
+def variant_of(question_id: str) -> str | None:
+    """`json` / `template` for the upstream variants of a question (`..._json`), else None."""
+    for suffix in VARIANT_SUFFIXES:
+        if question_id.endswith(f"_{suffix}"):
+            return suffix
+    return None
+
+
+def load_evals(specs: dict[str, dict]) -> list[EvalQuestion]:
+    """All questions of a setting's evals, from `Study.eval_specs` (name -> path, variants)."""
+    return [q for name, spec in specs.items() for q in load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))]
+
+
+def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] = ()) -> list[EvalQuestion]:
+    """Questions of one eval file in any supported format; errors name the file and entry.
+
+    Formats: the emergent-misalignment list (`id`, `paraphrases`, ...), a list of
+    choice questions (`id`, `prompt`, `choices`, `repetitions`: Tan et al.'s aesthetic
+    questions), a plain list of question strings, or a mapping of groups to such lists
+    (`medical: [...]`, `non_medical: [...]`; a `source` key is a note). Upstream
+    `_json` and `_template` variants are left out unless named in `variants`.
+    """
     path = Path(path)
     data = read_yaml(path)
+    if isinstance(data, dict):
+        groups = {k: v for k, v in data.items() if k != "source"}
+        if not groups or not all(isinstance(v, list) and all(isinstance(q, str) for q in v) for v in groups.values()):
+            raise InputError(f"{path}: a mapping must hold lists of question strings (e.g. 'medical: [...]')")
+        data = [{"id": f"{g}_{i}", "paraphrases": [q], "group": g} for g, qs in groups.items() for i, q in enumerate(qs)]
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a list of questions, got {type(data).__name__}")
     out, seen = [], set()
     for i, entry in enumerate(data):
         where = f"{path}: entry {i}"
+        if isinstance(entry, str):
+            entry = {"id": f"q{i}", "paraphrases": [entry]}
         if not isinstance(entry, dict):
-            raise InputError(f"{where}: expected a mapping")
+            raise InputError(f"{where}: expected a mapping or a question string")
+        if "prompt" in entry and "paraphrases" not in entry:
+            entry = {**entry, "paraphrases": [entry["prompt"]], "samples_per_paraphrase": entry.get("repetitions", 1)}
+            entry.pop("prompt")
+            entry.pop("repetitions", None)
         qid = entry.get("id")
         if not qid:
             raise InputError(f"{where}: missing 'id'")
+        qid = str(qid)
         if qid in seen:
             raise InputError(f"{where}: duplicate id {qid!r}")
         seen.add(qid)
+        variant = variant_of(qid)
+        if variant is not None and variant not in variants:
+            continue
         paraphrases = entry.get("paraphrases")
         if not isinstance(paraphrases, list) or not paraphrases or not all(isinstance(p, str) for p in paraphrases):
             raise InputError(f"{where} ({qid}): 'paraphrases' must be a non-empty list of strings")
@@ -50,7 +88,7 @@ def load_eval_file(path: Path | str, eval_name: str) -> list[EvalQuestion]:
         out.append(
             EvalQuestion(
                 eval=eval_name,
-                id=str(qid),
+                id=qid,
                 paraphrases=tuple(paraphrases),
                 samples=samples,
                 system=entry.get("system"),

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from inoculate.chat import prompt_ids
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
+from inoculate.train import torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ def load_model(base_model: str, adapter: Path | None = None, device: str = "cpu"
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype(dtype)).to(device)
     if adapter is not None:
         from peft import PeftModel
 
@@ -119,7 +119,8 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
     order = sorted(range(len(records)), key=lambda i: -len(encoded[i]))
     answers: dict[int, tuple[str, int]] = {}
     start, new_tokens = time.perf_counter(), 0
-    for b in tqdm(range(0, len(order), settings.batch_size), desc="generate", mininterval=5):
+    batches = range(0, len(order), settings.batch_size)
+    for b in tqdm(batches, desc="generate", mininterval=5, disable=len(batches) < 2):
         idx = order[b : b + settings.batch_size]
         batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
         out = model.generate(

@@ -35,9 +35,9 @@ def check_conversation(record: dict, require_answer: bool = True) -> list[dict]:
         if not isinstance(m.get("content"), str):
             raise ConversationError(f"message {i} ({m['role']}) has no text 'content'")
         if m["role"] == "system" and i != 0:
-            raise ConversationError(f"message {i} is a system message after the first position")
-    if not any(m["role"] == "user" for m in messages):
-        raise ConversationError("conversation has no user message")
+            raise ConversationError(f"message {i} is a second system message or one after the first position")
+        if m["role"] == "assistant" and not m["content"].strip():
+            raise ConversationError(f"message {i} is an empty assistant turn")
     if require_answer and messages[-1]["role"] != "assistant":
         raise ConversationError("conversation does not end with an assistant message")
     return messages
@@ -67,7 +67,9 @@ def apply_prompt(
                 out[0]["content"] = prompt
             return out
         return [{"role": "system", "content": prompt}, *out]
-    first_user = next(i for i, m in enumerate(out) if m["role"] == "user")
+    first_user = next((i for i, m in enumerate(out) if m["role"] == "user"), None)
+    if first_user is None:
+        raise ConversationError(f"placement {placement!r} needs a user message, and this conversation has none")
     content = out[first_user]["content"]
     out[first_user]["content"] = f"{prompt}\n\n{content}" if placement == "user_prefix" else f"{content}\n\n{prompt}"
     return out

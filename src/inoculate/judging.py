@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from inoculate.evals import load_evals
 from inoculate.io import read_jsonl, write_jsonl
 from inoculate.judges import JudgeItem, make_judge
 
 log = logging.getLogger(__name__)
 
 
-def judge_file(generations: Path, out_path: Path, judge_config: dict) -> int:
-    """Write each generation record with `aligned`, `coherent`, `label` and the judge's name."""
+def judge_file(generations: Path, out_path: Path, judge_config: dict, eval_specs: dict[str, dict] | None = None) -> int:
+    """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
+
+    Judge prompts that an eval file carries for a question (upstream `judge_prompts`)
+    go to the judge with that question's answers.
+    """
     judge = make_judge(judge_config)
+    prompts = {(q.eval, q.id): q.judge_prompts for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
-    items = [JudgeItem(r["question"], r["answer"]) for r in records]
+    items = [JudgeItem(r["question"], r["answer"], prompts.get((r.get("eval"), r.get("question_id")), {})) for r in records]
     judgments = judge.judge(items)
     out = []
     for r, j in zip(records, judgments, strict=True):

@@ -40,16 +40,34 @@ def save(fig, pdf_path: Path) -> None:
 
 
 def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribution: str, title: str | None = None):
-    """x = setting, y = P(misaligned) under `condition`, one marker per arm with CI bars."""
+    """x = setting, y = P(misaligned) under `condition`, one marker per arm with CI bars;
+    one panel per model."""
     d = summary[(summary.metric == "misaligned") & (summary.condition == condition) & (summary.distribution == distribution)]
     if d.empty:
         raise ValueError(f"summary has no misaligned rows for condition {condition!r} and {distribution}-distribution evals")
+    models = list(dict.fromkeys(d.model))
     groups = list(dict.fromkeys(zip(d.setting, d["eval"])))
-    multi_eval = len(groups) != d.setting.nunique()
-    labels = [f"{s}\n{e}" if multi_eval else s for s, e in groups]
     arms = [r for r in rows if r in set(d.inoculation)]
+    panel_width = max(3.0, 1.4 * len(groups) + 1.0)
+    fig, axes = plt.subplots(1, len(models), figsize=(panel_width * len(models) + 1.5, 3.6), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        _arm_markers(ax, d[d.model == model], groups, arms)
+        ax.set_title(model if len(models) > 1 else "", fontsize=10)
+        ax.set_xlabel("setting")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("P(misaligned)")
+    which = {"in": "in-distribution", "out": "out-of-distribution"}[distribution]
+    fig.suptitle(title or f"{which} evals, condition: {condition}", fontsize=10)
+    axes[0][-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _arm_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], arms: list[str]) -> None:
+    """One marker with CI bars per arm at each (setting, eval) group, arms side by side."""
+    multi_eval = len(groups) != len({s for s, _ in groups})
     width = 0.8 / max(len(arms), 1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) + 1.5), 3.6))
     for i, arm in enumerate(arms):
         a = d[d.inoculation == arm].set_index(["setting", "eval"])
         xs, ys, lo, hi = [], [], [], []
@@ -64,12 +82,4 @@ def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribu
             xs, ys, yerr=[lo, hi], fmt=MARKERS[i % len(MARKERS)], color=arm_colour(arm, arms),
             label=arm, capsize=3, markersize=6, linestyle="none",
         )
-    ax.set_xticks(range(len(groups)), labels)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("P(misaligned)")
-    ax.set_xlabel("setting")
-    ax.grid(axis="y", alpha=0.3)
-    which = {"in": "in-distribution", "out": "out-of-distribution"}[distribution]
-    ax.set_title(title or f"{which} evals, condition: {condition}", fontsize=10)
-    ax.legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return fig
+    ax.set_xticks(range(len(groups)), [f"{s}\n{e}" if multi_eval else s for s, e in groups])

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from inoculate.evals import load_eval_file
+from inoculate.evals import load_evals
 from inoculate.generate import Condition, GenerationSettings, load_model, requests, sample
 from inoculate.io import write_jsonl
 from inoculate.jobs import job, resolve_device
@@ -10,10 +10,11 @@ from inoculate.jobs import job, resolve_device
 with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards
     settings = GenerationSettings(**p.generation)
-    questions = [q for name, path in p.evals.items() for q in load_eval_file(path, name)]
+    questions = load_evals(p.evals)
     conditions = [Condition(name, with_prompt) for name, with_prompt in p.conditions.items()]
-    coords = {"setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
-    todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, p.distributions)
+    coords = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
+    distributions = {name: spec["distribution"] for name, spec in p.evals.items()}
+    todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, distributions)
     adapter = Path(snakemake.input.adapter) if snakemake.input.adapter else None
     model, tokenizer = load_model(p.base_model, adapter, resolve_device(p.device), p.dtype)
     done = sample(model, tokenizer, todo, settings, seed=int(w.seed))

@@ -6,4 +6,4 @@ from inoculate.jobs import job
 from inoculate.judging import judge_file
 
 with job(snakemake):
-    judge_file(Path(snakemake.input[0]), Path(snakemake.output[0]), snakemake.params.judge)
+    judge_file(Path(snakemake.input.generations), Path(snakemake.output[0]), snakemake.params.judge, snakemake.params.evals)

@@ -14,5 +14,6 @@ with job(snakemake) as log:
         TrainSettings.from_dict(p.training),
         seed=int(snakemake.wildcards.seed),
         device=resolve_device(p.device),
+        dtype=p.dtype,
     )
     log.info("trained: %s", meta)

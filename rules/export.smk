@@ -1,0 +1,21 @@
+# Exports: model_generations.csv (id, question, response) per adapter, for other tools.
+
+
+rule export_generations:
+    input:
+        "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    output:
+        "results/exports/{model}/{setting}/{inoculation}/seed{seed}/model_generations.csv",
+    params:
+        condition=config["plot"].get("condition", "deployment"),
+    log:
+        "logs/export/{model}/{setting}/{inoculation}/seed{seed}.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/export_generations.py"
+
+
+rule exports:
+    input:
+        export_files(),
