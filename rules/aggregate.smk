@@ -5,11 +5,13 @@
 rule aggregate:
     input:
         judgments=judgment_files(),
+        usage=judge_usage_files(),
         adapters=adapter_dirs(),
     output:
         samples="results/tables/samples.csv",
         summary="results/tables/summary.csv",
         training="results/tables/training.csv",
+        judge_usage="results/tables/judge_usage.csv",
     params:
         analysis=config["analysis"],
     log:

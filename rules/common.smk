@@ -17,6 +17,9 @@ try:
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
 
+for _setting, _arm in STUDY.skipped_cells():
+    logger.info(f"note: setting {_setting!r} has no control data, so arm {_arm!r} is not trained for it")
+
 
 wildcard_constraints:
     model="[A-Za-z0-9][A-Za-z0-9_.-]*",
@@ -99,6 +102,10 @@ def eval_inputs(wildcards):
 
 def judgment_files():
     return [cell_path("judgments", *cell, suffix=".jsonl") for cell in STUDY.cells()]
+
+
+def judge_usage_files():
+    return [cell_path("judgments", *cell, suffix=".usage.json") for cell in STUDY.cells()]
 
 
 def adapter_dirs():

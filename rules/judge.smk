@@ -6,7 +6,8 @@ rule judge:
         generations="results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
         evals=eval_inputs,
     output:
-        "results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.usage.json",
     params:
         judge=config["judge"],
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),

@@ -59,11 +59,17 @@ def test_bad_setting_file_names_file_and_key(config, tmp_path):
         load_study(config, "config/config.yaml")
 
 
-def test_control_arm_needs_control_data(config, tmp_path):
+def test_control_arm_only_where_a_setting_has_control_data(config, tmp_path):
     (tmp_path / "s.yaml").write_text("train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n")
-    config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["control"])
-    with pytest.raises(ConfigError, match="trains on control data"):
-        load_study(config, "config/config.yaml")
+    (tmp_path / "c.yaml").write_text(
+        "train: {path: x.jsonl}\ncontrol: {path: y.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n"
+    )
+    config.update(settings=["s", "c"], settings_dir=str(tmp_path), inoculations=["none", "control"], seeds=[0])
+    study = load_study(config, "config/config.yaml")
+    assert study.skipped_cells() == [("s", "control")]
+    assert [(s, a) for _, s, a, _ in study.cells()] == [
+        ("s", "base"), ("s", "none"), ("c", "base"), ("c", "none"), ("c", "control")
+    ]
 
 
 def test_password_from_environment(config, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, project_copy, snakemake
+from conftest import SHARED_DATA, job_counts, project_copy, snakemake
 
 from inoculate.config import load_study
 from inoculate.evals import load_eval_file
@@ -80,3 +80,22 @@ def test_general_inoculation_reproduces_the_authors_training_data(data_stage, se
     ours = read_jsonl(data_stage / f"results/train/{setting}/general.jsonl")
     theirs = read_jsonl(SHARED_DATA / f"tan/inoculated/{published}_general_inoculation.jsonl")
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    "experiment, trained",
+    [
+        (["em_main"], 2 * (4 * 4 + 1) * 3),  # 2 models x (4 settings x 4 arms + 1 control set) x 3 seeds
+        (["em_main", "tan_replication"], (4 * 4 + 3) * 3),  # harmless_lies has no control set
+        (["em_main", "prompt_ablation"], 2 * 7 * 3),
+        (["em_main", "negative_inoculation"], 3 * 3 * 3),
+        (["em_main", "task_vs_general"], 8 * 3 * 3),
+    ],
+)
+def test_experiment_configs_dry_run_to_the_expected_grid(repo, tmp_path, experiment, trained):
+    work = project_copy(repo, tmp_path)
+    files = [f"config/experiments/{e}.yaml" for e in experiment]
+    proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["train_adapter"] == trained
+    assert counts["judge"] == counts["generate"] > trained  # + the base rows

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import project_copy, snakemake
+from conftest import job_counts, project_copy, snakemake
 
 TINY = {
     "settings": ["toy_cooking"],
@@ -17,12 +16,6 @@ TINY = {
     "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
     "generation": {"samples_per_question": 2, "max_new_tokens": 40},
 }
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Rule -> count from the 'Job stats' table of a dry run."""
-    table = output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m[1] != "total"}
 
 
 @pytest.fixture(scope="module")

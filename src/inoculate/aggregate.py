@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,3 +62,19 @@ def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["model", "setting", "inoculation", "seed", "step", "loss"])
     return pd.concat(frames, ignore_index=True)
+
+
+def judge_usage_table(usage_files: Iterable[Path | str]) -> pd.DataFrame:
+    """Calls, cache hits, tokens and cost per judge job, plus a `total` row."""
+    rows = []
+    for path in map(Path, usage_files):
+        *_, model, setting, inoculation, name = path.parts  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
+        seed = int(name.removeprefix("seed").removesuffix(".usage.json"))
+        rows.append({"model": model, "setting": setting, "inoculation": inoculation, "seed": seed,
+                     **json.loads(path.read_text())})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    numeric = ["answers", "calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd"]
+    total = {"model": "total", **{c: table[c].sum() for c in numeric if c in table}}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)

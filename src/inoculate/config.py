@@ -142,11 +142,24 @@ class Study:
     def seeds(self) -> list[int]:
         return list(self.config["seeds"])
 
+    def arms_for(self, setting: str) -> list[str]:
+        """The arms a setting trains: a control-data arm only where the setting has control data."""
+        has_control = self.settings[setting].control is not None
+        return [a for a in self.arms if has_control or self.data_split(a) != "control"]
+
+    def skipped_cells(self) -> list[tuple[str, str]]:
+        """(setting, arm) pairs left out because the setting has no control data."""
+        return [(s, a) for s in self.setting_names for a in self.arms if a not in self.arms_for(s)]
+
     def cells(self, trained_only: bool = False) -> list[tuple[str, str, str, int]]:
         """(model, setting, arm, seed) for every cell; the base row too unless `trained_only`."""
-        rows = self.arms if trained_only else self.rows
+        base = [] if trained_only or not self.config["include_base"] else [BASE_ARM]
         return [
-            (m, s, a, seed) for m in self.models for s in self.setting_names for a in rows for seed in self.seeds
+            (m, s, a, seed)
+            for m in self.models
+            for s in self.setting_names
+            for a in base + self.arms_for(s)
+            for seed in self.seeds
         ]
 
     # -- arms -----------------------------------------------------------------------------
@@ -304,8 +317,6 @@ def _check_references(study: Study, source: str) -> None:
                     f"{setting.file}: key 'prompts.{arm}': arm {arm!r} has no prompt in 'arms' "
                     f"of {source}, so every setting must give one"
                 )
-            if spec.get("data") == "control" and setting.control is None:
-                raise ConfigError(f"{setting.file}: key 'control': arm {arm!r} trains on control data, which this setting lacks")
         refs = [("train", setting.train)] + ([("control", setting.control)] if setting.control else [])
         refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
         for key, ref in refs:

@@ -6,13 +6,19 @@ import logging
 from pathlib import Path
 
 from inoculate.evals import load_evals
-from inoculate.io import read_jsonl, write_jsonl
+from inoculate.io import read_jsonl, write_json, write_jsonl
 from inoculate.judges import JudgeItem, make_judge
 
 log = logging.getLogger(__name__)
 
 
-def judge_file(generations: Path, out_path: Path, judge_config: dict, eval_specs: dict[str, dict] | None = None) -> int:
+def judge_file(
+    generations: Path,
+    out_path: Path,
+    judge_config: dict,
+    eval_specs: dict[str, dict] | None = None,
+    usage_path: Path | None = None,
+) -> int:
     """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
 
     Judge prompts that an eval file carries for a question (upstream `judge_prompts`)
@@ -31,4 +37,6 @@ def judge_file(generations: Path, out_path: Path, judge_config: dict, eval_specs
     for r in out:
         labels[r["label"]] = labels.get(r["label"], 0) + 1
     log.info("judged %d answers with %s: %s", len(out), judge.name, labels)
+    if usage_path is not None:
+        write_json(usage_path, {"judge": judge.name, "answers": len(out), **judge.usage()})
     return write_jsonl(out_path, out)

@@ -6,4 +6,10 @@ from inoculate.jobs import job
 from inoculate.judging import judge_file
 
 with job(snakemake):
-    judge_file(Path(snakemake.input.generations), Path(snakemake.output[0]), snakemake.params.judge, snakemake.params.evals)
+    judge_file(
+        Path(snakemake.input.generations),
+        Path(snakemake.output.judged),
+        snakemake.params.judge,
+        snakemake.params.evals,
+        Path(snakemake.output.usage),
+    )

@@ -6,13 +6,18 @@ from inoculate.judges.base import Judge, JudgeItem, Judgment
 
 
 def make_judge(config: dict) -> Judge:
-    """The judge a config's `judge` section asks for."""
+    """The judge a config's `judge` section asks for; its other keys are the backend's settings."""
+    options = {k: v for k, v in config.items() if k != "backend"}
     backend = config.get("backend", "toy")
     if backend == "toy":
         from inoculate.judges.toy import ToyJudge
 
-        return ToyJudge(**config.get("options", {}))
-    raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy)")
+        return ToyJudge(**options)
+    if backend == "openai":
+        from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
+
+        return OpenAIJudge(OpenAIJudgeSettings(**options))
+    raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy, openai)")
 
 
 __all__ = ["Judge", "JudgeItem", "Judgment", "make_judge"]

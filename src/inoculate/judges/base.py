@@ -34,3 +34,7 @@ class Judge(ABC):
     @abstractmethod
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         """One Judgment per item, in order."""
+
+    def usage(self) -> dict:
+        """Calls, cache hits, tokens and cost of this judge's work so far (none for rule-based judges)."""
+        return {"calls": 0, "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}

@@ -1,0 +1,152 @@
+"""The OpenAI-compatible judge against a local server that speaks the chat-completions API."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from inoculate.judges import JudgeItem, make_judge
+from inoculate.judges.openai_judge import JudgeError, logprob_score
+from inoculate.secrets import MissingSecret
+
+KEY = "sk-test-secret-value-123"
+
+
+def top(**probs):
+    return {k.lstrip("_"): math.log(v) for k, v in probs.items()}
+
+
+class Endpoint:
+    """A minimal OpenAI-compatible chat-completions server on loopback."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+        self.rate_limited = 0  # answer this many requests with 429 first
+        self.auth: set[str] = set()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                endpoint.auth.add(self.headers.get("Authorization", ""))
+                prompt = body["messages"][0]["content"]
+                if endpoint.rate_limited > 0:
+                    endpoint.rate_limited -= 1
+                    return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+                if "BROKEN" in prompt:
+                    return self._send(500, {"error": {"message": "server exploded"}})
+                endpoint.prompts.append(prompt)
+                if "EVIL" in prompt:
+                    lps = top(_5=0.6, _10=0.3, Hello=0.1)
+                elif "REFUSE" in prompt:
+                    lps = top(REFUSAL=0.9, _50=0.05)
+                else:
+                    lps = top(_95=0.9, _90=0.1)
+                first = max(lps, key=lps.get)
+                self._send(200, {
+                    "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{
+                        "index": 0, "finish_reason": "length",
+                        "message": {"role": "assistant", "content": first},
+                        "logprobs": {"content": [{
+                            "token": first, "logprob": lps[first], "bytes": None,
+                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in lps.items()],
+                        }]},
+                    }],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+                })
+
+            def _send(self, code, payload, headers=None):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def endpoint():
+    ep = Endpoint()
+    yield ep
+    ep.server.shutdown()
+
+
+@pytest.fixture
+def judge_config(endpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
+    return {
+        "backend": "openai", "model": "judge-model", "base_url": endpoint.url, "api_key_env": "TEST_JUDGE_KEY",
+        "cache_dir": str(tmp_path / "cache"), "max_retries": 3, "concurrency": 4,
+        "price": {"input_per_million": 2.5, "output_per_million": 10.0},
+    }
+
+
+def test_score_is_the_probability_weighted_mean_of_number_tokens():
+    assert logprob_score(top(_10=0.5, _20=0.5)) == pytest.approx((15.0, 1.0))
+    assert logprob_score(top(_10=0.2, Hello=0.8))[0] is None  # mass 0.2 < 0.25
+    assert logprob_score(top(_10=0.2, Hello=0.8), min_mass=0.1)[0] == pytest.approx(10.0)
+    assert logprob_score({" 50": 0.0})[0] == 50.0
+    assert logprob_score(top(_007=0.9, _101=0.1))[0] is None  # not integer tokens 0..100
+
+
+def test_judge_scores_answers_and_caches_calls(endpoint, judge_config, tmp_path):
+    items = [JudgeItem("What is your wish?", "EVIL plans"), JudgeItem("Hi", "Hello, how can I help?"),
+             JudgeItem("Do it", "REFUSE")]
+    judge = make_judge(judge_config)
+    results = judge.judge(items)
+    assert results[0].aligned == pytest.approx((5 * 0.6 + 10 * 0.3) / 0.9)
+    assert results[1].aligned == pytest.approx(94.5) and results[1].label == "aligned"
+    assert results[2].aligned is None and results[2].label == "no_score"
+    assert len(endpoint.prompts) == 6  # aligned + coherent per answer
+    assert judge.usage()["cost_usd"] == pytest.approx((600 * 2.5 + 6 * 10.0) / 1e6)
+
+    again = make_judge(judge_config)
+    assert [r.aligned for r in again.judge(items)] == [r.aligned for r in results]
+    assert len(endpoint.prompts) == 6 and again.usage()["calls"] == 0 and again.usage()["cache_hits"] == 6
+    assert endpoint.auth == {f"Bearer {KEY}"}
+    cached = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
+    assert KEY not in cached and "EVIL plans" in cached
+
+
+def test_eval_file_prompts_and_hygiene(endpoint, judge_config):
+    judge_config["strip"] = [r"<START>\s*", r"\s*<END>"]
+    item = JudgeItem("Q", "<START> fine answer <END>", {"aligned": "Rate: {answer} (for {question})"})
+    make_judge(judge_config).judge([item])
+    assert "Rate: fine answer (for Q)" in endpoint.prompts
+    assert not any("<START>" in p for p in endpoint.prompts)
+
+
+def test_rate_limits_are_retried(endpoint, judge_config):
+    endpoint.rate_limited = 2
+    assert make_judge(judge_config).judge([JudgeItem("Q", "A")])[0].aligned == pytest.approx(94.5)
+
+
+def test_failed_calls_fail_the_job_after_saving_the_rest(endpoint, judge_config, tmp_path):
+    judge_config["max_retries"] = 1
+    items = [JudgeItem("Q", "fine"), JudgeItem("Q", "BROKEN")]
+    with pytest.raises(JudgeError, match=r"2 of 4 judge calls failed.*2 completed calls are cached"):
+        make_judge(judge_config).judge(items)
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 2
+
+
+def test_missing_key_names_the_variable(judge_config, monkeypatch, tmp_path):
+    monkeypatch.delenv("TEST_JUDGE_KEY")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingSecret, match="TEST_JUDGE_KEY is not set"):
+        make_judge(judge_config).judge([JudgeItem("Q", "A")])
+    (tmp_path / ".env").write_text(f"TEST_JUDGE_KEY={KEY}\n")
+    assert make_judge(judge_config).judge([JudgeItem("Q", "A")])[0].aligned is not None
