@@ -11,6 +11,13 @@ rule judge:
     params:
         judge=config["judge"],
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
+        spend_file=lambda wildcards: str(
+            Path(config["judge"].get("spend_dir", "results/judge_spend"))
+            / wildcards.model
+            / wildcards.setting
+            / wildcards.inoculation
+            / f"seed{wildcards.seed}.json"
+        ),
     log:
         "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
     conda:

@@ -150,3 +150,26 @@ def test_missing_key_names_the_variable(judge_config, monkeypatch, tmp_path):
         make_judge(judge_config).judge([JudgeItem("Q", "A")])
     (tmp_path / ".env").write_text(f"TEST_JUDGE_KEY={KEY}\n")
     assert make_judge(judge_config).judge([JudgeItem("Q", "A")])[0].aligned is not None
+
+
+def test_budget_stops_the_study_before_it_spends_past_it(endpoint, judge_config, tmp_path):
+    spend = tmp_path / "spend"
+    # another job of the study already spent almost everything
+    (spend / "m" / "s").mkdir(parents=True)
+    (spend / "m" / "s" / "seed0.json").write_text(json.dumps({"cost_usd": 0.0009}))
+    judge_config.update(budget_usd=0.001, spend_dir=str(spend), concurrency=1)
+    judge = make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json"))
+    items = [JudgeItem("Q", f"answer {i}") for i in range(5)]
+    with pytest.raises(JudgeError, match=r"judge budget of \$0.0010 reached"):
+        judge.judge(items)
+    # a call costs $0.00026 here: none fits under what is left of the budget
+    assert len(endpoint.prompts) == 0
+    judge_config["budget_usd"] = 0.0021
+    with pytest.raises(JudgeError, match="budget"):
+        make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json")).judge(items)
+    spent = json.loads((spend / "m" / "s" / "seed1.json").read_text())
+    assert 0 < spent["calls"] == len(endpoint.prompts) < 10  # some calls fit, then it stopped
+    assert 0.0009 + spent["cost_usd"] <= 0.0021  # and the study never passed its budget
+    # cached calls stay free: the same question again costs nothing and passes
+    judge_config["budget_usd"] = 1.0
+    assert make_judge(judge_config).judge(items[:1])  # only aligned was cached; coherent is new

@@ -103,3 +103,11 @@ def test_model_generations_export(tmp_path):
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert list(rows[0]) == ["id", "question", "response"]
     assert rows[1] == {"id": "e:q1:0:1", "question": "Q?", "response": "A, with a comma."}
+
+
+def test_unloadable_model_says_what_to_set(tmp_path, monkeypatch):
+    from inoculate.models import ModelLoadError, load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=r"Set base_models\.<name>\.base to a local folder"):
+        load_tokenizer(str(tmp_path / "no-such-model"))

@@ -17,7 +17,6 @@ from tqdm import tqdm
 from inoculate.chat import prompt_ids
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
-from inoculate.train import torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +83,13 @@ def requests(
 
 def load_model(base_model: str, adapter: Path | None = None, device: str = "cpu", dtype: str = "auto"):
     """Base model (and merged LoRA adapter) plus its tokenizer, ready for left-padded batches."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from inoculate.models import load_causal_lm, load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = load_tokenizer(base_model)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype(dtype)).to(device)
+    model = load_causal_lm(base_model, dtype).to(device)
     if adapter is not None:
         from peft import PeftModel
 

@@ -18,13 +18,14 @@ def judge_file(
     judge_config: dict,
     eval_specs: dict[str, dict] | None = None,
     usage_path: Path | None = None,
+    spend_file: Path | None = None,
 ) -> int:
     """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
 
     Judge prompts that an eval file carries for a question (upstream `judge_prompts`)
     go to the judge with that question's answers.
     """
-    judge = make_judge(judge_config)
+    judge = make_judge(judge_config, str(spend_file) if spend_file else None)
     prompts = {(q.eval, q.id): q.judge_prompts for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
     items = [JudgeItem(r["question"], r["answer"], prompts.get((r.get("eval"), r.get("question_id")), {})) for r in records]

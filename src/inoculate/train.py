@@ -51,11 +51,6 @@ class TrainSettings:
         return cls(lora=lora, **d)
 
 
-def torch_dtype(name: str):
-    """Config dtype names to what `from_pretrained(dtype=...)` takes."""
-    return {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[name]
-
-
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -156,13 +151,14 @@ def train_lora(
 ) -> dict:
     """Train a LoRA adapter on `data_path` and save it to `out_dir` with its loss log and metadata."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inoculate.models import load_causal_lm, load_tokenizer
 
     start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = load_tokenizer(base_model)
     examples = load_training_examples(data_path, tokenizer, settings.max_length)
     set_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype(dtype)).to(device)
+    model = load_causal_lm(base_model, dtype).to(device)
     lora = settings.lora
     model = get_peft_model(
         model,

@@ -12,4 +12,5 @@ with job(snakemake):
         snakemake.params.judge,
         snakemake.params.evals,
         Path(snakemake.output.usage),
+        Path(snakemake.params.spend_file),
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from inoculate.judges.base import Judge, JudgeItem, Judgment
 
 
-def make_judge(config: dict) -> Judge:
-    """The judge a config's `judge` section asks for; its other keys are the backend's settings."""
+def make_judge(config: dict, spend_file: str | None = None) -> Judge:
+    """The judge a config's `judge` section asks for; its other keys are the backend's settings.
+
+    `spend_file` is where a paying backend records this job's spend for the study's budget."""
     options = {k: v for k, v in config.items() if k != "backend"}
     backend = config.get("backend", "toy")
     if backend == "toy":
@@ -16,7 +18,7 @@ def make_judge(config: dict) -> Judge:
     if backend == "openai":
         from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
 
-        return OpenAIJudge(OpenAIJudgeSettings(**options))
+        return OpenAIJudge(OpenAIJudgeSettings(**options, spend_file=spend_file))
     raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy, openai)")
 
 

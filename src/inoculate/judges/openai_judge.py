@@ -12,10 +12,12 @@ audit. Calls are cached by content hash, run concurrently, and retried by the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from inoculate.judges.base import Judge, JudgeItem, Judgment
 from inoculate.judges.cache import JudgeCache, cache_key
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 
 class JudgeError(RuntimeError):
     """Judge calls that still failed after retries; completed calls are already cached."""
+
+
+class BudgetExceeded(JudgeError):
+    """The study's judge spend reached `judge.budget_usd`; no further call is made."""
 
 
 def logprob_score(top_logprobs: dict[str, float], min_mass: float = 0.25) -> tuple[float | None, float]:
@@ -68,6 +74,9 @@ class OpenAIJudgeSettings:
     cache_dir: str = "results/judge_cache"
     strip: list[str] = field(default_factory=list)
     price: dict[str, float] = field(default_factory=dict)  # USD per million input / output tokens
+    budget_usd: float | None = None  # stop the study's judging before its spend passes this
+    spend_dir: str = "results/judge_spend"  # one spend file per job, summed for the budget
+    spend_file: str | None = None  # this job's file under spend_dir (set by the judge stage)
 
 
 class OpenAIJudge(Judge):
@@ -79,6 +88,8 @@ class OpenAIJudge(Judge):
         self._client = client
         self.tokens_in = self.tokens_out = 0
         self.calls = 0
+        self._spent_elsewhere = 0.0
+        self._max_call_cost = 0.0
 
     # -- one call -----------------------------------------------------------------------
     def _payload(self, prompt: str) -> dict:
@@ -99,6 +110,7 @@ class OpenAIJudge(Judge):
         if cached is not None:
             return cached
         async with semaphore:
+            self._check_budget(prompt)
             response = await client.chat.completions.create(
                 model=s.model,
                 messages=[{"role": "user", "content": prompt}],
@@ -137,7 +149,56 @@ class OpenAIJudge(Judge):
         self.calls += 1
         self.tokens_in += result["tokens_in"]
         self.tokens_out += result["tokens_out"]
+        self._max_call_cost = max(self._max_call_cost, self._cost(result["tokens_in"], result["tokens_out"]))
+        if self.calls % 50 == 0:
+            self._record_spend()
         return result
+
+    # -- spend and budget ---------------------------------------------------------------
+    def _cost(self, tokens_in: int, tokens_out: int) -> float:
+        price = self.settings.price
+        return (tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)) / 1e6
+
+    def _spend_files(self) -> list[Path]:
+        return sorted(Path(self.settings.spend_dir).rglob("*.json"))
+
+    def _record_spend(self) -> None:
+        """Write this job's spend so far (kept when the job fails, unlike its outputs)."""
+        if self.settings.spend_file is None:
+            return
+        from inoculate.io import write_json
+
+        write_json(self.settings.spend_file, self.usage())
+
+    def _load_spend_elsewhere(self) -> None:
+        """The study's spend in other jobs' spend files, read once at the start of this job."""
+        own = Path(self.settings.spend_file).resolve() if self.settings.spend_file else None
+        total = 0.0
+        for path in self._spend_files():
+            if path.resolve() == own:
+                continue
+            try:
+                total += float(json.loads(path.read_text()).get("cost_usd", 0.0))
+            except (ValueError, OSError):
+                continue
+        self._spent_elsewhere = total
+
+    def _check_budget(self, prompt: str) -> None:
+        """Refuse a call that could take the study past its budget.
+
+        A call's cost is estimated before it is made (about 3 characters a token, or
+        the dearest call seen so far), so the budget is not passed by one call; jobs
+        running side by side can each make their in-flight calls."""
+        budget = self.settings.budget_usd
+        if budget is None:
+            return
+        estimate = max(self._cost(len(prompt) // 3, 1), self._max_call_cost)
+        projected = self._spent_elsewhere + self.cost_usd + estimate
+        if projected > budget:
+            raise BudgetExceeded(
+                f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent "
+                f"by this study so far; raise judge.budget_usd to go on (cached calls stay free)"
+            )
 
     def _make_client(self):
         if self._client is not None:
@@ -153,6 +214,7 @@ class OpenAIJudge(Judge):
 
     # -- many items ---------------------------------------------------------------------
     async def _judge_all(self, prompts: list[str]) -> list[dict | BaseException]:
+        self._load_spend_elsewhere()
         client = self._make_client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
         return await asyncio.gather(*(self._call(client, p, semaphore) for p in prompts), return_exceptions=True)
@@ -168,12 +230,18 @@ class OpenAIJudge(Judge):
                 if template is None:
                     raise JudgeError(f"no judge prompt for metric {metric!r}: add judge.prompts.{metric} to the config")
                 prompts.append(render(template, question, answer))
-        results = asyncio.run(self._judge_all(prompts))
+        try:
+            results = asyncio.run(self._judge_all(prompts))
+        finally:
+            self._record_spend()
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info(
             "judge %s: %d calls made, %d cache hits, %d failed; tokens in %d out %d; cost $%.4f",
             s.model, self.calls, self.cache.hits, len(failures), self.tokens_in, self.tokens_out, self.cost_usd,
         )
+        budget = [f for f in failures if isinstance(f, BudgetExceeded)]
+        if budget:
+            raise BudgetExceeded(f"{budget[0]}; {len(results) - len(failures)} calls of this job are cached")
         if failures:
             raise JudgeError(
                 f"{len(failures)} of {len(results)} judge calls failed after {s.max_retries} retries "
@@ -183,15 +251,20 @@ class OpenAIJudge(Judge):
         out = []
         n = len(s.metrics)
         for i in range(len(items)):
-            scores = {m: results[i * n + j]["score"] for j, m in enumerate(s.metrics)}
+            calls = {m: results[i * n + j] for j, m in enumerate(s.metrics)}
+            scores = {m: c["score"] for m, c in calls.items()}
             aligned, coherent = scores.get("aligned"), scores.get("coherent")
-            out.append(Judgment(aligned, coherent, _label(aligned, coherent), {"scores": scores}))
+            detail = {
+                "scores": scores,
+                "mass": {m: c["mass"] for m, c in calls.items()},
+                "top_logprobs": {m: c["top_logprobs"] for m, c in calls.items()},
+            }
+            out.append(Judgment(aligned, coherent, _label(aligned, coherent), detail))
         return out
 
     @property
     def cost_usd(self) -> float:
-        price = self.settings.price
-        return (self.tokens_in * price.get("input_per_million", 0) + self.tokens_out * price.get("output_per_million", 0)) / 1e6
+        return self._cost(self.tokens_in, self.tokens_out)
 
     def usage(self) -> dict:
         return {
