@@ -19,7 +19,11 @@ def make_judge(config: dict, spend_file: str | None = None) -> Judge:
         from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
 
         return OpenAIJudge(OpenAIJudgeSettings(**options, spend_file=spend_file))
-    raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy, openai)")
+    if backend == "hf":
+        from inoculate.judges.hf_judge import HFJudge, HFJudgeSettings
+
+        return HFJudge(HFJudgeSettings(**options))
+    raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy, openai, hf)")
 
 
 __all__ = ["Judge", "JudgeItem", "Judgment", "make_judge"]
