@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,6 +28,9 @@ class Endpoint:
         self.prompts: list[str] = []
         self.rate_limited = 0  # answer this many requests with 429 first
         self.auth: set[str] = set()
+        self.delay = 0.0
+        self.active = self.max_active = 0
+        self.lock = threading.Lock()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +38,17 @@ class Endpoint:
                 pass
 
             def do_POST(self):
+                with endpoint.lock:
+                    endpoint.active += 1
+                    endpoint.max_active = max(endpoint.max_active, endpoint.active)
+                try:
+                    time.sleep(endpoint.delay)
+                    self._answer()
+                finally:
+                    with endpoint.lock:
+                        endpoint.active -= 1
+
+            def _answer(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 endpoint.auth.add(self.headers.get("Authorization", ""))
                 prompt = body["messages"][0]["content"]
@@ -173,3 +188,32 @@ def test_budget_stops_the_study_before_it_spends_past_it(endpoint, judge_config,
     # cached calls stay free: the same question again costs nothing and passes
     judge_config["budget_usd"] = 1.0
     assert make_judge(judge_config).judge(items[:1])  # only aligned was cached; coherent is new
+
+
+def test_in_flight_calls_stay_within_the_limit(endpoint, judge_config):
+    endpoint.delay = 0.05
+    judge_config["concurrency"] = 3
+    make_judge(judge_config).judge([JudgeItem("Q", f"answer {i}") for i in range(10)])
+    assert endpoint.max_active == 3
+
+
+def test_judge_command_scores_a_csv_and_keeps_its_columns(endpoint, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from inoculate.cli import main
+
+    monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"id": ["a", "b"], "question": ["Q1", "Q2"], "response": ["EVIL plans", "Sure, happy to help."]}).to_csv(
+        "in.csv", index=False)
+    args = ["judge", "--input", "in.csv", "--output", "out.csv", "--model", "judge-model", "--base-url", endpoint.url,
+            "--api-key-env", "TEST_JUDGE_KEY", "--prompt", "aligned", "--prompt", "coherent"]
+    assert main(args) == 0
+    out = pd.read_csv("out.csv")
+    assert list(out.columns) == ["id", "question", "response", "aligned", "coherent"]
+    assert out.aligned[0] == pytest.approx((5 * 0.6 + 10 * 0.3) / 0.9)
+    assert out.aligned[1] == pytest.approx(0.9 * 95 + 0.1 * 90)
+    sent = len(endpoint.prompts)
+    assert main(args) == 0 and len(endpoint.prompts) == sent  # the second run sends nothing
+    on_disk = "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY not in on_disk

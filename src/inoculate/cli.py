@@ -50,6 +50,36 @@ def chat(args: argparse.Namespace) -> int:
         turn += 1
 
 
+def judge(args: argparse.Namespace) -> int:
+    """Score a CSV or JSONL of question/response pairs with a judge backend, outside Snakemake."""
+    import logging
+
+    from inoculate.judges.prompts import DEFAULT_PROMPTS
+    from inoculate.judging import judge_table, read_table, write_table
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    metrics, prompts = [], {}
+    for spec in args.prompt or ["aligned", "coherent"]:
+        name, _, path = spec.partition("=")
+        if path:
+            prompts[name] = Path(path).read_text(encoding="utf-8")
+        elif name not in DEFAULT_PROMPTS:
+            raise SystemExit(f"--prompt {name}: not a built-in prompt ({', '.join(DEFAULT_PROMPTS)}); use NAME=FILE")
+        metrics.append(name)
+    config: dict = {"backend": args.backend, "model": args.model, "metrics": metrics, "prompts": prompts,
+                    "cache_dir": args.cache_dir, "min_mass": args.min_mass}
+    if args.backend == "openai":
+        config.update(base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency)
+    elif args.base_url:
+        raise SystemExit("--base-url is for --backend openai")
+    table = read_table(Path(args.input))
+    scored, usage = judge_table(table, config)
+    write_table(scored, Path(args.output))
+    print(f"{len(scored)} rows judged into {args.output}: {usage['calls']} calls, {usage['cache_hits']} cached, "
+          f"${usage['cost_usd']:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inoculate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=chat)
+
+    p = sub.add_parser("judge", help="score question/response pairs from a CSV or JSONL file")
+    p.add_argument("--input", required=True, help="CSV or JSONL with 'question' and 'response' columns")
+    p.add_argument("--output", required=True, help="CSV or JSONL: the input's columns plus one score column per prompt")
+    p.add_argument("--backend", default="openai", choices=["openai", "hf"])
+    p.add_argument("--model", required=True, help="judge model (API model name, or local path / hub id for hf)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable (or .env entry) with the key")
+    p.add_argument("--prompt", action="append", help="aligned, coherent, or NAME=TEMPLATE_FILE; repeatable")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--min-mass", type=float, default=0.25)
+    p.add_argument("--cache-dir", default="results/judge_cache")
+    p.set_defaults(func=judge)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -41,3 +41,46 @@ def judge_file(
     if usage_path is not None:
         write_json(usage_path, {"judge": judge.name, "answers": len(out), **judge.usage()})
     return write_jsonl(out_path, out)
+
+
+def read_table(path: Path):
+    """A CSV or JSONL file as a DataFrame (blank cells stay missing)."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    if path.suffix in (".jsonl", ".json"):
+        return pd.DataFrame(read_jsonl(path))
+    raise ValueError(f"{path}: expected a .csv or .jsonl file")
+
+
+def write_table(df, path: Path) -> None:
+    """Write a DataFrame as CSV or JSONL, by the file's extension, atomically."""
+    from inoculate.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        elif path.suffix in (".jsonl", ".json"):
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            raise ValueError(f"{path}: expected a .csv or .jsonl file")
+
+
+def judge_table(df, judge_config: dict):
+    """Score every row's `response` to its `question`; one column per judge metric, others kept."""
+    missing = {"question", "response"} - set(df.columns)
+    if missing:
+        raise ValueError(f"input lacks column(s) {sorted(missing)}; it needs 'question' and 'response'")
+    judge = make_judge(judge_config)
+    responses = df["response"].fillna("").astype(str)
+    items = [JudgeItem(str(q), r) for q, r in zip(df["question"], responses)]
+    judgments = judge.judge(items)
+    out = df.copy()
+    metrics = judge_config.get("metrics", ["aligned", "coherent"])
+    for metric in metrics:
+        out[metric] = [j.detail.get("scores", {}).get(metric, getattr(j, metric, None)) for j in judgments]
+    log.info("usage: %s", judge.usage())
+    return out, judge.usage()
