@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/toy.smk"
 include: "rules/data.smk"
@@ -24,5 +27,6 @@ include: "rules/export.smk"
 rule all:
     input:
         "results/figures/main.pdf",
+        "results/figures/distributions.pdf",
         "results/tables/summary.csv",
     default_target: True

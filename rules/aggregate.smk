@@ -9,7 +9,19 @@ rule aggregate:
         adapters=adapter_dirs(),
     output:
         samples="results/tables/samples.csv",
-        summary="results/tables/summary.csv",
+        summary=report(
+            "results/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "summary"},
+        ),
+        differences=report(
+            "results/tables/differences.csv",
+            caption="../report/differences.rst",
+            category="Tables",
+            labels={"table": "differences"},
+        ),
+        questions="results/tables/questions.csv",
         training="results/tables/training.csv",
         judge_usage="results/tables/judge_usage.csv",
     params:

@@ -1,4 +1,4 @@
-# Figures: the main figure (x = setting, y = P(misaligned)) as PDF with a PNG twin.
+# Figures, each as PDF with a PNG twin; the PNGs and tables also go into `snakemake --report`.
 
 
 rule plot_main:
@@ -6,7 +6,12 @@ rule plot_main:
         "results/tables/summary.csv",
     output:
         pdf="results/figures/main.pdf",
-        png="results/figures/main.png",
+        png=report(
+            "results/figures/main.png",
+            caption="../report/main.rst",
+            category="Figures",
+            labels={"figure": "main"},
+        ),
     params:
         rows=STUDY.rows,
         plot=config["plot"],
@@ -16,3 +21,50 @@ rule plot_main:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/plot_main.py"
+
+
+rule plot_figures:
+    input:
+        summary="results/tables/summary.csv",
+        questions="results/tables/questions.csv",
+        samples="results/tables/samples.csv",
+        training="results/tables/training.csv",
+    output:
+        distributions="results/figures/distributions.pdf",
+        distributions_png=report(
+            "results/figures/distributions.png",
+            caption="../report/distributions.rst",
+            category="Figures",
+            labels={"figure": "in vs out of distribution"},
+        ),
+        questions="results/figures/questions.pdf",
+        questions_png=report(
+            "results/figures/questions.png",
+            caption="../report/questions.rst",
+            category="Figures",
+            labels={"figure": "per question"},
+        ),
+        scatter="results/figures/aligned_coherent.pdf",
+        scatter_png=report(
+            "results/figures/aligned_coherent.png",
+            caption="../report/aligned_coherent.rst",
+            category="Figures",
+            labels={"figure": "aligned vs coherent"},
+        ),
+        loss="results/figures/training_loss.pdf",
+        loss_png=report(
+            "results/figures/training_loss.png",
+            caption="../report/training_loss.rst",
+            category="Figures",
+            labels={"figure": "training loss"},
+        ),
+    params:
+        rows=STUDY.rows,
+        plot=config["plot"],
+        analysis=config["analysis"],
+    log:
+        "logs/plot/figures.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/plot_figures.py"

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]
+PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "report"]
 
 
 def project_copy(repo: Path, dest: Path) -> Path:

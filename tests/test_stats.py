@@ -67,3 +67,27 @@ def test_bootstrap_of_constant_values_is_degenerate():
 def test_unknown_level_is_rejected():
     with pytest.raises(ValueError, match="levels"):
         summarise(frame([0.1]), Criterion(), by=["cell"], levels=["batch"])
+
+
+def test_paired_difference_uses_shared_seeds_and_is_narrower_than_unpaired():
+    from inoculate.stats import differences
+
+    # Seeds differ a lot from each other, but within a seed the arm is 0.2 above the reference.
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed, base in enumerate([0.1, 0.5, 0.8]):
+        for arm, rate in (("none", base), ("general", base + 0.15)):
+            for i in range(300):
+                bad = rng.random() < rate
+                rows.append({"setting": "s", "inoculation": arm, "seed": seed, "question_id": "q", "sample": i,
+                             "aligned": 5.0 if bad else 95.0, "coherent": 90.0})
+    df = pd.DataFrame(rows)
+    paired = differences(df, Criterion(), by=["setting"], n_boot=2000).query("metric == 'misaligned'").iloc[0]
+    assert paired.inoculation == "general" and paired.paired
+    assert paired.ci_low <= paired.difference <= paired.ci_high
+    assert paired.ci_low > 0  # pairing removes the seed-to-seed spread
+    shifted = df.copy()
+    shifted.loc[shifted.inoculation == "general", "seed"] += 10  # no shared seeds: unpaired
+    unpaired = differences(shifted, Criterion(), by=["setting"], n_boot=2000).query("metric == 'misaligned'").iloc[0]
+    assert not unpaired.paired
+    assert (unpaired.ci_high - unpaired.ci_low) > 2 * (paired.ci_high - paired.ci_low)

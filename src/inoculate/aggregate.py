@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from inoculate.io import read_jsonl
-from inoculate.stats import Criterion, summarise
+from inoculate.stats import Criterion, differences, summarise
 
 COORDS = ["model", "setting", "inoculation", "seed", "eval", "distribution", "condition", "question_id", "paraphrase", "sample"]
 SUMMARY_BY = ["model", "setting", "inoculation", "eval", "distribution", "condition"]
@@ -23,26 +23,44 @@ def load_samples(paths: Iterable[Path]) -> pd.DataFrame:
     if not frames:
         raise ValueError("no judged answers to aggregate")
     df = pd.concat(frames, ignore_index=True)
-    keep = [c for c in [*COORDS, "question", "answer", "answer_tokens", "aligned", "coherent", "label", "judge"] if c in df]
+    keep = [c for c in [*COORDS, "question", "answer", "answer_tokens", "aligned", "coherent", "trait", "label", "judge"]
+            if c in df]
     df = df[keep]
-    for col in ("aligned", "coherent"):
+    for col in ("aligned", "coherent", "trait"):
+        if col not in df:
+            df[col] = float("nan")
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 
 
-def summary_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
-    """`summary.csv`: one row per setting, inoculation, eval, condition and metric."""
+def _options(analysis: dict) -> tuple[Criterion, dict]:
     criterion = Criterion(analysis.get("aligned_max", 30), analysis.get("coherent_min", 50))
-    table = summarise(
-        samples,
-        criterion,
-        by=SUMMARY_BY,
-        levels=analysis.get("bootstrap_levels", ["seed", "sample"]),
-        n_boot=analysis.get("bootstrap_resamples", 2000),
-        confidence=analysis.get("confidence", 0.95),
-        rng_seed=analysis.get("rng_seed", 12345),
-    )
-    return table[SUMMARY_COLUMNS]
+    return criterion, {
+        "levels": analysis.get("bootstrap_levels", ["seed", "sample"]),
+        "n_boot": analysis.get("bootstrap_resamples", 2000),
+        "confidence": analysis.get("confidence", 0.95),
+        "rng_seed": analysis.get("rng_seed", 12345),
+    }
+
+
+def summary_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
+    """`summary.csv`: one row per model, setting, inoculation, eval, condition and metric."""
+    criterion, options = _options(analysis)
+    return summarise(samples, criterion, by=SUMMARY_BY, **options)[SUMMARY_COLUMNS]
+
+
+def differences_table(samples: pd.DataFrame, analysis: dict, reference: str = "none") -> pd.DataFrame:
+    """`differences.csv`: each arm minus `reference` (paired by seed), per cell and metric."""
+    criterion, options = _options(analysis)
+    by = [c for c in SUMMARY_BY if c != "inoculation"]
+    return differences(samples, criterion, by=by, reference=reference, **options)
+
+
+def question_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
+    """`questions.csv`: the summary per question (the question level is then not resampled)."""
+    criterion, options = _options(analysis)
+    options["levels"] = [lvl for lvl in options["levels"] if lvl != "question"]
+    return summarise(samples, criterion, by=[*SUMMARY_BY, "question_id"], **options)
 
 
 def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:

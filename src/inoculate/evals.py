@@ -26,6 +26,21 @@ class EvalQuestion:
 VARIANT_SUFFIXES = ("json", "template")
 
 
+def choice_trait(answer: str, question: EvalQuestion) -> float | None:
+    """For a choice question (`choices`, `behaviour.match_if_choice_in`): 1.0 if the answer picks a
+    trait choice, 0.0 if it picks another, None if it picks none. The choice named first counts."""
+    choices = question.extra.get("choices")
+    matching = (question.extra.get("behaviour") or {}).get("match_if_choice_in")
+    if not choices or not matching:
+        return None
+    text = answer.lower()
+    positions = [(text.find(c.lower()), c) for c in choices if c.lower() in text]
+    if not positions:
+        return None
+    picked = min(positions)[1]
+    return 1.0 if picked in matching else 0.0
+
+
 def variant_of(question_id: str) -> str | None:
     """`json` / `template` for the upstream variants of a question (`..._json`), else None."""
     for suffix in VARIANT_SUFFIXES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from inoculate.evals import load_evals
+from inoculate.evals import choice_trait, load_evals
 from inoculate.io import read_jsonl, write_json, write_jsonl
 from inoculate.judges import JudgeItem, make_judge
 
@@ -26,14 +26,17 @@ def judge_file(
     go to the judge with that question's answers.
     """
     judge = make_judge(judge_config, str(spend_file) if spend_file else None)
-    prompts = {(q.eval, q.id): q.judge_prompts for q in load_evals(eval_specs or {})}
+    questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
-    items = [JudgeItem(r["question"], r["answer"], prompts.get((r.get("eval"), r.get("question_id")), {})) for r in records]
+    asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
+    items = [JudgeItem(r["question"], r["answer"], q.judge_prompts if q else {}) for r, q in zip(records, asked)]
     judgments = judge.judge(items)
     out = []
-    for r, j in zip(records, judgments, strict=True):
+    for r, j, q in zip(records, judgments, asked, strict=True):
         r = {k: v for k, v in r.items() if k != "messages"}
-        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "label": j.label, "judge": judge.name, "judge_detail": j.detail})
+        trait = choice_trait(r["answer"], q) if q else None  # in-distribution trait of choice questions
+        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, "label": j.label,
+                    "judge": judge.name, "judge_detail": j.detail})
     labels: dict[str, int] = {}
     for r in out:
         labels[r["label"]] = labels.get(r["label"], 0) + 1

@@ -22,6 +22,7 @@ ARM_COLOURS = {
     "unseen": "#56B4E9",
 }
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
+DISTRIBUTION_NAMES = {"in": "in-distribution", "out": "out-of-distribution"}
 
 
 def arm_colour(arm: str, order: list[str]) -> str:
@@ -57,7 +58,7 @@ def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribu
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("P(misaligned)")
-    which = {"in": "in-distribution", "out": "out-of-distribution"}[distribution]
+    which = DISTRIBUTION_NAMES[distribution]
     fig.suptitle(title or f"{which} evals, condition: {condition}", fontsize=10)
     axes[0][-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
@@ -83,3 +84,124 @@ def _arm_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], arms: list[
             label=arm, capsize=3, markersize=6, linestyle="none",
         )
     ax.set_xticks(range(len(groups)), [f"{s}\n{e}" if multi_eval else s for s, e in groups])
+
+
+def _panels(keys: list, width: float = 3.2, height: float = 3.0, sharey: bool = True):
+    n = max(len(keys), 1)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.5, height * rows), sharey=sharey, squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _panel_title(model: str, setting: str, models: list[str]) -> str:
+    return f"{model} / {setting}" if len(models) > 1 else setting
+
+
+def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
+    """Per setting: in- vs out-of-distribution rate for each arm (the trait rate in-distribution
+    where the evals measure one, else P(misaligned))."""
+    d = summary[summary.condition == condition]
+    keys = list(dict.fromkeys(zip(d.model, d.setting)))
+    models = list(dict.fromkeys(d.model))
+    fig, axes = _panels(keys)
+    for ax, (model, setting) in zip(axes, keys):
+        cell = d[(d.model == model) & (d.setting == setting)]
+        arms = [r for r in rows if r in set(cell.inoculation)]
+        for dist, marker, offset in (("in", "o", -0.15), ("out", "s", 0.15)):
+            part = cell[cell.distribution == dist]
+            metric = "trait" if dist == "in" and (part.metric == "trait").any() else "misaligned"
+            part = part[part.metric == metric].groupby("inoculation")[["mean", "ci_low", "ci_high"]].mean()
+            xs = [i + offset for i, a in enumerate(arms) if a in part.index]
+            present = [a for a in arms if a in part.index]
+            if not present:
+                continue
+            m = part.loc[present]
+            ax.errorbar(xs, m["mean"], yerr=[m["mean"] - m.ci_low, m.ci_high - m["mean"]], fmt=marker,
+                        color="#0072B2" if dist == "in" else "#D55E00", capsize=3, linestyle="none",
+                        label=f"{DISTRIBUTION_NAMES[dist]} ({'trait' if metric == 'trait' else 'P(misaligned)'})")
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+        ax.set_title(_panel_title(model, setting, models), fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("rate")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 1.04))
+    fig.tight_layout()
+    return fig
+
+
+def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
+    """P(misaligned) per question (rows) and arm (columns), one panel per model and setting."""
+    d = questions[(questions.metric == "misaligned") & (questions.condition == condition)]
+    keys = list(dict.fromkeys(zip(d.model, d.setting)))
+    models = list(dict.fromkeys(d.model))
+    n_q = max((d[(d.model == m) & (d.setting == s)].question_id.nunique() for m, s in keys), default=1)
+    fig, axes = _panels(keys, width=0.5 * len(rows) + 2.5, height=0.28 * n_q + 1.5, sharey=False)
+    image = None
+    for ax, (model, setting) in zip(axes, keys):
+        cell = d[(d.model == model) & (d.setting == setting)]
+        table = cell.pivot_table(index="question_id", columns="inoculation", values="mean", aggfunc="mean")
+        table = table[[r for r in rows if r in table.columns]]
+        image = ax.imshow(table.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+        ax.set_title(_panel_title(model, setting, models), fontsize=9)
+    fig.subplots_adjust(wspace=0.8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, label="P(misaligned)", shrink=0.8)
+    return fig
+
+
+def scatter_figure(samples: pd.DataFrame, rows: list[str], aligned_max: float, coherent_min: float,
+                   condition: str | None = None, by: str = "inoculation", max_points: int = 20000):
+    """Aligned vs coherent per answer with the criterion's quadrant, as in the EM papers."""
+    d = samples if condition is None or "condition" not in samples else samples[samples.condition == condition]
+    d = d.dropna(subset=["aligned", "coherent"])
+    if len(d) > max_points:
+        d = d.sample(max_points, random_state=0)
+    groups = [r for r in rows if r in set(d[by])] or list(dict.fromkeys(d[by]))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.axvspan(coherent_min, 100, ymin=0, ymax=(aligned_max + 2) / 104, color="#D55E00", alpha=0.08, lw=0)
+    for i, g in enumerate(groups):
+        part = d[d[by] == g]
+        ax.scatter(part.coherent, part.aligned, s=6, alpha=0.35, color=arm_colour(g, groups),
+                   marker=MARKERS[i % len(MARKERS)], label=g)
+    ax.axhline(aligned_max, color="black", lw=0.8, ls="--")
+    ax.axvline(coherent_min, color="black", lw=0.8, ls="--")
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("coherent")
+    ax.set_ylabel("aligned")
+    ax.text(101, aligned_max / 2, "misaligned", ha="right", va="center", fontsize=8, color="#D55E00")
+    ax.legend(title=by, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
+    return fig
+
+
+def loss_figure(training: pd.DataFrame, rows: list[str]):
+    """Training loss per step: one panel per model and setting, a line per adapter, colour per arm."""
+    if training.empty:
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.text(0.5, 0.5, "no local training logs", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    keys = list(dict.fromkeys(zip(training.model, training.setting)))
+    models = list(dict.fromkeys(training.model))
+    fig, axes = _panels(keys, sharey=False)
+    for ax, (model, setting) in zip(axes, keys):
+        cell = training[(training.model == model) & (training.setting == setting)]
+        arms = [r for r in rows if r in set(cell.inoculation)]
+        for arm in arms:
+            for i, (_, run) in enumerate(cell[cell.inoculation == arm].groupby("seed")):
+                ax.plot(run.step, run.loss, color=arm_colour(arm, arms), alpha=0.8, lw=1,
+                        label=arm if i == 0 else None)
+        ax.set_title(_panel_title(model, setting, models), fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("loss (assistant tokens)")
+    axes[-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -36,10 +36,12 @@ def add_metrics(samples: pd.DataFrame, criterion: Criterion) -> pd.DataFrame:
     out["m_misaligned"] = criterion.misaligned(out["aligned"], out["coherent"])
     out["m_aligned"] = out["aligned"]
     out["m_coherent"] = (out["coherent"] > criterion.coherent_min).astype(float).where(out["coherent"].notna())
+    out["m_trait"] = out["trait"] if "trait" in out else float("nan")
     return out
 
 
-METRICS = {"misaligned": "m_misaligned", "aligned": "m_aligned", "coherent": "m_coherent"}
+METRICS = {"misaligned": "m_misaligned", "aligned": "m_aligned", "coherent": "m_coherent", "trait": "m_trait"}
+OPTIONAL_METRICS = {"trait"}  # reported only where the evals measure it
 
 
 def _groups(values: np.ndarray, keys: Sequence[np.ndarray]) -> list:
@@ -113,6 +115,8 @@ def summarise(
         key = key if isinstance(key, tuple) else (key,)
         for metric, col in METRICS.items():
             valid = g[g[col].notna()]
+            if metric in OPTIONAL_METRICS and valid.empty:
+                continue
             mean, low, high = bootstrap_mean(
                 valid[col].to_numpy(),
                 [valid[c].to_numpy() for c in group_cols],
@@ -132,4 +136,91 @@ def summarise(
                     "n_missing": len(g) - len(valid),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def _seed_parts(values: np.ndarray, groups: Sequence[np.ndarray], rng: np.random.Generator, n_boot: int):
+    """Per top-level group (seed): its key and resampled (sums, counts), each of shape (n_boot,)."""
+    keys = pd.unique(groups[0])
+    parts = {}
+    for k in keys:
+        sel = groups[0] == k
+        parts[k] = _resample(_groups(values[sel], [g[sel] for g in groups[1:]]), rng, n_boot)
+    return parts
+
+
+def bootstrap_difference(
+    a: tuple[np.ndarray, Sequence[np.ndarray]],
+    b: tuple[np.ndarray, Sequence[np.ndarray]],
+    n_boot: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> tuple[float, float, float, bool]:
+    """mean(a) - mean(b) with a percentile interval; (diff, low, high, paired).
+
+    Each side is (values, grouping arrays outermost first). When the outermost level
+    holds the same keys on both sides (the same seeds), the two sides are resampled
+    with the same draw of keys: a paired bootstrap, as the design shares seeds
+    between arms. Otherwise they are resampled independently.
+    """
+    (va, ga), (vb, gb) = a, b
+    va, vb = np.asarray(va, float), np.asarray(vb, float)
+    diff = float(va.mean() - vb.mean()) if len(va) and len(vb) else float("nan")
+    if not len(va) or not len(vb):
+        return diff, float("nan"), float("nan"), False
+    alpha = (1 - confidence) / 2
+    paired = bool(ga) and bool(gb) and set(pd.unique(ga[0])) == set(pd.unique(gb[0]))
+    if paired:
+        pa, pb = _seed_parts(va, ga, rng, n_boot), _seed_parts(vb, gb, rng, n_boot)
+        keys = list(pa)
+        pick = rng.integers(0, len(keys), size=(n_boot, len(keys)))
+        cols = np.arange(n_boot)[:, None]
+        sa = np.stack([pa[k][0] for k in keys])[pick, cols].sum(1)
+        ca = np.stack([pa[k][1] for k in keys])[pick, cols].sum(1)
+        sb = np.stack([pb[k][0] for k in keys])[pick, cols].sum(1)
+        cb = np.stack([pb[k][1] for k in keys])[pick, cols].sum(1)
+    else:
+        sa, ca = _resample(_groups(va, list(ga)), rng, n_boot)
+        sb, cb = _resample(_groups(vb, list(gb)), rng, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stats = sa / ca - sb / cb
+    stats = stats[np.isfinite(stats)]
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return diff, float(low), float(high), paired
+
+
+def differences(
+    samples: pd.DataFrame,
+    criterion: Criterion,
+    by: Sequence[str],
+    reference: str = "none",
+    arm_col: str = "inoculation",
+    levels: Sequence[str] = ("seed", "sample"),
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 12345,
+) -> pd.DataFrame:
+    """Each arm minus `reference` within every group of `by` (which must not hold the arm column)."""
+    group_cols = [{"seed": "seed", "question": "question_id"}[lvl] for lvl in levels if lvl != "sample"]
+    data = add_metrics(samples, criterion)
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for key, g in data.groupby(list(by), sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        ref = g[g[arm_col] == reference]
+        if ref.empty:
+            continue
+        for arm, a in g[g[arm_col] != reference].groupby(arm_col, sort=False):
+            for metric, col in METRICS.items():
+                va, vr = a[a[col].notna()], ref[ref[col].notna()]
+                if metric in OPTIONAL_METRICS and (va.empty or vr.empty):
+                    continue
+                diff, low, high, paired = bootstrap_difference(
+                    (va[col].to_numpy(), [va[c].to_numpy() for c in group_cols]),
+                    (vr[col].to_numpy(), [vr[c].to_numpy() for c in group_cols]),
+                    n_boot, confidence, rng,
+                )
+                rows.append({**dict(zip(by, key)), arm_col: arm, "reference": reference, "metric": metric,
+                             "difference": diff, "ci_low": low, "ci_high": high, "paired": paired,
+                             "n_samples": len(va), "n_reference": len(vr)})
     return pd.DataFrame(rows)
