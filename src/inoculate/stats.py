@@ -62,8 +62,12 @@ def _resample(tree, rng: np.random.Generator, n_boot: int) -> tuple[np.ndarray, 
         n = len(tree)
         if n == 0:
             return np.zeros(n_boot), np.zeros(n_boot)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        return tree[idx].sum(axis=1), np.full(n_boot, float(n))
+        if np.all((tree == 0) | (tree == 1)):
+            # Resampling n 0/1 values with replacement: the number of ones is exactly
+            # Binomial(n, mean), so draw it directly instead of n indices per resample.
+            return rng.binomial(n, tree.mean(), size=n_boot).astype(float), np.full(n_boot, float(n))
+        idx = rng.integers(0, n, size=(n_boot, n), dtype=np.int32)
+        return tree.astype(np.float32)[idx].sum(axis=1, dtype=np.float64), np.full(n_boot, float(n))
     parts = [_resample(child, rng, n_boot) for child in tree]
     sums = np.stack([p[0] for p in parts])  # (children, n_boot)
     counts = np.stack([p[1] for p in parts])
@@ -102,6 +106,7 @@ def summarise(
     n_boot: int = 2000,
     confidence: float = 0.95,
     rng_seed: int = 12345,
+    metrics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per group x metric: mean, ci_low, ci_high, n_seeds, n_samples, n_missing."""
     unknown = set(levels) - set(LEVELS)
@@ -114,6 +119,8 @@ def summarise(
     for key, g in data.groupby(list(by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         for metric, col in METRICS.items():
+            if metrics is not None and metric not in metrics:
+                continue
             valid = g[g[col].notna()]
             if metric in OPTIONAL_METRICS and valid.empty:
                 continue
