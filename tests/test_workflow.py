@@ -22,7 +22,7 @@ TINY = {
 def tiny_study(repo, tmp_path_factory):
     work = project_copy(repo, tmp_path_factory.mktemp("study"))
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(work, "--cores", "2", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
     return work
 
 
@@ -34,11 +34,26 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert set(summary.inoculation) == {"base", "none", "general"}
     assert set(summary.metric) == {"misaligned", "aligned", "coherent"}
     assert (summary.n_seeds == 2).all()
-    assert (tiny_study / "results" / "figures" / "main.png").stat().st_size > 10_000
+    for figure in ("main", "distributions", "questions", "aligned_coherent", "training_loss"):
+        for ext in ("pdf", "png"):
+            assert (tiny_study / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 5_000
+    differences = pd.read_csv(tiny_study / "results" / "tables" / "differences.csv")
+    assert set(differences.inoculation) == {"base", "general"} and differences.paired.any()
+    training = pd.read_csv(tiny_study / "results" / "tables" / "training.csv")
+    assert set(training.inoculation) == {"none", "general"} and (training.loss > 0).all()
     samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
     assert {"model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
     meta = yaml.safe_load((tiny_study / "results/adapters/toy/toy_cooking/general/seed1/meta.json").read_text())
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_report_collects_figures_and_tables(tiny_study):
+    snakemake(tiny_study, "--report", "report.html", "--configfile", "tiny.yaml")
+    html = (tiny_study / "report.html").read_text(errors="ignore")
+    for name in ("main.png", "distributions.png", "questions.png", "aligned_coherent.png", "training_loss.png",
+                 "summary.csv", "differences.csv"):
+        assert name in html
 
 
 @pytest.mark.slow
