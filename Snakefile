@@ -13,6 +13,30 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+# Cheap jobs run where Snakemake runs, not as cluster jobs (no effect on a local run).
+localrules:
+    all,
+    toy_data,
+    data_download,
+    data_decrypt,
+    data_select,
+    inoculate,
+    aggregate,
+    plot_main,
+    plot_figures,
+    export_generations,
+    exports,
+
+
+# A judge that calls an API waits on the network: run it locally. A local-model judge
+# (backend hf) needs a GPU: submit it like the other model jobs.
+if config["judge"]["backend"] != "hf":
+
+    localrules:
+        judge,
+
 include: "rules/toy.smk"
 include: "rules/data.smk"
 include: "rules/inoculate.smk"

@@ -17,6 +17,7 @@ PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles",
 
 def project_copy(repo: Path, dest: Path) -> Path:
     """The workflow files of the project, as a fresh clone has them, in `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         src = repo / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
