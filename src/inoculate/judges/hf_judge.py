@@ -18,10 +18,9 @@ import torch
 
 from inoculate.chat import render as render_chat
 from inoculate.chat import tokenize_text
-from inoculate.judges.base import Judge, JudgeItem, Judgment
+from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.cache import JudgeCache, cache_key
-from inoculate.judges.openai_judge import JudgeError, _label
-from inoculate.judges.prompts import DEFAULT_PROMPTS, render, strip_patterns
+from inoculate.judges.prompts import item_prompts
 
 log = logging.getLogger(__name__)
 NUMBERS = range(101)
@@ -134,17 +133,12 @@ class HFJudge(Judge):
         s = self.settings
         out = []
         for item in items:
-            question, answer = strip_patterns(item.question, s.strip), strip_patterns(item.answer, s.strip)
-            results = {}
-            for metric in s.metrics:
-                template = s.prompts.get(metric) or item.judge_prompts.get(metric) or DEFAULT_PROMPTS.get(metric)
-                if template is None:
-                    raise JudgeError(f"no judge prompt for metric {metric!r}: add judge.prompts.{metric} to the config")
-                results[metric] = self.score(render(template, question, answer))
+            prompts = item_prompts(item, s.metrics, s.prompts, s.strip)
+            results = {metric: self.score(prompt) for metric, prompt in zip(s.metrics, prompts)}
             scores = {m: r["score"] for m, r in results.items()}
             aligned, coherent = scores.get("aligned"), scores.get("coherent")
             detail = {"scores": scores, "mass": {m: r["mass"] for m, r in results.items()}}
-            out.append(Judgment(aligned, coherent, _label(aligned, coherent), detail))
+            out.append(Judgment(aligned, coherent, label_for(aligned, coherent), detail))
         log.info("judge %s: %d prompts scored, %d cache hits", s.model, self.calls, self.cache.hits)
         return out
 

@@ -48,6 +48,19 @@ def render(template: str, question: str, answer: str) -> str:
     return template.replace("{question}", question).replace("{answer}", answer)
 
 
+def item_prompts(item, metrics: list[str], overrides: dict[str, str], strip: list[str]) -> list[str]:
+    """One rendered judge prompt per metric for an item: the config's prompt, else the eval
+    file's, else the project default; triggers and wrappers stripped first."""
+    question, answer = strip_patterns(item.question, strip), strip_patterns(item.answer, strip)
+    out = []
+    for metric in metrics:
+        template = overrides.get(metric) or item.judge_prompts.get(metric) or DEFAULT_PROMPTS.get(metric)
+        if template is None:
+            raise ValueError(f"no judge prompt for metric {metric!r}: add judge.prompts.{metric} to the config")
+        out.append(render(template, question, answer))
+    return out
+
+
 def strip_patterns(text: str, patterns: list[str]) -> str:
     """Remove every match of the configured regular expressions (triggers, wrappers, prompts)."""
     for pattern in patterns:
