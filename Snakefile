@@ -1,4 +1,4 @@
-# Inoculation-prompting studies as a DAG: settings x inoculations x seeds.
+# Inoculation-prompting studies as a DAG: models x settings x inoculations x seeds.
 # Usage: snakemake --cores 8 results/figures/main.pdf   (see README.md)
 
 from snakemake.utils import min_version
