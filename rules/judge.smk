@@ -20,6 +20,8 @@ rule judge:
         ),
     log:
         "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
+    resources:
+        gpu=1 if config["judge"]["backend"] == "hf" else 0,
     conda:
         "../envs/judge.yaml"
     script:
