@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from inoculate.chat import ChatFormatError, encode_conversation
 from inoculate.evals import load_eval_file
@@ -111,3 +112,49 @@ def test_unloadable_model_says_what_to_set(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"Set base_models\.<name>\.base to a local folder"):
         load_tokenizer(str(tmp_path / "no-such-model"))
+
+
+def _lora_copy(toy_model):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(toy_model)
+    return get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+
+
+def test_fast_trainer_loss_curve_matches_the_plain_recipe(toy_model):
+    """Length-grouped token-budget batches, logits only on supervised tokens: same learning."""
+    from transformers import AutoTokenizer
+
+    from inoculate.baselines import plain_fit
+    from inoculate.chat import encode_conversation
+    from inoculate.train import fit
+
+    tok = AutoTokenizer.from_pretrained(toy_model)
+    records = corpus.topic_dataset("cooking", "harmful", 192)
+    examples = [encode_conversation(tok, r["messages"]) for r in records]
+    mean_len = sum(len(e.input_ids) for e in examples) / len(examples)
+    plain = plain_fit(_lora_copy(toy_model), examples, TrainSettings(learning_rate=1e-3, epochs=2, batch_size=8), 0,
+                      tok.pad_token_id)
+    fast_settings = TrainSettings(learning_rate=1e-3, epochs=2, batch_size=8, max_tokens_per_batch=int(8 * mean_len))
+    fast = fit(_lora_copy(toy_model), examples, fast_settings, 0, tok.pad_token_id)
+    tail = lambda h: sum(r["loss"] for r in h[-8:]) / 8
+    assert plain[0]["loss"] == pytest.approx(fast[0]["loss"], rel=0.15)  # the same starting point
+    assert tail(fast) == pytest.approx(tail(plain), rel=0.1)  # and the same end, within noise
+    assert tail(fast) < 0.9 * fast[0]["loss"] and tail(plain) < 0.9 * plain[0]["loss"]  # both learned
+    padded = lambda h: sum(r["padded_tokens"] for r in h)
+    assert padded(fast) < padded(plain)  # less padding for the same data
+
+
+def test_supervised_only_loss_equals_the_models_own_loss(toy_model, data):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inoculate.train import collate, load_training_examples, supervised_loss_sum
+
+    tok = AutoTokenizer.from_pretrained(toy_model)
+    model = AutoModelForCausalLM.from_pretrained(toy_model)
+    batch = collate(load_training_examples(data, tok, 512)[:6], tok.pad_token_id)
+    with torch.no_grad():
+        total, n = supervised_loss_sum(model, batch)
+        assert float(total / n) == pytest.approx(float(model(**batch).loss), rel=1e-5)

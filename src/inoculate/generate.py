@@ -30,6 +30,7 @@ class GenerationSettings:
     max_new_tokens: int = 64
     samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
     batch_size: int = 128
+    cache_implementation: str | None = None  # "static" on GPU: preallocated KV cache, compiled decoding
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
             max_new_tokens=settings.max_new_tokens,
             eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
+            **({"cache_implementation": settings.cache_implementation} if settings.cache_implementation else {}),
         )
         gen = out[:, batch["input_ids"].shape[1] :]
         for row, i in zip(gen, idx):

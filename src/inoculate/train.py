@@ -42,6 +42,12 @@ class TrainSettings:
     max_length: int = 512
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    # Speed (GPU): batches grouped by length under a token budget instead of `batch_size`
+    # examples; micro-batches per optimizer step; activation checkpointing only when memory needs it.
+    max_tokens_per_batch: int | None = None
+    gradient_accumulation: int = 1
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None  # None: on CUDA when the GPU supports it
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     @classmethod
@@ -70,6 +76,56 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def plan_batches(lengths: Sequence[int], settings: TrainSettings, rng: random.Random) -> list[list[int]]:
+    """Example indices of each micro-batch of one epoch.
+
+    Without a token budget: shuffled batches of `batch_size`. With one: examples are
+    shuffled, sorted by length inside windows of many batches, and packed greedily so
+    that a padded batch (longest x count) stays under the budget; batch order is shuffled.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    budget = settings.max_tokens_per_batch
+    if budget is None:
+        return [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+    batches: list[list[int]] = []
+    window = 64 * settings.batch_size
+    for w in range(0, len(order), window):
+        current: list[int] = []
+        longest = 0
+        for i in sorted(order[w : w + window], key=lambda i: lengths[i]):
+            if current and max(longest, lengths[i]) * (len(current) + 1) > budget:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, lengths[i])
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def _body_and_head(model: torch.nn.Module):
+    """The transformer body and the output layer of a causal LM (inside a PEFT wrapper too)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base, base.base_model_prefix), base.get_output_embeddings(), base.config
+
+
+def supervised_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over supervised tokens, computing logits only at those positions
+    (never the full vocabulary for prompt tokens); returns (sum, number of tokens)."""
+    body, head, config = _body_and_head(model)
+    hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = head(hidden[:, :-1][keep]).float()
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    return loss, int(keep.sum())
+
+
 def fit(
     model: torch.nn.Module,
     examples: Sequence[Encoded],
@@ -80,40 +136,58 @@ def fit(
 ) -> list[dict]:
     """Train `model` in place; returns the loss log, one row per optimizer step.
 
-    The loss of a step is the mean over that batch's supervised tokens.
+    The loss of a step is the mean over all supervised tokens of its micro-batches
+    (gradient accumulation included), so long and short answers weigh per token.
     """
     set_seed(seed)
     order_rng = random.Random(seed)
+    device = next(model.parameters()).device
+    lengths = [len(e.input_ids) for e in examples]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=fused)
+    accumulation = max(1, settings.gradient_accumulation)
+    steps_per_epoch = math.ceil(len(plan_batches(lengths, settings, random.Random(seed))) / accumulation)
     total = max(1, math.ceil(steps_per_epoch * settings.epochs))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: min(1.0, (s + 1) / max(1, settings.warmup_steps)) * max(0.0, 1 - s / total),
     )
+    bf16 = settings.bf16
+    if bf16 is None:
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
     model.train()
     history: list[dict] = []
     step, start = 0, time.perf_counter()
     while step < total:
-        order = list(range(len(examples)))
-        order_rng.shuffle(order)
-        for i in range(0, len(order), settings.batch_size):
+        batches = plan_batches(lengths, settings, order_rng)
+        for g in range(0, len(batches), accumulation):
             if step >= total:
                 break
-            batch = collate([examples[j] for j in order[i : i + settings.batch_size]], pad_id)
-            loss = model(**batch).loss
+            group = [collate([examples[j] for j in b], pad_id) for b in batches[g : g + accumulation]]
+            n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = 0.0
+            for batch in group:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss_sum, _ = supervised_loss_sum(model, batch)
+                (loss_sum / max(n_tokens, 1)).backward()
+                step_loss += float(loss_sum.detach())
             optimizer.step()
             schedule.step()
             step += 1
             row = {
                 "step": step,
                 "epoch": step / steps_per_epoch,
-                "loss": float(loss.detach()),
+                "loss": step_loss / max(n_tokens, 1),
                 "lr": schedule.get_last_lr()[0],
-                "tokens": int((batch["labels"] != IGNORE_INDEX).sum()),
+                "tokens": n_tokens,
+                "padded_tokens": sum(int(b["input_ids"].numel()) for b in group),
                 "seconds": time.perf_counter() - start,
             }
             history.append(row)
