@@ -40,6 +40,14 @@ def add_metrics(samples: pd.DataFrame, criterion: Criterion) -> pd.DataFrame:
     return out
 
 
+def grouping_columns(levels: Sequence[str]) -> list[str]:
+    """The sample columns that the bootstrap resamples at, outermost first (answers are innermost)."""
+    unknown = set(levels) - set(LEVELS)
+    if unknown:
+        raise ValueError(f"bootstrap levels {sorted(unknown)} not in {LEVELS}")
+    return [{"seed": "seed", "question": "question_id"}[lvl] for lvl in levels if lvl != "sample"]
+
+
 METRICS = {"misaligned": "m_misaligned", "aligned": "m_aligned", "coherent": "m_coherent", "trait": "m_trait"}
 OPTIONAL_METRICS = {"trait"}  # reported only where the evals measure it
 
@@ -109,10 +117,7 @@ def summarise(
     metrics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per group x metric: mean, ci_low, ci_high, n_seeds, n_samples, n_missing."""
-    unknown = set(levels) - set(LEVELS)
-    if unknown:
-        raise ValueError(f"bootstrap levels {sorted(unknown)} not in {LEVELS}")
-    group_cols = [{"seed": "seed", "question": "question_id"}[lvl] for lvl in levels if lvl != "sample"]
+    group_cols = grouping_columns(levels)
     data = add_metrics(samples, criterion)
     rng = np.random.default_rng(rng_seed)
     rows = []
@@ -208,7 +213,7 @@ def differences(
     rng_seed: int = 12345,
 ) -> pd.DataFrame:
     """Each arm minus `reference` within every group of `by` (which must not hold the arm column)."""
-    group_cols = [{"seed": "seed", "question": "question_id"}[lvl] for lvl in levels if lvl != "sample"]
+    group_cols = grouping_columns(levels)
     data = add_metrics(samples, criterion)
     rng = np.random.default_rng(rng_seed)
     rows = []
