@@ -28,6 +28,8 @@ localrules:
     plot_figures,
     export_generations,
     exports,
+    train_api,
+    generate_api,
 
 
 # A judge that calls an API waits on the network: run it locally. A local-model judge
@@ -42,6 +44,7 @@ include: "rules/data.smk"
 include: "rules/inoculate.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
+include: "rules/api.smk"
 include: "rules/judge.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"

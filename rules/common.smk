@@ -1,6 +1,7 @@
 # Shared helpers: the validated study, wildcard constraints and target builders.
 # All logic lives in the `inoculate` package; this file only maps it to paths.
 
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +29,16 @@ wildcard_constraints:
     seed=r"\d+",
     split="train|control",
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def model_pattern(backend):
+    """A wildcard constraint matching exactly the models of one backend (or nothing)."""
+    names = STUDY.models_with_backend(backend)
+    return "|".join(re.escape(m) for m in names) if names else "(?!)"
+
+
+LOCAL_MODELS = model_pattern("local")
+API_MODELS = model_pattern("openai")
 
 
 def cell_path(stage, model, setting, inoculation, seed, suffix=""):

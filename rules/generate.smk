@@ -2,6 +2,8 @@
 
 
 rule generate:
+    wildcard_constraints:
+        model=LOCAL_MODELS,
     input:
         adapter=adapter_input,
         evals=eval_inputs,

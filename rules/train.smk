@@ -2,6 +2,8 @@
 
 
 rule train_adapter:
+    wildcard_constraints:
+        model=LOCAL_MODELS,
     input:
         data="results/train/{setting}/{inoculation}.jsonl",
         base=base_model_input,

@@ -90,6 +90,7 @@ def test_general_inoculation_reproduces_the_authors_training_data(data_stage, se
         (["em_main", "prompt_ablation"], 2 * 7 * 3),
         (["em_main", "negative_inoculation"], 3 * 3 * 3),
         (["em_main", "task_vs_general"], 8 * 3 * 3),
+        (["tan_gpt41"], (5 * 4 + 3) * 3),  # API fine-tuning jobs; harmless_lies, insecure_code: no control set
     ],
 )
 def test_experiment_configs_dry_run_to_the_expected_grid(repo, tmp_path, experiment, trained):
@@ -97,5 +98,6 @@ def test_experiment_configs_dry_run_to_the_expected_grid(repo, tmp_path, experim
     files = [f"config/experiments/{e}.yaml" for e in experiment]
     proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_adapter"] == trained
-    assert counts["judge"] == counts["generate"] > trained  # + the base rows
+    train, generate = ("train_api", "generate_api") if "tan_gpt41" in experiment else ("train_adapter", "generate")
+    assert counts[train] == trained
+    assert counts["judge"] == counts[generate] > trained  # + the base rows

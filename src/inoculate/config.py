@@ -121,8 +121,16 @@ class Study:
         return list(self.config["models"])
 
     def base_model(self, model: str) -> dict:
-        """`{base, device, dtype}` of a model name, with defaults filled in."""
-        return {"device": "auto", "dtype": "auto", **self.config["base_models"][model]}
+        """`{base, backend, device, dtype}` of a model name, with defaults filled in."""
+        return {"backend": "local", "device": "auto", "dtype": "auto", **self.config["base_models"][model]}
+
+    def models_with_backend(self, backend: str) -> list[str]:
+        """Every defined model (not only the study's) trained and sampled by `backend`."""
+        return [m for m in self.config["base_models"] if self.base_model(m)["backend"] == backend]
+
+    def api_settings(self) -> dict:
+        """Config key `api` (defaults filled in by `inoculate.api.settings.ApiSettings`)."""
+        return dict(self.config.get("api") or {})
 
     @property
     def setting_names(self) -> list[str]:

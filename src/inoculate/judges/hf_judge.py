@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from inoculate.cache import CallCache, cache_key
 from inoculate.chat import render as render_chat
 from inoculate.chat import tokenize_text
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
-from inoculate.judges.cache import JudgeCache, cache_key
 from inoculate.judges.prompts import item_prompts
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class HFJudge(Judge):
 
     def __init__(self, settings: HFJudgeSettings, model=None, tokenizer=None) -> None:
         self.settings = settings
-        self.cache = JudgeCache(settings.cache_dir)
+        self.cache = CallCache(settings.cache_dir)
         self._model, self._tokenizer = model, tokenizer
         self.calls = 0
 

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inoculate.cache import CallCache, cache_key
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
-from inoculate.judges.cache import JudgeCache, cache_key
 from inoculate.judges.prompts import item_prompts
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class OpenAIJudge(Judge):
 
     def __init__(self, settings: OpenAIJudgeSettings, client=None) -> None:
         self.settings = settings
-        self.cache = JudgeCache(settings.cache_dir)
+        self.cache = CallCache(settings.cache_dir)
         self._client = client
         self.tokens_in = self.tokens_out = 0
         self.calls = 0

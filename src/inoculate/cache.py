@@ -1,4 +1,4 @@
-"""A persistent judge cache: one small JSON file per call, keyed by a content hash.
+"""A persistent cache of API and model calls (judges, API sampling): one small JSON file per call, keyed by a content hash.
 
 One file per key, written to a temporary name and renamed into place, is safe
 with many parallel jobs and on a cluster's shared filesystem (no SQLite on NFS,
@@ -21,7 +21,7 @@ def cache_key(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-class JudgeCache:
+class CallCache:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.hits = 0

@@ -1,0 +1,49 @@
+# API models (base_models entries with `backend: openai`): a fine-tuning job per cell
+# and sampling through chat completions. Both wait on the network, so they run where
+# Snakemake runs (localrules), many at a time; `api.max_concurrent_jobs` bounds the jobs.
+
+
+rule train_api:
+    wildcard_constraints:
+        model=API_MODELS,
+    input:
+        data="results/train/{setting}/{inoculation}.jsonl",
+    output:
+        directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
+    params:
+        model=lambda wildcards: STUDY.base_model(wildcards.model),
+        api=STUDY.api_settings(),
+    log:
+        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    conda:
+        "../envs/api.yaml"
+    script:
+        "../workflow/scripts/train_api.py"
+
+
+rule generate_api:
+    wildcard_constraints:
+        model=API_MODELS,
+    input:
+        adapter=adapter_input,
+        evals=eval_inputs,
+    output:
+        "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    params:
+        model=lambda wildcards: STUDY.base_model(wildcards.model),
+        api=STUDY.api_settings(),
+        generation=config["generation"],
+        conditions=STUDY.conditions(),
+        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
+        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+    log:
+        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    conda:
+        "../envs/api.yaml"
+    script:
+        "../workflow/scripts/generate_api.py"

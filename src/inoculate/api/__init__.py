@@ -1,0 +1,1 @@
+"""OpenAI-compatible APIs as backends of the grid: fine-tuning jobs and sampling."""

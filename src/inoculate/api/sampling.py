@@ -1,0 +1,119 @@
+"""Sampling eval answers from an API chat model (fine-tuned or not), like local generation.
+
+Takes the same records as `inoculate.generate.sample` and fills in the same
+fields. The samples of one prompt are drawn `n` at a time (fewer calls and
+input tokens); every call is cached by content hash, so a rerun makes no call
+and a failed job resumes from its last completed call. Retries (429 with
+Retry-After, 5xx, timeouts) are the `openai` client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
+from inoculate.cache import CallCache, cache_key
+from inoculate.generate import GenerationSettings
+
+log = logging.getLogger(__name__)
+
+
+class SamplingError(RuntimeError):
+    """Some calls failed after their retries; the completed ones are cached."""
+
+
+@dataclass
+class Call:
+    """One chat-completions request: `n` samples of one prompt."""
+
+    records: list[int]  # indices of the records it answers
+    messages: list[dict]
+    n: int
+    seed: int
+
+
+def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Call]:
+    """Group the records that share a prompt into calls of at most `samples_per_call` samples.
+
+    Each call of a prompt gets its own API seed, so that the calls draw different samples."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(json.dumps(r["messages"], sort_keys=True, ensure_ascii=False), []).append(i)
+    calls = []
+    for indices in groups.values():
+        for part, start in enumerate(range(0, len(indices), samples_per_call)):
+            chunk = indices[start : start + samples_per_call]
+            calls.append(Call(chunk, records[chunk[0]]["messages"], len(chunk), seed * 100_003 + part))
+    return calls
+
+
+class ApiSampler:
+    def __init__(self, settings: ApiSettings, model: str, key: ApiKey, generation: GenerationSettings, client=None):
+        self.settings, self.model, self.key, self.generation = settings, model, key, generation
+        self.cache = CallCache(settings.cache_dir)
+        self._client = client
+        self.calls = self.tokens_in = self.tokens_out = 0
+
+    def _params(self, call: Call) -> dict:
+        g = self.generation
+        return {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_new_tokens, "n": call.n, "seed": call.seed}
+
+    async def _one(self, client, call: Call, semaphore: asyncio.Semaphore) -> dict:
+        params = self._params(call)
+        key = cache_key({"backend": "openai-chat", "endpoint": self.settings.endpoint, "model": self.model,
+                         "messages": call.messages, "params": params})
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        async with semaphore:
+            response = await client.chat.completions.create(model=self.model, messages=call.messages, **params)
+        choices = sorted(response.choices, key=lambda c: c.index)
+        if len(choices) != call.n:
+            raise SamplingError(f"{self.model} returned {len(choices)} choices for n={call.n}")
+        usage = response.usage
+        result = {
+            "model": self.model,
+            "answers": [c.message.content or "" for c in choices],
+            "finish_reasons": [c.finish_reason for c in choices],
+            "tokens_in": getattr(usage, "prompt_tokens", 0) or 0,
+            "tokens_out": getattr(usage, "completion_tokens", 0) or 0,
+        }
+        self.cache.put(key, result)
+        self.calls += 1
+        self.tokens_in += result["tokens_in"]
+        self.tokens_out += result["tokens_out"]
+        return result
+
+    async def _all(self, calls: list[Call]) -> list[dict | BaseException]:
+        client = self._client or make_async_client(self.settings, self.key)
+        semaphore = asyncio.Semaphore(self.settings.concurrency)
+        try:
+            return await asyncio.gather(*(self._one(client, c, semaphore) for c in calls), return_exceptions=True)
+        finally:
+            if self._client is None:
+                await client.close()
+
+    def sample(self, records: list[dict], seed: int) -> list[dict]:
+        """Fill in `answer` (and `finish_reason`) of every record; cached and deterministic for a seed."""
+        calls = plan_calls(records, seed, self.settings.samples_per_call)
+        results = asyncio.run(self._all(calls))
+        failures = [r for r in results if isinstance(r, BaseException)]
+        log.info("sampled %s: %d calls made, %d cached, %d failed; tokens in %d out %d",
+                 self.model, self.calls, self.cache.hits, len(failures), self.tokens_in, self.tokens_out)
+        if failures:
+            raise SamplingError(
+                f"{len(failures)} of {len(calls)} calls to {self.model} failed after {self.settings.max_retries} "
+                f"retries ({type(failures[0]).__name__}: {failures[0]}); the {len(calls) - len(failures)} completed "
+                "calls are cached, so a rerun resumes from here"
+            )
+        out = [dict(r) for r in records]
+        for call, result in zip(calls, results):
+            for i, answer, finish in zip(call.records, result["answers"], result["finish_reasons"]):
+                out[i].update(answer=answer.strip(), answer_tokens=None, finish_reason=finish)
+        return out
+
+    def usage(self) -> dict:
+        return {"calls": self.calls, "cache_hits": self.cache.hits, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out}

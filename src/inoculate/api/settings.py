@@ -1,0 +1,92 @@
+"""How a study reaches an OpenAI-compatible API: endpoint, keys, limits (config key `api`).
+
+Keys are named by environment variable (or `.env` entry), never written: a job
+records which variable it used, so that the same organisation/project later
+samples the model it fine-tuned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from inoculate.secrets import get_secret
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One key, and the organisation/project it bills, by the variable that holds it."""
+
+    env: str
+    organization: str | None = None
+    project: str | None = None
+
+    @classmethod
+    def from_config(cls, spec: str | dict) -> ApiKey:
+        if isinstance(spec, str):
+            return cls(spec)
+        return cls(spec["env"], spec.get("organization"), spec.get("project"))
+
+
+@dataclass
+class ApiSettings:
+    """Config key `api`."""
+
+    base_url: str | None = None
+    keys: list[ApiKey] = field(default_factory=lambda: [ApiKey("OPENAI_API_KEY")])
+    max_concurrent_jobs: int = 2  # running fine-tuning jobs per key
+    poll_seconds: float = 30.0  # first wait between two looks at a job
+    poll_max_seconds: float = 300.0  # the wait grows up to this while nothing changes
+    retry_failed: bool = False  # a cell whose job failed starts a new one only when this is true
+    min_examples: int = 10  # the fine-tuning API refuses smaller files
+    concurrency: int = 16  # chat-completion calls in flight per sampling job
+    samples_per_call: int = 16  # samples of one prompt per call (the API's `n`)
+    max_retries: int = 6  # per call: 429 (honouring Retry-After), 5xx, timeouts
+    timeout: float = 120.0
+    cache_dir: str = "results/api_cache"
+    registry_dir: str = "results/api_jobs"
+
+    @classmethod
+    def from_config(cls, api: dict[str, Any] | None) -> ApiSettings:
+        api = dict(api or {})
+        if "keys" in api:
+            api["keys"] = [ApiKey.from_config(k) for k in api["keys"]]
+        return cls(**api)
+
+    def key(self, env: str) -> ApiKey:
+        """The configured key held by variable `env` (a fine-tuned model's owner)."""
+        for key in self.keys:
+            if key.env == env:
+                return key
+        raise KeyError(
+            f"api.keys: no key held by {env}, which trained this model; add it back to the config "
+            f"(configured: {', '.join(k.env for k in self.keys)})"
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+
+def client_options(settings: ApiSettings, key: ApiKey) -> dict[str, Any]:
+    """Keyword arguments of `openai.OpenAI`/`AsyncOpenAI` for one key (the secret read here)."""
+    return {
+        "api_key": get_secret(key.env),
+        "organization": key.organization,
+        "project": key.project,
+        "base_url": settings.base_url,
+        "max_retries": settings.max_retries,
+        "timeout": settings.timeout,
+    }
+
+
+def make_client(settings: ApiSettings, key: ApiKey):
+    from openai import OpenAI
+
+    return OpenAI(**client_options(settings, key))
+
+
+def make_async_client(settings: ApiSettings, key: ApiKey):
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(**client_options(settings, key))

@@ -1,0 +1,26 @@
+"""Sample answers to every eval x condition from an API model (rule generate_api)."""
+
+from inoculate.api.finetune import read_result
+from inoculate.api.sampling import ApiSampler
+from inoculate.api.settings import ApiSettings
+from inoculate.evals import load_evals
+from inoculate.generate import Condition, GenerationSettings, requests
+from inoculate.io import write_jsonl
+from inoculate.jobs import job
+
+with job(snakemake) as log:
+    p, w = snakemake.params, snakemake.wildcards
+    api = ApiSettings.from_config(p.api)
+    settings = GenerationSettings(**p.generation)
+    conditions = [Condition(name, with_prompt) for name, with_prompt in p.conditions.items()]
+    coords = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
+    distributions = {name: spec["distribution"] for name, spec in p.evals.items()}
+    todo = requests(load_evals(p.evals), conditions, p.prompt, p.placement, settings, coords, distributions)
+    # A fine-tuned model is sampled with the key (organisation) that trained it.
+    trained = read_result(snakemake.input.adapter) if snakemake.input.adapter else None
+    model_id = trained["fine_tuned_model"] if trained else p.model["base"]
+    key = api.key(trained["key_env"]) if trained else api.keys[0]
+    sampler = ApiSampler(api, model_id, key, settings)
+    done = sampler.sample(todo, seed=int(w.seed))
+    write_jsonl(snakemake.output[0], done)
+    log.info("wrote %d answers from %s: %s", len(done), model_id, sampler.usage())
