@@ -12,7 +12,8 @@ rule train_api:
         directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
     params:
         model=lambda wildcards: STUDY.base_model(wildcards.model),
-        api=STUDY.api_settings(),
+        endpoint=STUDY.api_settings().get("base_url"),  # keys, limits and polling are read from the
+        # config inside the job: changing them does not invalidate finished cells
     log:
         "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:
@@ -33,7 +34,7 @@ rule generate_api:
         "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
     params:
         model=lambda wildcards: STUDY.base_model(wildcards.model),
-        api=STUDY.api_settings(),
+        endpoint=STUDY.api_settings().get("base_url"),
         generation=config["generation"],
         conditions=STUDY.conditions(),
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),

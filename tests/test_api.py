@@ -258,7 +258,9 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     assert result["hyperparameters"]["n_epochs"] == 1 and result["fine_tuned_model"].startswith("ft:")
 
     requests = len(server.requests)
-    proc = snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml")
+    # Limits and retry policy are not results: changing them reruns nothing.
+    proc = snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml",
+                     "--config", "api={retry_failed: true, max_concurrent_jobs: 3}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert len(server.requests) == requests
 

@@ -103,6 +103,18 @@ def stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor(args: argparse.Namespace) -> int:
+    """Check what a study needs (packages, GPU, keys, endpoints, data, disk) before it runs."""
+    from inoculate.doctor import main as doctor_main
+
+    default = Path("config/config.yaml")
+    files = [default] + [Path(f) for f in args.configfile or [] if Path(f) != default]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise SystemExit(f"config file not found: {', '.join(missing)} (run from the workflow's folder)")
+    return doctor_main(files, args.config or [], online=not args.offline)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inoculate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--rng-seed", type=int, default=12345)
     p.set_defaults(func=stats)
+
+    p = sub.add_parser("doctor", help="check packages, GPU, keys, endpoints, data and disk before a study runs")
+    p.add_argument("--configfile", nargs="+", help="config files on top of config/config.yaml, as for snakemake")
+    p.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as for snakemake --config")
+    p.add_argument("--offline", action="store_true", help="make no network call (skip the endpoint checks)")
+    p.set_defaults(func=doctor)
     args = parser.parse_args(argv)
     return args.func(args)
 

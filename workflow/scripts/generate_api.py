@@ -10,7 +10,7 @@ from inoculate.jobs import job
 
 with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards
-    api = ApiSettings.from_config(p.api)
+    api = ApiSettings.from_config(snakemake.config.get("api"))
     settings = GenerationSettings(**p.generation)
     conditions = [Condition(name, with_prompt) for name, with_prompt in p.conditions.items()]
     coords = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}

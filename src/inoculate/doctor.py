@@ -1,0 +1,302 @@
+"""`inoculate doctor`: what a study needs, checked before it spends anything.
+
+One line per check, PASS / WARN / FAIL / INFO, and a non-zero exit on any
+FAIL: packages and versions, the GPU, the config, API keys (present, never
+shown), each endpoint answering one cheap call, data sources readable with the
+right password, and disk space for the adapters the study will write.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from inoculate.config import ConfigError, Study, load_study
+from inoculate.io import read_yaml
+
+OPTIONAL = {
+    "bitsandbytes": "4-bit base models (extra `quant`)",
+    "snakemake-executor-plugin-slurm": "the SLURM profile (extra `slurm`)",
+}
+FALLBACK_ADAPTER_MB = 200.0  # when a model's config cannot be read offline
+ANSWER_BYTES = 2_000  # one generated record, with its prompt, in JSONL
+
+
+@dataclass
+class Check:
+    status: str  # PASS, WARN, FAIL or INFO
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<5} {self.name:<34}  {self.detail}"
+
+
+# -- config --------------------------------------------------------------------------------
+def merge(base: dict, update: dict) -> dict:
+    """Nested dict update, as Snakemake merges --configfile and --config."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config(configfiles: list[Path], overrides: list[str]) -> tuple[dict, str]:
+    """The config as `snakemake --configfile ... --config KEY=VALUE ...` would see it."""
+    config: dict = {}
+    for path in configfiles:
+        config = merge(config, read_yaml(path) or {})
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--config {item}: expected KEY=VALUE")
+        config = merge(config, {key: yaml.safe_load(value)})
+    return config, " + ".join(map(str, configfiles))
+
+
+# -- checks --------------------------------------------------------------------------------
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    return Check("PASS" if sys.version_info >= (3, 11) else "FAIL", "python", version)
+
+
+def check_packages() -> Iterator[Check]:
+    """Every requirement of the installed `inoculate`, against what is installed."""
+    from packaging.requirements import Requirement
+
+    for spec in importlib.metadata.requires("inoculate") or []:
+        req = Requirement(spec)
+        if req.marker is not None:  # extras: reported below as optional
+            continue
+        try:
+            version = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            yield Check("FAIL", f"package {req.name}", f"not installed (needs {req.specifier or 'any version'})")
+            continue
+        ok = req.specifier.contains(version, prereleases=True)
+        yield Check("PASS" if ok else "FAIL", f"package {req.name}", version if ok else f"{version}, needs {req.specifier}")
+    for name, use in OPTIONAL.items():
+        try:
+            yield Check("INFO", f"package {name}", f"{importlib.metadata.version(name)} ({use})")
+        except importlib.metadata.PackageNotFoundError:
+            yield Check("INFO", f"package {name}", f"not installed; needed only for {use}")
+
+
+def check_gpu(study: Study | None) -> Check:
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return Check("PASS", "gpu", f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
+    real = [m for m in (study.models if study else []) if _is_real_local(study, m)]
+    if real:
+        return Check("WARN", "gpu", f"none visible: {', '.join(real)} would train and sample on CPU (very slow)")
+    return Check("INFO", "gpu", "none visible (the study needs none)")
+
+
+def _is_real_local(study: Study, model: str) -> bool:
+    spec = study.base_model(model)
+    return spec["backend"] == "local" and not spec["base"].startswith("results/toy")
+
+
+def required_keys(study: Study) -> dict[str, list[str]]:
+    """Variable name -> what needs it."""
+    from inoculate.api.settings import ApiSettings
+
+    needs: dict[str, list[str]] = {}
+    api_models = [m for m in study.models if study.base_model(m)["backend"] == "openai"]
+    if api_models:
+        for key in ApiSettings.from_config(study.api_settings()).keys:
+            needs.setdefault(key.env, []).append(f"models {', '.join(api_models)}")
+    judge = study.config["judge"]
+    if judge["backend"] == "openai":
+        needs.setdefault(judge.get("api_key_env", "OPENAI_API_KEY"), []).append("the judge")
+    return needs
+
+
+def check_keys(study: Study) -> Iterator[Check]:
+    from inoculate.secrets import MissingSecret, get_secret
+
+    for env, users in required_keys(study).items():
+        try:
+            get_secret(env)
+            yield Check("PASS", f"key {env}", f"set (for {'; '.join(users)})")
+        except MissingSecret as e:
+            yield Check("FAIL", f"key {env}", str(e))
+
+
+def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
+    """(what, client options, model id) of each endpoint x key x model the study calls."""
+    from inoculate.api.settings import ApiSettings, client_options
+
+    calls = []
+    api = ApiSettings.from_config(study.api_settings())
+    for model in study.models:
+        spec = study.base_model(model)
+        if spec["backend"] != "openai":
+            continue
+        for key in api.keys:
+            calls.append((f"model {model} via {key.env}", lambda k=key: client_options(api, k), spec["base"]))
+    judge = study.config["judge"]
+    if judge["backend"] == "openai":
+        from inoculate.secrets import get_secret
+
+        env = judge.get("api_key_env", "OPENAI_API_KEY")
+        calls.append((f"judge {judge['model']}", lambda: {"api_key": get_secret(env), "base_url": judge.get("base_url")},
+                      judge["model"]))
+    return calls
+
+
+def check_endpoints(study: Study, timeout: float = 15.0) -> Iterator[Check]:
+    """One free call per endpoint x key x model: retrieving the model proves key and access."""
+    from openai import OpenAI
+
+    from inoculate.secrets import MissingSecret
+
+    for what, options, model in endpoint_calls(study):
+        try:
+            opts = {**options(), "max_retries": 1, "timeout": timeout}
+        except MissingSecret:
+            yield Check("FAIL", f"endpoint {what}", "not tried: its key is missing")
+            continue
+        url = opts.get("base_url") or "https://api.openai.com/v1"
+        try:
+            OpenAI(**opts).models.retrieve(model)
+            yield Check("PASS", f"endpoint {what}", f"{url} answers; {model} is available")
+        except Exception as e:  # noqa: BLE001 - every failure is a line of the report
+            yield Check("FAIL", f"endpoint {what}", f"{url}: {type(e).__name__}: {str(e)[:200]}")
+
+
+def used_sources(study: Study) -> dict[str, list[str]]:
+    """Source name -> the settings that read from it."""
+    used: dict[str, list[str]] = {}
+    for setting in study.settings.values():
+        refs = [setting.train, setting.control] + [e.ref for e in setting.evals.values()]
+        for ref in refs:
+            if ref is not None and ref.source is not None and setting.name not in used.get(ref.source, []):
+                used.setdefault(ref.source, []).append(setting.name)
+    return used
+
+
+def check_data(study: Study) -> Iterator[Check]:
+    from inoculate.data import decrypt, sha256_of
+
+    for name, settings in used_sources(study).items():
+        spec = study.config["sources"][name]
+        path = Path(study.source_path(name))
+        label = f"source {name}"
+        if not path.exists():
+            if "url" in spec:
+                yield Check("INFO", label, f"downloaded by the workflow from {spec['url']}")
+            elif str(path).startswith("results/"):
+                yield Check("INFO", label, f"{path} is built by the workflow")
+            else:
+                yield Check("FAIL", label, f"{path} not found (used by {', '.join(settings)}); check external_data_dir")
+            continue
+        if not study.is_archive(name):
+            yield Check("PASS", label, f"{path} readable")
+            continue
+        if spec.get("sha256") and sha256_of(path) != spec["sha256"]:
+            yield Check("FAIL", label, f"{path}: sha256 differs from sources.{name}.sha256")
+            continue
+        if Path(study.source_dir(name)).exists():
+            yield Check("PASS", label, f"{path} already decrypted to {study.source_dir(name)}")
+            continue
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                files = decrypt(path, Path(tmp) / "out", study.source_password(name))
+            yield Check("PASS", label, f"{path}: password right, {len(files)} files")
+        except (ValueError, ConfigError) as e:
+            yield Check("FAIL", label, str(e))
+    for setting in study.settings.values():
+        refs = [("train", setting.train), ("control", setting.control)]
+        refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
+        for key, ref in refs:
+            if ref is None or ref.source is not None:
+                continue
+            path = Path(study.resolve(ref))
+            if not path.exists() and not str(path).startswith("results/"):
+                yield Check("FAIL", f"data {setting.name}.{key}", f"{path} not found")
+
+
+def adapter_megabytes(study: Study, model: str) -> tuple[float, bool]:
+    """(size of one LoRA adapter in MB, whether it was computed from the model's config)."""
+    from transformers import AutoConfig
+
+    lora = study.config["training"].get("lora", {})
+    r = lora.get("r", 8)
+    try:
+        cfg = AutoConfig.from_pretrained(study.base_model(model)["base"], local_files_only=True)
+        cfg = getattr(cfg, "text_config", None) or cfg
+        h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or h // heads
+        kv = getattr(cfg, "num_key_value_heads", None) or heads
+        q, k = heads * head_dim, kv * head_dim
+        # every linear layer of a block: q, k, v, o, gate, up, down (an upper bound for fewer targets)
+        per_layer = (h + q) + 2 * (h + k) + (q + h) + 3 * (h + inter)
+        return 4 * r * per_layer * layers / 1e6, True
+    except Exception:  # noqa: BLE001 - not on disk yet, or not a causal LM config
+        return FALLBACK_ADAPTER_MB, False
+
+
+def check_disk(study: Study, results: Path = Path("results")) -> Check:
+    need_mb, assumed = 0.0, []
+    for model, *_ in study.cells(trained_only=True):
+        if study.base_model(model)["backend"] != "local":
+            continue
+        mb, computed = adapter_megabytes(study, model)
+        need_mb += mb
+        if not computed and model not in assumed:
+            assumed.append(model)
+    samples = len(study.cells()) * 1000  # a rough upper bound of answers per cell
+    need_mb += samples * ANSWER_BYTES * 3 / 1e6  # generations, judgments, tables
+    where = results if results.exists() else Path.cwd()
+    free_mb = shutil.disk_usage(where).free / 1e6
+    detail = f"{free_mb / 1e3:.1f} GB free at {where}; the study needs about {need_mb / 1e3:.2f} GB"
+    if assumed:
+        detail += f" ({FALLBACK_ADAPTER_MB:.0f} MB per adapter assumed for {', '.join(assumed)})"
+    return Check("PASS" if free_mb > 1.5 * need_mb else "FAIL", "disk", detail)
+
+
+def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
+    checks = [check_python(), *check_packages()]
+    try:
+        study = load_study(config, source)
+        checks.append(Check("PASS", "config", f"{source}: {len(study.cells())} cells, "
+                                              f"{len(study.cells(trained_only=True))} to train"))
+    except (ConfigError, ValueError) as e:
+        checks.append(Check("FAIL", "config", str(e)))
+        study = None
+    checks.append(check_gpu(study))
+    if study is None:
+        return checks
+    checks += check_keys(study)
+    if online:
+        checks += check_endpoints(study)
+    checks += check_data(study)
+    checks.append(check_disk(study))
+    return checks
+
+
+def report(checks: list[Check]) -> tuple[str, int]:
+    failed = sum(c.status == "FAIL" for c in checks)
+    warned = sum(c.status == "WARN" for c in checks)
+    lines = [c.line() for c in checks]
+    lines.append(f"{'FAIL' if failed else 'OK'}: {failed} failed, {warned} warnings, {len(checks)} checks")
+    return "\n".join(lines), 1 if failed else 0
+
+
+def main(configfiles: list[Path], overrides: list[str], online: bool = True) -> int:
+    config, source = read_config(configfiles, overrides)
+    text, code = report(run_checks(config, source, online))
+    print(text)
+    return code
+
