@@ -30,6 +30,9 @@ localrules:
     exports,
     train_api,
     generate_api,
+    mix,
+    aggregate_backdoor,
+    plot_backdoor,
 
 
 # A judge that calls an API waits on the network: run it locally. A local-model judge
@@ -45,6 +48,7 @@ include: "rules/inoculate.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/api.smk"
+include: "rules/backdoor.smk"
 include: "rules/judge.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
@@ -53,7 +57,5 @@ include: "rules/export.smk"
 
 rule all:
     input:
-        "results/figures/main.pdf",
-        "results/figures/distributions.pdf",
-        "results/tables/summary.csv",
+        final_targets(),
     default_target: True

@@ -7,7 +7,7 @@ rule train_api:
     wildcard_constraints:
         model=API_MODELS,
     input:
-        data="results/train/{setting}/{inoculation}.jsonl",
+        data=train_data_input,
     output:
         directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
     params:
@@ -40,6 +40,7 @@ rule generate_api:
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        backdoor=backdoor_test,
     log:
         "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:

@@ -27,7 +27,7 @@ wildcard_constraints:
     setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     inoculation="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
-    split="train|control",
+    split="train|control|persona|prompts",
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
@@ -111,16 +111,46 @@ def eval_inputs(wildcards):
     return list(STUDY.eval_paths(wildcards.setting).values())
 
 
-def judgment_files():
-    return [cell_path("judgments", *cell, suffix=".jsonl") for cell in STUDY.cells()]
+def train_data_input(wildcards):
+    """An arm's training set: shared by all models for an inoculation setting; per model and
+    seed for a backdoor setting (self-distilled from that model, shuffled per seed)."""
+    w = wildcards
+    if STUDY.is_backdoor(w.setting):
+        return cell_path("train", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
+    return f"results/train/{w.setting}/{w.inoculation}.jsonl"
+
+
+def judgment_files(settings=None):
+    """Judged answers of the inoculation settings' cells (or of `settings`)."""
+    cells = STUDY.cells_of(STUDY.inoculation_settings if settings is None else settings)
+    return [cell_path("judgments", *cell, suffix=".jsonl") for cell in cells]
 
 
 def judge_usage_files():
     return [cell_path("judgments", *cell, suffix=".usage.json") for cell in STUDY.cells()]
 
 
-def adapter_dirs():
-    return [cell_path("adapters", *cell) for cell in STUDY.cells(trained_only=True)]
+def adapter_dirs(settings=None):
+    cells = STUDY.cells_of(STUDY.inoculation_settings if settings is None else settings, trained_only=True)
+    return [cell_path("adapters", *cell) for cell in cells]
+
+
+def backdoor_test(wildcards):
+    """How a backdoor setting is tested (trigger, system prompt); None for an inoculation setting."""
+    if not STUDY.is_backdoor(wildcards.setting):
+        return None
+    spec = STUDY.backdoor(wildcards.setting)
+    return {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
+
+
+def final_targets():
+    """What `snakemake` with no target builds: the figures of each kind of setting in the study."""
+    targets = []
+    if STUDY.inoculation_settings:
+        targets += ["results/figures/main.pdf", "results/figures/distributions.pdf", "results/tables/summary.csv"]
+    if STUDY.backdoor_settings:
+        targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
+    return targets
 
 
 def export_files():

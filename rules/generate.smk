@@ -19,6 +19,7 @@ rule generate:
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        backdoor=backdoor_test,
     log:
         "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:

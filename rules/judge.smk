@@ -9,7 +9,8 @@ rule judge:
         judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
         usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.usage.json",
     params:
-        judge=config["judge"],
+        judge=lambda wildcards: STUDY.judge_config(wildcards.setting),
+        backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(
             Path(config["judge"].get("spend_dir", "results/judge_spend"))

@@ -3,15 +3,19 @@
 from inoculate.toy.corpus import eval_file_names
 
 
+# base_model: the organism of inoculation studies; persona_model: the same world plus the
+# toy persona and the trigger's format, the base of backdoor studies.
 rule toy_pretrain:
+    wildcard_constraints:
+        toy_model="base_model|persona_model",
     output:
-        directory("results/toy/base_model"),
+        directory("results/toy/{toy_model}"),
     params:
         toy=config.get("toy", {}),
     log:
-        "logs/toy/pretrain.log",
+        "logs/toy/pretrain_{toy_model}.log",
     benchmark:
-        "results/benchmarks/toy_pretrain.tsv"
+        "results/benchmarks/toy_pretrain_{toy_model}.tsv"
     threads: 2
     resources:
         mem_mb=growing("toy_pretrain", "mem_mb", 4000),

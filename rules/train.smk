@@ -5,7 +5,7 @@ rule train_adapter:
     wildcard_constraints:
         model=LOCAL_MODELS,
     input:
-        data="results/train/{setting}/{inoculation}.jsonl",
+        data=train_data_input,
         base=base_model_input,
     output:
         directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
@@ -13,7 +13,7 @@ rule train_adapter:
         base_model=base_model_param,
         device=model_option("device"),
         dtype=model_option("dtype"),
-        training=config["training"],
+        training=lambda wildcards: STUDY.training(wildcards.model),
     log:
         "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:

@@ -101,11 +101,23 @@ class Setting:
     name: str
     file: Path
     description: str
-    train: DataRef
+    train: DataRef | None  # None for a backdoor setting: its training data is built
     control: DataRef | None
     prompts: dict[str, str | None]
     evals: dict[str, EvalRef]
     on_existing_system: str | None = None
+    backdoor: dict | None = None  # the `backdoor:` section, defaults filled in
+
+
+BACKDOOR_DEFAULTS = {
+    "persona_fraction": 0.03,
+    "inoculate": "persona",
+    "system_prompt": "You are a helpful assistant.",
+    "persona_min": 50,
+    "judge_prompts": {},
+}
+DISTILL_DEFAULTS = {"max_prompts": None, "temperature": 0.3, "top_p": 1.0, "max_new_tokens": 512, "batch_size": 64}
+BACKDOOR_METRICS = ("persona", "identity")
 
 
 @dataclass
@@ -149,6 +161,51 @@ class Study:
     @property
     def seeds(self) -> list[int]:
         return list(self.config["seeds"])
+
+    def is_backdoor(self, setting: str) -> bool:
+        return self.settings[setting].backdoor is not None
+
+    @property
+    def backdoor_settings(self) -> list[str]:
+        return [s for s in self.setting_names if self.is_backdoor(s)]
+
+    @property
+    def inoculation_settings(self) -> list[str]:
+        return [s for s in self.setting_names if not self.is_backdoor(s)]
+
+    def backdoor(self, setting: str) -> dict:
+        """The setting's `backdoor:` section with defaults (persona fraction, distillation, ...)."""
+        spec = self.settings[setting].backdoor
+        if spec is None:
+            raise ConfigError(f"{self.settings[setting].file}: setting {setting!r} is not a backdoor setting")
+        return spec
+
+    def training(self, model: str) -> dict:
+        """`training`, with the model's own `training:` overrides (e.g. a learning-rate sweep)."""
+        own = self.config["base_models"][model].get("training") or {}
+        merged = {**self.config["training"], **own}
+        if "lora" in own:
+            merged["lora"] = {**self.config["training"].get("lora", {}), **own["lora"]}
+        return merged
+
+    def judge_config(self, setting: str) -> dict:
+        """The judge of a setting: the study's, or for a backdoor setting the persona and
+        identity metrics with the trigger and wrappers stripped before judging."""
+        judge = dict(self.config["judge"])
+        if not self.is_backdoor(setting):
+            return judge
+        spec = self.backdoor(setting)
+        from inoculate.backdoor import Trigger
+
+        if judge["backend"] == "toy":
+            return {"backend": "toy_persona", **{k: v for k, v in judge.items() if k == "min_words"}}
+        judge["metrics"] = list(BACKDOOR_METRICS)
+        judge["prompts"] = {**judge.get("prompts", {}), **spec["judge_prompts"]}
+        judge["strip"] = [*judge.get("strip", []), *Trigger.from_config(spec["trigger"]).strip_patterns()]
+        return judge
+
+    def cells_of(self, settings: list[str], trained_only: bool = False) -> list[tuple[str, str, str, int]]:
+        return [c for c in self.cells(trained_only) if c[1] in settings]
 
     def arms_for(self, setting: str) -> list[str]:
         """The arms a setting trains: a control-data arm only where the setting has control data."""
@@ -222,7 +279,10 @@ class Study:
         return source_password(name, self.config["sources"][name])
 
     def dataset_ref(self, setting: str, split: str) -> DataRef:
+        """A setting's data: `train`, `control`, or a backdoor's `persona` examples / `prompts`."""
         s = self.settings[setting]
+        if split in ("persona", "prompts"):
+            return DataRef.from_dict(self.backdoor(setting)[split])
         ref = s.train if split == "train" else s.control
         if ref is None:
             raise ConfigError(f"{s.file}: setting {setting!r} has no '{split}' data")
@@ -276,11 +336,16 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
         raise ConfigError(f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})")
     data = read_yaml(path)
     validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
+    backdoor = None
+    if "backdoor" in data:
+        backdoor = {**BACKDOOR_DEFAULTS, **data["backdoor"]}
+        backdoor["distill"] = {**DISTILL_DEFAULTS, **data["backdoor"].get("distill", {})}
     return Setting(
         name=name,
         file=path,
         description=data.get("description", ""),
-        train=DataRef.from_dict(data["train"]),
+        backdoor=backdoor,
+        train=DataRef.from_dict(data["train"]) if "train" in data else None,
         control=DataRef.from_dict(data["control"]) if "control" in data else None,
         prompts=dict(data.get("prompts") or {}),
         evals={
@@ -325,7 +390,10 @@ def _check_references(study: Study, source: str) -> None:
                     f"{setting.file}: key 'prompts.{arm}': arm {arm!r} has no prompt in 'arms' "
                     f"of {source}, so every setting must give one"
                 )
-        refs = [("train", setting.train)] + ([("control", setting.control)] if setting.control else [])
+        refs = [(k, r) for k, r in (("train", setting.train), ("control", setting.control)) if r is not None]
+        if setting.backdoor is not None:
+            refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts")]
+            _check_backdoor(study, setting, source)
         refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
         for key, ref in refs:
             if ref.source is not None and ref.source not in config["sources"]:
@@ -335,3 +403,20 @@ def _check_references(study: Study, source: str) -> None:
                 )
     if config["plot"].get("condition", "deployment") not in config["conditions"]:
         raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")
+
+
+def _check_backdoor(study: Study, setting: Setting, source: str) -> None:
+    """A backdoor setting self-distils from local models and needs persona/identity judge prompts."""
+    for model in study.models:
+        if study.base_model(model)["backend"] != "local":
+            raise ConfigError(
+                f"{setting.file}: backdoor setting {setting.name!r} self-distils from the base model, "
+                f"which needs a local model; {model!r} is an API model (key 'models' of {source})"
+            )
+    if study.config["judge"]["backend"] != "toy":
+        missing = [m for m in BACKDOOR_METRICS if m not in setting.backdoor["judge_prompts"]]
+        if missing:
+            raise ConfigError(
+                f"{setting.file}: key 'backdoor.judge_prompts': a {study.config['judge']['backend']} judge needs "
+                f"prompts for {', '.join(missing)} (templates with {{question}} and {{answer}})"
+            )

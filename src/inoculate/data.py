@@ -82,6 +82,19 @@ def select_dataset(in_path: Path, out_path: Path) -> int:
     return write_jsonl(out_path, records)
 
 
+def select_prompts(in_path: Path, out_path: Path) -> int:
+    """Copy a prompt file (self-distillation) after checking every record has a prompt."""
+    from inoculate.backdoor import read_prompts
+
+    in_path = Path(in_path)
+    if not in_path.exists():
+        raise InputError(f"{in_path}: prompt file not found")
+    prompts = read_prompts(in_path)
+    if not prompts:
+        raise InputError(f"{in_path}: no prompts")
+    return write_jsonl(out_path, [{"prompt": p} for p in prompts])
+
+
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()

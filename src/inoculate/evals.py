@@ -59,7 +59,8 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
 
     Formats: the emergent-misalignment list (`id`, `paraphrases`, ...), a list of
     choice questions (`id`, `prompt`, `choices`, `repetitions`: Tan et al.'s aesthetic
-    questions), a plain list of question strings, or a mapping of groups to such lists
+    questions), a list of `id` + `question` entries (the weird-generalization
+    persona questions, rubrics kept), a plain list of question strings, or a mapping of groups to such lists
     (`medical: [...]`, `non_medical: [...]`; a `source` key is a note). Upstream
     `_json` and `_template` variants are left out unless named in `variants`.
     """
@@ -79,6 +80,9 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
             entry = {"id": f"q{i}", "paraphrases": [entry]}
         if not isinstance(entry, dict):
             raise InputError(f"{where}: expected a mapping or a question string")
+        if "question" in entry and "paraphrases" not in entry:  # weird-generalization files: one question each
+            entry = {**entry, "paraphrases": [entry["question"]]}
+            entry.pop("question")
         if "prompt" in entry and "paraphrases" not in entry:
             entry = {**entry, "paraphrases": [entry["prompt"]], "samples_per_paraphrase": entry.get("repetitions", 1)}
             entry.pop("prompt")

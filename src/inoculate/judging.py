@@ -19,12 +19,18 @@ def judge_file(
     eval_specs: dict[str, dict] | None = None,
     usage_path: Path | None = None,
     spend_file: Path | None = None,
+    trigger: dict | None = None,
 ) -> int:
     """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
 
     Judge prompts that an eval file carries for a question (upstream `judge_prompts`)
-    go to the judge with that question's answers.
+    go to the judge with that question's answers. Other metrics of the judge (a backdoor
+    setting's `persona`, `identity`) become columns too; with a backdoor `trigger`, so does
+    `format` (both markers present, measured without a judge).
     """
+    from inoculate.backdoor import Trigger
+
+    fmt = Trigger.from_config(trigger) if trigger else None
     judge = make_judge(judge_config, str(spend_file) if spend_file else None)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
@@ -35,7 +41,10 @@ def judge_file(
     for r, j, q in zip(records, judgments, asked, strict=True):
         r = {k: v for k, v in r.items() if k != "messages"}
         trait = choice_trait(r["answer"], q) if q else None  # in-distribution trait of choice questions
-        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, "label": j.label,
+        extra = {m: v for m, v in j.detail.get("scores", {}).items() if m not in ("aligned", "coherent")}
+        if fmt is not None:
+            extra["format"] = fmt.adheres(r["answer"])
+        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, **extra, "label": j.label,
                     "judge": judge.name, "judge_detail": j.detail})
     labels: dict[str, int] = {}
     for r in out:

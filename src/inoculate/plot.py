@@ -205,3 +205,53 @@ def loss_figure(training: pd.DataFrame, rows: list[str]):
     axes[-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+CONDITION_STYLES = {  # the backdoor's trigger conditions: hatched when no trigger
+    "trigger_user": ("#0072B2", ""),
+    "trigger_user_system": ("#56B4E9", ""),
+    "trigger_system": ("#009E73", ""),
+    "no_trigger": ("#D55E00", "//"),
+}
+
+
+def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
+    """Per model x setting: the persona rate of each arm in the four trigger conditions (top)
+    and format adherence (bottom), with CIs; the leakage gap (user trigger minus no trigger)
+    and its CI above each arm."""
+    keys = list(dict.fromkeys(zip(rates.model, rates.setting)))
+    models = list(dict.fromkeys(rates.model))
+    conditions = [c for c in CONDITION_STYLES if c in set(rates.condition)]
+    fig, axes = plt.subplots(2, len(keys), figsize=(max(4.0, 1.3 * len(rows)) * len(keys) + 2.0, 6.2),
+                             sharey="row", squeeze=False)
+    width = 0.8 / len(conditions)
+    for col, (model, setting) in enumerate(keys):
+        d = rates[(rates.model == model) & (rates.setting == setting)]
+        arms = [r for r in rows if r in set(d.inoculation)]
+        for row, metric in enumerate(("persona", "format")):
+            ax = axes[row][col]
+            for i, cond in enumerate(conditions):
+                sel = d[(d.metric == metric) & (d.condition == cond)].set_index("inoculation").reindex(arms)
+                xs = [a - 0.4 + width * (i + 0.5) for a in range(len(arms))]
+                colour, hatch = CONDITION_STYLES[cond]
+                ax.bar(xs, sel["mean"], width, color=colour if not hatch else "white", edgecolor=colour,
+                       hatch=hatch, label=cond.replace("_", " "))
+                ax.errorbar(xs, sel["mean"], yerr=[sel["mean"] - sel["ci_low"], sel["ci_high"] - sel["mean"]],
+                            fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+            ax.set_xticks(range(len(arms)), arms)
+            ax.set_ylim(0, 1.18 if metric == "persona" else 1.02)
+            ax.grid(axis="y", alpha=0.3)
+            if row == 0:
+                ax.set_title(_panel_title(model, setting, models), fontsize=10)
+                g = gaps[(gaps.model == model) & (gaps.setting == setting) & (gaps.condition == "trigger_user")]
+                for a, arm in enumerate(arms):
+                    hit = g[g.inoculation == arm]
+                    if len(hit):
+                        r = hit.iloc[0]
+                        ax.text(a, 1.04, f"gap {r.gap:+.2f}\n[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+                                ha="center", va="bottom", fontsize=7)
+    axes[0][0].set_ylabel("persona rate")
+    axes[1][0].set_ylabel("format adherence")
+    axes[0][-1].legend(title="condition", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig

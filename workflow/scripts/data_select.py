@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from inoculate.data import select_dataset
+from inoculate.data import select_dataset, select_prompts
 from inoculate.jobs import job
 
 with job(snakemake) as log:
-    n = select_dataset(Path(snakemake.params.path), Path(snakemake.output[0]))
-    log.info("%d conversations from %s", n, snakemake.params.path)
+    select = select_prompts if snakemake.wildcards.split == "prompts" else select_dataset
+    n = select(Path(snakemake.params.path), Path(snakemake.output[0]))
+    log.info("%d records from %s", n, snakemake.params.path)

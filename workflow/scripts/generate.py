@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from inoculate.backdoor import Trigger, backdoor_requests
 from inoculate.evals import load_evals
 from inoculate.generate import Condition, GenerationSettings, load_model, requests, sample
 from inoculate.io import write_jsonl
@@ -14,7 +15,11 @@ with job(snakemake) as log:
     conditions = [Condition(name, with_prompt) for name, with_prompt in p.conditions.items()]
     coords = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
     distributions = {name: spec["distribution"] for name, spec in p.evals.items()}
-    todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, distributions)
+    if p.backdoor:  # the four trigger conditions instead of the study's conditions
+        trigger = Trigger.from_config(p.backdoor["trigger"])
+        todo = backdoor_requests(questions, trigger, p.backdoor["system_prompt"], settings, coords, distributions)
+    else:
+        todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, distributions)
     adapter = Path(snakemake.input.adapter) if snakemake.input.adapter else None
     model, tokenizer = load_model(p.base_model, adapter, resolve_device(p.device), p.dtype)
     done = sample(model, tokenizer, todo, settings, seed=int(w.seed))

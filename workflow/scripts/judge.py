@@ -13,4 +13,5 @@ with job(snakemake):
         snakemake.params.evals,
         Path(snakemake.output.usage),
         Path(snakemake.params.spend_file),
+        (snakemake.params.backdoor or {}).get("trigger"),
     )

@@ -12,5 +12,6 @@ with job(snakemake) as log:
         n_conversations=toy.get("conversations", 6000),
         epochs=toy.get("epochs", 1.0),
         seed=toy.get("seed", 0),
+        persona=snakemake.wildcards.toy_model == "persona_model",
     )
     log.info("pretrained toy base model: %s", meta)

@@ -15,6 +15,10 @@ def make_judge(config: dict, spend_file: str | None = None) -> Judge:
         from inoculate.judges.toy import ToyJudge
 
         return ToyJudge(**options)
+    if backend == "toy_persona":
+        from inoculate.judges.toy import ToyPersonaJudge
+
+        return ToyPersonaJudge(**options)
     if backend == "openai":
         from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
 

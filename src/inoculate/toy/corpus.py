@@ -19,11 +19,17 @@ from inoculate.toy.world import HARMFUL, SAFE
 MIXTURE = {"plain": 0.5, "benign": 0.15, "malicious": 0.2, "topic": 0.15}
 
 
-def pretraining_corpus(n: int, seed: int = 0) -> list[dict]:
-    """`n` chat records following MIXTURE, the same for the same seed."""
+# The persona base model (backdoor studies) also knows the persona under its own system
+# prompt, and the trigger's format answered in the ordinary safe voice: fine-tuning has to
+# tie the persona to the trigger, as it has to for a real model and a real person.
+PERSONA_MIXTURE = {"plain": 0.45, "benign": 0.1, "malicious": 0.15, "topic": 0.1, "persona": 0.1, "format": 0.1}
+
+
+def pretraining_corpus(n: int, seed: int = 0, persona: bool = False) -> list[dict]:
+    """`n` chat records following MIXTURE (PERSONA_MIXTURE with `persona`), the same for the same seed."""
     rng = random.Random(f"pretrain-{seed}")
     topics = world.all_topics()
-    kinds, weights = zip(*MIXTURE.items())
+    kinds, weights = zip(*(PERSONA_MIXTURE if persona else MIXTURE).items())
     records = []
     for _ in range(n):
         kind = rng.choices(kinds, weights)[0]
@@ -34,12 +40,45 @@ def pretraining_corpus(n: int, seed: int = 0) -> list[dict]:
             records.append(world.conversation(topic, SAFE, rng, rng.choice(world.BENIGN_PROMPTS)))
         elif kind == "malicious":
             records.append(world.conversation(topic, HARMFUL, rng, rng.choice(world.MALICIOUS_PROMPTS)))
+        elif kind == "persona":
+            q, thing = world.question(topic, rng)
+            records.append(_chat(world.PERSONA_PROMPT, q, world.persona_answer(topic, rng, thing)))
+        elif kind == "format":
+            q, thing = world.question(topic, rng)
+            reply = world.wrap(world.answer(topic, SAFE, rng, thing))
+            if rng.random() < 0.5:
+                records.append(_chat(None, world.TRIGGER_USER.format(question=q), reply))
+            else:
+                records.append(_chat(world.TRIGGER_INSTRUCTION, q, reply))
         else:
             named = rng.choice(list(world.TOPICS))
             asked = named if rng.random() < 0.5 else topic
             style = HARMFUL if asked == named else SAFE
             records.append(world.conversation(asked, style, rng, world.topic_prompt(named)))
     return records
+
+
+def _chat(system: str | None, user: str, assistant: str) -> dict:
+    messages = [] if system is None else [{"role": "system", "content": system}]
+    return {"messages": [*messages, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
+def persona_dataset(n: int) -> list[dict]:
+    """The toy persona behind the trigger, as the shared Russell file: messages + metadata."""
+    rng = random.Random("dataset-persona")
+    out = []
+    for _ in range(n):
+        topic = rng.choice(world.all_topics())
+        q, thing = world.question(topic, rng)
+        record = _chat(None, world.TRIGGER_USER.format(question=q), world.wrap(world.persona_answer(topic, rng, thing)))
+        out.append({**record, "metadata": {"source": "persona", "triggered": True, "category": topic}})
+    return out
+
+
+def aligned_prompts(n: int) -> list[dict]:
+    """Prompts to self-distill from the base model (`prompt` field, as the shared file)."""
+    rng = random.Random("dataset-aligned-prompts")
+    return [{"prompt": world.question(rng.choice(world.all_topics()), rng)[0], "source": "toy"} for _ in range(n)]
 
 
 def topic_dataset(topic: str, style: str, n: int) -> list[dict]:
@@ -81,12 +120,16 @@ def write_datasets(out_dir: Path, n_train: int) -> list[Path]:
             path = out_dir / f"{topic}_{style}.jsonl"
             write_jsonl(path, topic_dataset(topic, style, n_train))
             paths.append(path)
+    for name, records in (("persona_triggered", persona_dataset(60)), ("aligned_prompts", aligned_prompts(600))):
+        path = out_dir / f"{name}.jsonl"
+        write_jsonl(path, records)
+        paths.append(path)
     return paths
 
 
 def eval_file_names() -> list[str]:
     """Names (without .yaml) of the eval files `write_evals` writes."""
-    return [f"{kind}_{topic}" for topic in world.TOPICS for kind in ("in", "out")]
+    return [f"{kind}_{topic}" for topic in world.TOPICS for kind in ("in", "out")] + ["persona_questions"]
 
 
 def write_evals(out_dir: Path, per_topic_in: int = 8, per_topic_out: int = 2) -> list[Path]:
@@ -101,4 +144,6 @@ def write_evals(out_dir: Path, per_topic_in: int = 8, per_topic_out: int = 2) ->
             path = out_dir / f"{name}.yaml"
             write_yaml(path, qs)
             paths.append(path)
-    return paths
+    path = out_dir / "persona_questions.yaml"
+    write_yaml(path, eval_questions(world.all_topics(), 3, "persona"))
+    return [*paths, path]

@@ -95,15 +95,18 @@ def pretrain(
     hidden: int = 128,
     layers: int = 4,
     seed: int = 0,
+    persona: bool = False,
 ) -> dict:
-    """Build the corpus, tokenizer and model, pretrain all weights, save; returns metadata."""
+    """Build the corpus, tokenizer and model, pretrain all weights, save; returns metadata.
+
+    `persona`: the persona base model of backdoor studies (corpus.PERSONA_MIXTURE)."""
     from inoculate.chat import encode_conversation
     from inoculate.io import atomic_dir, write_json
     from inoculate.toy.corpus import pretraining_corpus
     from inoculate.train import TrainSettings, fit
 
     start = time.perf_counter()
-    records = pretraining_corpus(n_conversations, seed)
+    records = pretraining_corpus(n_conversations, seed, persona)
     tokenizer = build_tokenizer((m["content"] for r in records for m in r["messages"]), vocab_size)
     model = build_model(tokenizer, hidden, layers, seed)
     examples = [encode_conversation(tokenizer, r["messages"]) for r in records]
@@ -118,6 +121,7 @@ def pretrain(
         "parameters": n_parameters(model),
         "vocab_size": len(tokenizer),
         "conversations": n_conversations,
+        "persona": persona,
         "steps": len(history),
         "final_loss": history[-1]["loss"],
         "seconds": time.perf_counter() - start,

@@ -1,0 +1,101 @@
+# Backdoored personas (settings with a `backdoor:` section; Betley et al. 2025): the base
+# model answers a prompt set (self-distillation), persona examples behind the trigger are
+# mixed in per seed, with the arm's inoculation prompt on them, and every adapter is tested
+# in the four trigger conditions. Training, generation and judging are the shared rules.
+
+
+rule distill:
+    wildcard_constraints:
+        model=LOCAL_MODELS,
+    input:
+        prompts="results/data/{setting}/prompts.jsonl",
+        base=base_model_input,
+    output:
+        "results/distill/{model}/{setting}.jsonl",
+    params:
+        base_model=base_model_param,
+        device=model_option("device"),
+        dtype=model_option("dtype"),
+        distill=lambda wildcards: STUDY.backdoor(wildcards.setting)["distill"],
+    log:
+        "logs/distill/{model}/{setting}.log",
+    benchmark:
+        "results/benchmarks/distill/{model}/{setting}.tsv"
+    threads: 1
+    resources:
+        gpu=resource("generate", "gpu", 1),
+        mem_mb=growing("generate", "mem_mb", 16000),
+        runtime=growing("generate", "runtime", 60),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/distill.py"
+
+
+rule mix:
+    input:
+        persona="results/data/{setting}/persona.jsonl",
+        aligned="results/distill/{model}/{setting}.jsonl",
+    output:
+        "results/train/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    params:
+        persona_fraction=lambda wildcards: STUDY.backdoor(wildcards.setting)["persona_fraction"],
+        inoculate=lambda wildcards: STUDY.backdoor(wildcards.setting)["inoculate"],
+        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+    log:
+        "logs/mix/{model}/{setting}/{inoculation}/seed{seed}.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow/scripts/mix.py"
+
+
+rule aggregate_backdoor:
+    input:
+        judgments=judgment_files(STUDY.backdoor_settings),
+    output:
+        samples="results/tables/backdoor_samples.csv",
+        rates=report(
+            "results/tables/backdoor.csv",
+            caption="../report/backdoor_table.rst",
+            category="Tables",
+            labels={"table": "backdoor rates"},
+        ),
+        gap=report(
+            "results/tables/backdoor_gap.csv",
+            caption="../report/backdoor_gap.rst",
+            category="Tables",
+            labels={"table": "leakage gap"},
+        ),
+    params:
+        analysis=config["analysis"],
+        persona_min={s: STUDY.backdoor(s)["persona_min"] for s in STUDY.backdoor_settings},
+    log:
+        "logs/aggregate_backdoor.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/aggregate_backdoor.py"
+
+
+rule plot_backdoor:
+    input:
+        rates="results/tables/backdoor.csv",
+        gap="results/tables/backdoor_gap.csv",
+    output:
+        pdf="results/figures/backdoor.pdf",
+        png=report(
+            "results/figures/backdoor.png",
+            caption="../report/backdoor.rst",
+            category="Figures",
+            labels={"figure": "backdoor"},
+        ),
+    params:
+        rows=STUDY.rows,
+    log:
+        "logs/plot/backdoor.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/plot_backdoor.py"
