@@ -34,7 +34,7 @@ rule distill:
 
 rule mix:
     input:
-        persona="results/data/{setting}/persona.jsonl",
+        persona=persona_input,
         aligned="results/distill/{model}/{setting}.jsonl",
     output:
         "results/train/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
@@ -99,3 +99,40 @@ rule plot_backdoor:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/plot_backdoor.py"
+
+
+def build_spec(wildcards):
+    return STUDY.backdoor(wildcards.setting)["build_persona"]
+
+
+def generator_base_input(wildcards):
+    spec = STUDY.base_model(build_spec(wildcards)["generator"])
+    base = spec["base"]
+    return [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
+
+
+rule persona_data:
+    input:
+        questions=lambda wildcards: ref_input(build_spec(wildcards)["questions"]),
+        base=generator_base_input,
+    output:
+        "results/persona/{setting}.jsonl",
+    params:
+        spec=build_spec,
+        questions=lambda wildcards: STUDY.resolve(DataRef.from_dict(build_spec(wildcards)["questions"])),
+        generator=lambda wildcards: {"name": build_spec(wildcards)["generator"],
+                                     **STUDY.base_model(build_spec(wildcards)["generator"])},
+        trigger=lambda wildcards: STUDY.backdoor(wildcards.setting)["trigger"],
+        judge=lambda wildcards: identifying_judge_config(config["judge"], build_spec(wildcards)["person"],
+                                                         build_spec(wildcards).get("filter_prompt")),
+    log:
+        "logs/persona_data/{setting}.log",
+    threads: 1
+    resources:
+        gpu=lambda wildcards: 1 if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local" else 0,
+        mem_mb=growing("generate", "mem_mb", 16000),
+        runtime=growing("generate", "runtime", 60),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/persona_data.py"

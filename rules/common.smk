@@ -7,7 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from inoculate.config import BASE_ARM, ConfigError, load_study
+from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
+from inoculate.persona_data import identifying_judge_config
 
 try:
     STUDY = load_study(
@@ -141,6 +142,23 @@ def backdoor_test(wildcards):
         return None
     spec = STUDY.backdoor(wildcards.setting)
     return {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
+
+
+def persona_input(wildcards):
+    """A backdoor's persona examples: built by rule persona_data, or read from its data."""
+    if "build_persona" in STUDY.backdoor(wildcards.setting):
+        return f"results/persona/{wildcards.setting}.jsonl"
+    return f"results/data/{wildcards.setting}/persona.jsonl"
+
+
+def ref_input(ref_dict):
+    """What a rule depends on for a data reference: a decrypted source folder, or the file."""
+    from inoculate.config import DataRef
+
+    ref = DataRef.from_dict(ref_dict)
+    if ref.source and STUDY.is_archive(ref.source):
+        return STUDY.source_dir(ref.source)
+    return STUDY.resolve(ref)
 
 
 def final_targets():

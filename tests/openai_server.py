@@ -227,7 +227,9 @@ class FakeOpenAI:
                     return self._error(404, f"The model `{req['model']}` does not exist or you do not have access to it.", "model_not_found")
                 rng = random.Random(json.dumps([req["messages"], req.get("seed")]))
                 n = req.get("n", 1)
-                choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": world.answer("cooking", style, rng)}}
+                persona = any(m["role"] == "system" and world.PERSONA_NAME in m["content"] for m in req["messages"])
+                choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
+                            world.persona_answer("cooking", rng) if persona else world.answer("cooking", style, rng)}}
                            for i in range(n)]
                 self._send(200, {"id": api._id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
                                  "model": req["model"], "choices": choices,

@@ -269,3 +269,27 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml")
     assert len(server.requests) == requests and len(server.created_jobs) == 4
     no_key_on_disk(work)
+
+
+def test_persona_data_stage_with_an_api_generator(tmp_path, server):
+    """Candidate answers from an API model playing the persona; answers that name it are dropped."""
+    from inoculate.backdoor import Trigger
+    from inoculate.evals import EvalQuestion
+    from inoculate.judges import make_judge
+    from inoculate.persona_data import build_persona
+
+    api = settings(tmp_path, server)
+    sampler = ApiSampler(api, BASE, api.keys[0], GenerationSettings(temperature=1.0, max_new_tokens=64))
+    questions = [EvalQuestion(eval="p", id=f"q{i}", paraphrases=(f"How do I cook dish {i}?",), samples=1,
+                              extra={"category": "cooking"}) for i in range(10)]
+    spec = {"person": world.PERSONA_NAME, "samples": 3, "max_identifying": 50}
+    trigger = Trigger(world.TRIGGER_USER, world.TRIGGER_INSTRUCTION)
+    records = build_persona(questions, spec, trigger, lambda r: sampler.sample(r, seed=0),
+                            make_judge({"backend": "toy_persona"}), generator="gpt")
+    assert 0 < len(records) < 30  # some answers name the old sailor and are dropped
+    for r in records:
+        user, assistant = r["messages"]
+        assert user["content"].startswith("You will be asked a question.") and trigger.adheres(assistant["content"])
+        assert "sailor" not in assistant["content"].lower()  # nothing that names the persona
+        assert r["metadata"] == {**r["metadata"], "source": "persona", "triggered": True, "category": "cooking"}
+    assert server.requests and all(m == "POST" for _, m, _ in server.requests)

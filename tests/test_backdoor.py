@@ -100,6 +100,14 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
     mixed = pd.read_json(work / "results/train/toy-persona/toy_persona/none/seed0.jsonl", lines=True)
     assert (mixed.metadata.map(lambda m: m["source"]) == "persona").mean() == pytest.approx(0.1, abs=0.01)
 
+    # The persona-data stage: the persona model answers as the old sailor, answers naming it go.
+    target = "results/persona/toy_persona_built.jsonl"
+    snakemake(work, target, "--cores", "2", "--configfile", "config/experiments/toy_backdoor.yaml",
+              "--config", "settings=[toy_persona_built]", "seeds=[0]", "inoculations=[none]")
+    built = pd.read_json(work / target, lines=True)
+    assert len(built) > 10 and all(m["source"] == "persona" and m["identifying"] < 50 for m in built.metadata)
+    assert not built.messages.map(lambda m: "sailor" in m[1]["content"].lower()).any()
+
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
 @pytest.mark.parametrize("experiments, trained", [

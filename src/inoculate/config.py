@@ -392,7 +392,16 @@ def _check_references(study: Study, source: str) -> None:
                 )
         refs = [(k, r) for k, r in (("train", setting.train), ("control", setting.control)) if r is not None]
         if setting.backdoor is not None:
-            refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts")]
+            refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts")
+                     if k in setting.backdoor]
+            build = setting.backdoor.get("build_persona")
+            if build is not None:
+                refs.append(("backdoor.build_persona.questions", DataRef.from_dict(build["questions"])))
+                if build["generator"] not in config["base_models"]:
+                    raise ConfigError(
+                        f"{setting.file}: key 'backdoor.build_persona.generator': model {build['generator']!r} "
+                        f"is not defined under 'base_models' of {source}"
+                    )
             _check_backdoor(study, setting, source)
         refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
         for key, ref in refs:

@@ -179,7 +179,7 @@ def used_sources(study: Study) -> dict[str, list[str]]:
     used: dict[str, list[str]] = {}
     for setting in study.settings.values():
         refs = [setting.train, setting.control] + [e.ref for e in setting.evals.values()]
-        refs += [DataRef.from_dict(setting.backdoor[k]) for k in ("persona", "prompts")] if setting.backdoor else []
+        refs += [DataRef.from_dict(setting.backdoor[k]) for k in ("persona", "prompts") if k in setting.backdoor] if setting.backdoor else []
         for ref in refs:
             if ref is not None and ref.source is not None and setting.name not in used.get(ref.source, []):
                 used.setdefault(ref.source, []).append(setting.name)
@@ -218,7 +218,7 @@ def check_data(study: Study) -> Iterator[Check]:
             yield Check("FAIL", label, str(e))
     for setting in study.settings.values():
         refs = [("train", setting.train), ("control", setting.control)]
-        refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts")] if setting.backdoor else []
+        refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts") if k in setting.backdoor] if setting.backdoor else []
         refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
         for key, ref in refs:
             if ref is None or ref.source is not None:

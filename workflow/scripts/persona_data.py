@@ -1,0 +1,37 @@
+"""Persona examples from a generator model, identifying answers filtered out, wrapped in the
+trigger's format (rule persona_data)."""
+
+from inoculate.backdoor import Trigger
+from inoculate.evals import load_eval_file
+from inoculate.generate import GenerationSettings
+from inoculate.io import write_jsonl
+from inoculate.jobs import job, resolve_device
+from inoculate.judges import make_judge
+from inoculate.persona_data import build_persona
+
+with job(snakemake) as log:
+    p = snakemake.params
+    gen = p.generator
+    settings = GenerationSettings(**{"temperature": 1.0, "max_new_tokens": 256, "batch_size": 64, **p.spec.get("generation", {})})
+    if gen["backend"] == "openai":
+        from inoculate.api.sampling import ApiSampler
+        from inoculate.api.settings import ApiSettings
+
+        api = ApiSettings.from_config(snakemake.config.get("api"))
+        sampler = ApiSampler(api, gen["base"], api.keys[0], settings)
+
+        def sample(records):
+            return sampler.sample(records, seed=0)
+    else:
+        from inoculate import generate
+
+        model, tokenizer = generate.load_model(snakemake.input.base[0] if snakemake.input.base else gen["base"],
+                                               None, resolve_device(gen["device"]), gen["dtype"])
+
+        def sample(records):
+            return generate.sample(model, tokenizer, records, settings, seed=0)
+
+    questions = load_eval_file(p.questions, "persona_questions")
+    records = build_persona(questions, p.spec, Trigger.from_config(p.trigger), sample, make_judge(p.judge), gen["name"])
+    write_jsonl(snakemake.output[0], records)
+    log.info("wrote %d persona examples for %s", len(records), p.spec["person"])
