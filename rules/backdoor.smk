@@ -101,16 +101,6 @@ rule plot_backdoor:
         "../workflow/scripts/plot_backdoor.py"
 
 
-def build_spec(wildcards):
-    return STUDY.backdoor(wildcards.setting)["build_persona"]
-
-
-def generator_base_input(wildcards):
-    spec = STUDY.base_model(build_spec(wildcards)["generator"])
-    base = spec["base"]
-    return [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
-
-
 rule persona_data:
     input:
         questions=lambda wildcards: ref_input(build_spec(wildcards)["questions"]),

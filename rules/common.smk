@@ -152,13 +152,25 @@ def persona_input(wildcards):
 
 
 def ref_input(ref_dict):
-    """What a rule depends on for a data reference: a decrypted source folder, or the file."""
+    """A data reference as a dependency: its decrypted source folder, or the file itself."""
     from inoculate.config import DataRef
 
     ref = DataRef.from_dict(ref_dict)
     if ref.source and STUDY.is_archive(ref.source):
         return STUDY.source_dir(ref.source)
     return STUDY.resolve(ref)
+
+
+def build_spec(wildcards):
+    """A backdoor setting's `build_persona` section (rule persona_data)."""
+    return STUDY.backdoor(wildcards.setting)["build_persona"]
+
+
+def generator_base_input(wildcards):
+    """The persona generator's weights as a dependency, when they are local files."""
+    spec = STUDY.base_model(build_spec(wildcards)["generator"])
+    base = spec["base"]
+    return [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
 
 
 def final_targets():
