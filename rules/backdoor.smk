@@ -16,7 +16,9 @@ rule distill:
         base_model=base_model_param,
         device=model_option("device"),
         dtype=model_option("dtype"),
+        quantization=model_option("quantization"),
         distill=lambda wildcards: STUDY.backdoor(wildcards.setting)["distill"],
+        backend=config["generation"].get("backend", "transformers"),
     log:
         "logs/distill/{model}/{setting}.log",
     benchmark:

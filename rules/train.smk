@@ -13,6 +13,7 @@ rule train_adapter:
         base_model=base_model_param,
         device=model_option("device"),
         dtype=model_option("dtype"),
+        quantization=model_option("quantization"),
         training=lambda wildcards: STUDY.training(wildcards.model),
     log:
         "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",

@@ -158,3 +158,47 @@ def test_supervised_only_loss_equals_the_models_own_loss(toy_model, data):
     with torch.no_grad():
         total, n = supervised_loss_sum(model, batch)
         assert float(total / n) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+
+def test_4bit_base_trains_an_adapter_and_samples_with_it(toy_model, data, tmp_path):
+    """QLoRA on CPU: NF4 base layers; the adapter's loss curve follows the full-precision one;
+    generation runs with the adapter unmerged."""
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+    import pandas as pd
+
+    from inoculate.judges.toy import ToyJudge
+    from inoculate.models import load_causal_lm
+
+    base = load_causal_lm(str(toy_model), "float32", "4bit", "cpu")
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in base.modules()) == 4 * 7  # every block's linear layers
+    settings = TrainSettings(learning_rate=3e-3, epochs=3, batch_size=8)
+    meta = train_lora(str(toy_model), data, tmp_path / "q", settings, seed=0, quantization="4bit")
+    train_lora(str(toy_model), data, tmp_path / "f", settings, seed=0)
+    nf4, full = (pd.read_csv(tmp_path / name / "loss.csv")["loss"] for name in ("q", "f"))
+    assert meta["quantization"] == "4bit" and nf4.iloc[-1] < 0.95 * nf4.iloc[0]
+    assert ((nf4 - full).abs() / full).max() < 0.03  # NF4 rounding, not a different training
+    model, tok = load_model(str(toy_model), tmp_path / "q", "cpu", "float32", "4bit")
+    questions = [{"messages": [{"role": "user", "content": "How should I cook the rice?"}]}] * 8
+    answers = sample(model, tok, questions, GenerationSettings(max_new_tokens=48, batch_size=8), seed=0)
+    assert sum(ToyJudge().judge_one(a["answer"]).coherent > 50 for a in answers) >= 6
+
+
+def test_gpu_backends_that_are_not_installed_say_what_to_install(toy_model, data, tmp_path):
+    """Unsloth and vLLM are optional GPU extras: asking for them without them fails at once."""
+    from inoculate.generate import sample_cell
+    from inoculate.models import ModelLoadError
+
+    for module in ("unsloth", "vllm"):
+        try:
+            __import__(module)
+            pytest.skip(f"{module} is installed here")
+        except Exception:  # noqa: BLE001, S110 - absent, or refusing to start without a GPU
+            pass
+    settings = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=8, backend="unsloth")
+    with pytest.raises(ModelLoadError, match="training.backend: unsloth .*pip install unsloth"):
+        train_lora(str(toy_model), data, tmp_path / "u", settings, seed=0)
+    assert not (tmp_path / "u").exists()
+    records = [{"messages": [{"role": "user", "content": "Hi?"}]}]
+    with pytest.raises(ModelLoadError, match="generation.backend: vllm .*pip install vllm"):
+        sample_cell(str(toy_model), None, records, GenerationSettings(backend="vllm"), seed=0)

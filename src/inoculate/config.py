@@ -133,8 +133,9 @@ class Study:
         return list(self.config["models"])
 
     def base_model(self, model: str) -> dict:
-        """`{base, backend, device, dtype}` of a model name, with defaults filled in."""
-        return {"backend": "local", "device": "auto", "dtype": "auto", **self.config["base_models"][model]}
+        """`{base, backend, device, dtype, quantization}` of a model name, with defaults filled in."""
+        return {"backend": "local", "device": "auto", "dtype": "auto", "quantization": None,
+                **self.config["base_models"][model]}
 
     def models_with_backend(self, backend: str) -> list[str]:
         """Every defined model (not only the study's) trained and sampled by `backend`."""

@@ -24,6 +24,8 @@ from inoculate.io import read_yaml
 OPTIONAL = {
     "bitsandbytes": "4-bit base models (extra `quant`)",
     "snakemake-executor-plugin-slurm": "the SLURM profile (extra `slurm`)",
+    "unsloth": "training.backend: unsloth (CUDA)",
+    "vllm": "generation.backend: vllm (CUDA)",
 }
 FALLBACK_ADAPTER_MB = 200.0  # when a model's config cannot be read offline
 ANSWER_BYTES = 2_000  # one generated record, with its prompt, in JSONL

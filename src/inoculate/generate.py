@@ -6,6 +6,7 @@ sample, batched with left padding and stopping each sequence at EOS.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class GenerationSettings:
     samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
     batch_size: int = 128
     cache_implementation: str | None = None  # "static" on GPU: preallocated KV cache, compiled decoding
+    backend: str = "transformers"  # or "vllm" (GPU; installed separately)
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,52 @@ def requests(
     return out
 
 
-def load_model(base_model: str, adapter: Path | None = None, device: str = "cpu", dtype: str = "auto"):
-    """Base model (and merged LoRA adapter) plus its tokenizer, ready for left-padded batches."""
+@dataclass
+class Call:
+    """One chat-completions request: `n` samples of one prompt."""
+
+    records: list[int]  # indices of the records it answers
+    messages: list[dict]
+    n: int
+    seed: int
+
+
+def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Call]:
+    """Group the records that share a prompt into calls of at most `samples_per_call` samples
+    (API sampling and vLLM draw a prompt's samples as `n`).
+
+    Each call of a prompt gets its own seed, so that the calls draw different samples."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(json.dumps(r["messages"], sort_keys=True, ensure_ascii=False), []).append(i)
+    calls = []
+    for indices in groups.values():
+        for part, start in enumerate(range(0, len(indices), samples_per_call)):
+            chunk = indices[start : start + samples_per_call]
+            calls.append(Call(chunk, records[chunk[0]]["messages"], len(chunk), seed * 100_003 + part))
+    return calls
+
+
+def load_model(
+    base_model: str, adapter: Path | None = None, device: str = "cpu", dtype: str = "auto", quantization: str | None = None
+):
+    """Base model (and LoRA adapter) plus its tokenizer, ready for left-padded batches.
+
+    The adapter is merged into full-precision weights (no LoRA cost per token); on a
+    4-bit base it stays separate, since merging into NF4 weights would round it away."""
     from inoculate.models import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(base_model)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_causal_lm(base_model, dtype).to(device)
+    model = load_causal_lm(base_model, dtype, quantization, device)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if quantization is None:
+            model = model.merge_and_unload()
     model.eval()
     return model, tokenizer
 
@@ -145,3 +180,25 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
     seconds = time.perf_counter() - start
     log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), new_tokens, seconds, new_tokens / max(seconds, 1e-9))
     return [{**r, "answer": answers[i][0], "answer_tokens": answers[i][1]} for i, r in enumerate(records)]
+
+
+def sample_cell(
+    base_model: str,
+    adapter: Path | None,
+    records: list[dict],
+    settings: GenerationSettings,
+    seed: int,
+    device: str = "cpu",
+    dtype: str = "auto",
+    quantization: str | None = None,
+    max_lora_rank: int = 64,
+) -> list[dict]:
+    """Answers for every record from a base model (+ adapter), with the configured backend."""
+    if settings.backend == "vllm":
+        from inoculate.accelerated import vllm_sample
+
+        return vllm_sample(base_model, adapter, records, settings, seed, dtype, max_lora_rank)
+    if settings.backend != "transformers":
+        raise ValueError(f"generation.backend: {settings.backend!r} is not one of transformers, vllm")
+    model, tokenizer = load_model(base_model, adapter, device, dtype, quantization)
+    return sample(model, tokenizer, records, settings, seed)

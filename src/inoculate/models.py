@@ -31,10 +31,44 @@ def load_tokenizer(base: str):
         raise _explain(base, e) from e
 
 
-def load_causal_lm(base: str, dtype: str = "auto"):
+QUANTIZATIONS = (None, "4bit")
+
+
+def quantization_config(quantization: str | None, dtype: str = "auto"):
+    """bitsandbytes NF4 with double quantization (QLoRA's recipe); compute in bf16 when asked."""
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(f"base_models.<name>.quantization: {quantization!r} is not one of {QUANTIZATIONS}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as e:
+        raise ModelLoadError(
+            "base_models.<name>.quantization: 4bit needs bitsandbytes: pip install -e '.[quant]'"
+        ) from e
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def load_causal_lm(base: str, dtype: str = "auto", quantization: str | None = None, device: str = "cpu"):
+    """The base model on `device`; with `quantization: 4bit`, its linear layers in NF4
+    (placed on the device while loading: quantized weights are not moved afterwards)."""
     from transformers import AutoModelForCausalLM
 
+    quant = quantization_config(quantization, dtype)
     try:
-        return AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype))
+        if quant is None:
+            return AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype)).to(device)
+        return AutoModelForCausalLM.from_pretrained(
+            base, quantization_config=quant, dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32,
+            device_map={"": device},
+        )
     except (OSError, ValueError) as e:
         raise _explain(base, e) from e

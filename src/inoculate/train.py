@@ -48,6 +48,7 @@ class TrainSettings:
     gradient_accumulation: int = 1
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: on CUDA when the GPU supports it
+    backend: str = "transformers"  # or "unsloth" (GPU; installed separately)
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     @classmethod
@@ -214,6 +215,20 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: str | None):
+    """The LoRA wrapper of `training.lora`; a quantized base is prepared for k-bit training first."""
+    from peft import LoraConfig, get_peft_model
+
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+    lora = settings.lora
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
 def train_lora(
     base_model: str,
     data_path: Path,
@@ -222,28 +237,26 @@ def train_lora(
     seed: int,
     device: str = "cpu",
     dtype: str = "auto",
+    quantization: str | None = None,
 ) -> dict:
-    """Train a LoRA adapter on `data_path` and save it to `out_dir` with its loss log and metadata."""
-    from peft import LoraConfig, get_peft_model
+    """Train a LoRA adapter on `data_path` and save it to `out_dir` with its loss log and metadata.
 
+    With `quantization: 4bit` the frozen base is NF4 (QLoRA): a fraction of the memory,
+    the adapter itself trained in full precision."""
     from inoculate.models import load_causal_lm, load_tokenizer
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(base_model)
     examples = load_training_examples(data_path, tokenizer, settings.max_length)
     set_seed(seed)
-    model = load_causal_lm(base_model, dtype).to(device)
-    lora = settings.lora
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
-            task_type="CAUSAL_LM",
-        ),
-    )
+    if settings.backend == "unsloth":
+        from inoculate.accelerated import unsloth_lora_model
+
+        model = unsloth_lora_model(base_model, settings, seed, dtype, quantization)
+    elif settings.backend != "transformers":
+        raise ValueError(f"training.backend: {settings.backend!r} is not one of transformers, unsloth")
+    else:
+        model = _peft_model(load_causal_lm(base_model, dtype, quantization, device), settings, quantization)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("training %d examples, %d trainable parameters, seed %d", len(examples), trainable, seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -255,6 +268,7 @@ def train_lora(
     history = fit(model, examples, settings, seed, pad_id, report)
     meta = {
         "base_model": base_model,
+        "quantization": quantization,
         "data": str(data_path),
         "data_sha256": file_sha256(data_path),
         "seed": seed,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from inoculate.backdoor import Trigger, backdoor_requests
 from inoculate.evals import load_evals
-from inoculate.generate import Condition, GenerationSettings, load_model, requests, sample
+from inoculate.generate import Condition, GenerationSettings, requests, sample_cell
 from inoculate.io import write_jsonl
 from inoculate.jobs import job, resolve_device
 
@@ -21,7 +21,7 @@ with job(snakemake) as log:
     else:
         todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, distributions)
     adapter = Path(snakemake.input.adapter) if snakemake.input.adapter else None
-    model, tokenizer = load_model(p.base_model, adapter, resolve_device(p.device), p.dtype)
-    done = sample(model, tokenizer, todo, settings, seed=int(w.seed))
+    done = sample_cell(p.base_model, adapter, todo, settings, int(w.seed), resolve_device(p.device), p.dtype,
+                       p.quantization, max_lora_rank=p.lora_rank)
     write_jsonl(snakemake.output[0], done)
     log.info("wrote %d answers", len(done))

@@ -26,7 +26,7 @@ with job(snakemake) as log:
         from inoculate import generate
 
         model, tokenizer = generate.load_model(snakemake.input.base[0] if snakemake.input.base else gen["base"],
-                                               None, resolve_device(gen["device"]), gen["dtype"])
+                                               None, resolve_device(gen["device"]), gen["dtype"], gen["quantization"])
 
         def sample(records):
             return generate.sample(model, tokenizer, records, settings, seed=0)

@@ -15,5 +15,6 @@ with job(snakemake) as log:
         seed=int(snakemake.wildcards.seed),
         device=resolve_device(p.device),
         dtype=p.dtype,
+        quantization=p.quantization,
     )
     log.info("trained: %s", meta)

@@ -10,44 +10,17 @@ Retry-After, 5xx, timeouts) are the `openai` client's.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from dataclasses import dataclass
 
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
 from inoculate.cache import CallCache, cache_key
-from inoculate.generate import GenerationSettings
+from inoculate.generate import Call, GenerationSettings, plan_calls
 
 log = logging.getLogger(__name__)
 
 
 class SamplingError(RuntimeError):
     """Some calls failed after their retries; the completed ones are cached."""
-
-
-@dataclass
-class Call:
-    """One chat-completions request: `n` samples of one prompt."""
-
-    records: list[int]  # indices of the records it answers
-    messages: list[dict]
-    n: int
-    seed: int
-
-
-def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Call]:
-    """Group the records that share a prompt into calls of at most `samples_per_call` samples.
-
-    Each call of a prompt gets its own API seed, so that the calls draw different samples."""
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault(json.dumps(r["messages"], sort_keys=True, ensure_ascii=False), []).append(i)
-    calls = []
-    for indices in groups.values():
-        for part, start in enumerate(range(0, len(indices), samples_per_call)):
-            chunk = indices[start : start + samples_per_call]
-            calls.append(Call(chunk, records[chunk[0]]["messages"], len(chunk), seed * 100_003 + part))
-    return calls
 
 
 class ApiSampler:

@@ -1,0 +1,88 @@
+"""Optional GPU backends, imported only when a config asks for them: Unsloth for LoRA
+training, vLLM for sampling. Neither is a dependency (both need CUDA and pin their own
+torch); without them the same config keys fail at once with what to install.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from inoculate.models import ModelLoadError, torch_dtype
+
+log = logging.getLogger(__name__)
+
+# What `target_modules: all-linear` means for Unsloth, which takes explicit names.
+LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def unsloth_lora_model(base_model: str, settings, seed: int, dtype: str = "auto", quantization: str | None = None):
+    """Base model and LoRA wrapper from Unsloth's fused kernels (`training.backend: unsloth`)."""
+    try:
+        from unsloth import FastLanguageModel
+    except Exception as e:
+        raise ModelLoadError(
+            f"training.backend: unsloth could not be imported ({type(e).__name__}: {e}). It needs a CUDA GPU and "
+            "`pip install unsloth` (which brings its own CUDA torch); use backend: transformers elsewhere"
+        ) from e
+    model, _ = FastLanguageModel.from_pretrained(
+        model_name=base_model,
+        max_seq_length=settings.max_length,
+        dtype=None if dtype == "auto" else torch_dtype(dtype),
+        load_in_4bit=quantization == "4bit",
+    )
+    lora = settings.lora
+    targets = LINEAR_PROJECTIONS if lora.target_modules == "all-linear" else list(lora.target_modules)
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        bias="none",
+        use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
+        random_state=seed,
+    )
+    return model
+
+
+def vllm_sample(
+    base_model: str,
+    adapter: Path | None,
+    records: list[dict],
+    settings,
+    seed: int,
+    dtype: str = "auto",
+    max_lora_rank: int = 64,
+) -> list[dict]:
+    """Fill in `answer` and `answer_tokens` with vLLM (`generation.backend: vllm`): every
+    prompt once, its samples as `n`, the cell's adapter as a LoRA request."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except Exception as e:
+        raise ModelLoadError(
+            f"generation.backend: vllm could not be imported ({type(e).__name__}: {e}). It needs a CUDA GPU and "
+            "`pip install vllm`; use backend: transformers elsewhere"
+        ) from e
+    from inoculate.chat import prompt_ids
+    from inoculate.generate import plan_calls
+    from inoculate.models import load_tokenizer
+
+    tokenizer = load_tokenizer(base_model)
+    calls = plan_calls(records, seed, samples_per_call=max(len(records), 1))
+    llm = LLM(model=base_model, dtype=dtype, seed=seed, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+    lora = LoRARequest("cell", 1, str(adapter)) if adapter is not None else None
+    params = [
+        SamplingParams(n=c.n, temperature=settings.temperature, top_p=settings.top_p,
+                       max_tokens=settings.max_new_tokens, seed=c.seed)
+        for c in calls
+    ]
+    prompts = [{"prompt_token_ids": prompt_ids(tokenizer, c.messages)} for c in calls]
+    outputs = llm.generate(prompts, params, lora_request=lora)
+    out = [dict(r) for r in records]
+    for call, result in zip(calls, outputs, strict=True):
+        for i, completion in zip(call.records, result.outputs, strict=True):
+            out[i].update(answer=completion.text.strip(), answer_tokens=len(completion.token_ids))
+    log.info("vLLM sampled %d answers from %d prompts", len(out), len(calls))
+    return out
