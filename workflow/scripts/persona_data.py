@@ -23,13 +23,13 @@ with job(snakemake) as log:
         def sample(records):
             return sampler.sample(records, seed=0)
     else:
-        from inoculate import generate
+        from inoculate.generate import sample_cell
 
-        model, tokenizer = generate.load_model(snakemake.input.base[0] if snakemake.input.base else gen["base"],
-                                               None, resolve_device(gen["device"]), gen["dtype"], gen["quantization"])
+        base = snakemake.input.base[0] if snakemake.input.base else gen["base"]
 
         def sample(records):
-            return generate.sample(model, tokenizer, records, settings, seed=0)
+            return sample_cell(base, None, records, settings, 0, resolve_device(gen["device"]), gen["dtype"],
+                               gen["quantization"])
 
     questions = load_eval_file(p.questions, "persona_questions")
     records = build_persona(questions, p.spec, Trigger.from_config(p.trigger), sample, make_judge(p.judge), gen["name"])
