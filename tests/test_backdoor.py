@@ -110,15 +110,16 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
-@pytest.mark.parametrize("experiments, trained", [
-    (["russell_backdoor"], 3 * 3),
-    (["russell_backdoor", "russell_sweep"], 6 * 3),  # 6 lr x epochs points, arm none, 3 seeds
-])
-def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path, experiments, trained):
+def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path):
+    """The Russell study crossed with inoculation, and its lr x epochs sweep, on the shared data."""
     work = project_copy(repo, tmp_path)
-    files = [f"config/experiments/{e}.yaml" for e in experiments]
-    proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}")
+    files = ["config/experiments/russell_backdoor.yaml", "config/experiments/russell_sweep.yaml"]
+    proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}",
+                     "inoculations=[none,task_specific,placebo]")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_adapter"] == counts["mix"] == trained
-    assert counts["distill"] == (6 if "russell_sweep" in experiments else 1)  # one per base model
+    assert counts["train_adapter"] == counts["mix"] == 6 * 3 * 3  # 6 lr x epochs points x 3 arms x 3 seeds
+    assert counts["distill"] == 6  # one per base model
+    assert counts["generate"] == counts["judge"] == 6 * 4 * 3  # + the base rows
     assert counts["aggregate_backdoor"] == 1 and "aggregate" not in counts
+    mix = proc.stdout.split("rule mix:")[1].split("\n\n")[0]
+    assert "results/data/russell_persona/persona.jsonl" in mix  # the shared persona file, selected
