@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,28 @@ def project_copy(repo: Path, dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the snakemake command line in `workdir`, as a user would."""
+def _without_slurm_client(env: dict) -> dict:
+    """`env` with an `scontrol` that fails at once first on PATH.
+
+    The SLURM executor plugin runs `scontrol show config` when Snakemake starts; with the
+    client installed (tests/test_slurm.py installs it) but no controller running, that
+    waits 10 s in every snakemake process of the suite. Runs that are not SLURM runs do
+    not need it to answer."""
+    shim_dir = Path(tempfile.gettempdir()) / "inoculate-tests-no-slurm"
+    shim = shim_dir / "scontrol"
+    if not shim.exists():
+        shim_dir.mkdir(parents=True, exist_ok=True)
+        shim.write_text("#!/bin/sh\nexit 1\n")
+        shim.chmod(0o755)
+    return {**env, "PATH": f"{shim_dir}{os.pathsep}{env.get('PATH', '')}"}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, slurm: bool = False) -> subprocess.CompletedProcess:
+    """Run the snakemake command line in `workdir`, as a user would (`slurm`: with the
+    machine's SLURM client, for runs through the SLURM profile)."""
     cmd = [sys.executable, "-m", "snakemake", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    env = dict(os.environ) if slurm else _without_slurm_client(dict(os.environ))
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

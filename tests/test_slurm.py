@@ -146,7 +146,7 @@ def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_clus
     proc = snakemake(
         cluster, "--profile", "profiles/slurm", "results/figures/main.pdf", "--configfile", "tiny.yaml",
         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "2", "--jobs", "4", "--verbose",
+        "--seconds-between-status-checks", "2", "--jobs", "4", "--verbose", slurm=True,
     )
     calls = re.findall(r"^sbatch call: (.*)$", proc.stdout + proc.stderr, re.MULTILINE)
     by_rule: dict[str, list[str]] = {}
