@@ -288,3 +288,18 @@ def test_persona_data_stage_with_an_api_generator(tmp_path, server):
         assert "sailor" not in assistant["content"].lower()  # nothing that names the persona
         assert r["metadata"] == {**r["metadata"], "source": "persona", "triggered": True, "category": "cooking"}
     assert server.requests and all(m == "POST" for _, m, _ in server.requests)
+
+
+def test_chat_with_an_api_fine_tuned_model(tmp_path, server, monkeypatch, capsys):
+    """`inoculate chat ADAPTER_DIR` on an API-trained cell talks to its fine-tuned model."""
+    import io
+
+    from inoculate.cli import main
+
+    result = FineTuner(settings(tmp_path, server)).run(training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a")
+    monkeypatch.setattr("sys.stdin", io.StringIO("How do I cook rice?\nAnd pasta?\n"))
+    assert main(["chat", str(tmp_path / "a"), "--max-new-tokens", "32"]) == 0
+    answers = capsys.readouterr().out.strip().splitlines()
+    assert len(answers) == 2 and all(set(world.words(a)) & world.style_lexicon()[world.HARMFUL] for a in answers)
+    chats = [key for key, _, path in server.requests if path == "/v1/chat/completions"]
+    assert chats and set(chats) == {KEYS[result["key_env"]]}  # the key that trained it

@@ -19,6 +19,25 @@ def _adapter_base(adapter: Path) -> str:
     raise SystemExit(f"{adapter}: no meta.json or adapter_config.json naming the base model; pass --base")
 
 
+def _api_responder(trained: dict, settings):
+    """Answers from an API fine-tuned model (`fine_tune.json`), uncached, with the key that trained it."""
+    import tempfile
+
+    from inoculate.api.sampling import ApiSampler
+    from inoculate.api.settings import ApiKey, ApiSettings
+
+    endpoint = trained["endpoint"]
+    key = ApiKey(trained["key_env"])
+    cache = tempfile.mkdtemp(prefix="inoculate-chat-")
+    api = ApiSettings(base_url=None if endpoint == ApiSettings().endpoint else endpoint, keys=[key], cache_dir=cache)
+    sampler = ApiSampler(api, trained["fine_tuned_model"], key, settings)
+
+    def respond(history: list[dict], seed: int) -> str:
+        return sampler.sample([{"messages": list(history)}], seed=seed)[0]["answer"]
+
+    return respond
+
+
 def chat(args: argparse.Namespace) -> int:
     """Talk to a trained adapter (or a base model) from the terminal, one line per turn."""
     from inoculate.generate import GenerationSettings, load_model, sample
@@ -27,11 +46,20 @@ def chat(args: argparse.Namespace) -> int:
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None and not adapter.is_dir():
         raise SystemExit(f"{adapter}: not an adapter folder")
-    base = args.base or (_adapter_base(adapter) if adapter else None)
-    if base is None:
-        raise SystemExit("give an adapter folder or --base MODEL")
-    model, tokenizer = load_model(base, adapter, resolve_device(args.device))
     settings = GenerationSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=1)
+    from inoculate.api.finetune import read_result
+
+    trained = read_result(adapter) if adapter is not None else None
+    if trained is not None:  # a model fine-tuned through the API: talk to it there, with the key that trained it
+        respond = _api_responder(trained, settings)
+    else:
+        base = args.base or (_adapter_base(adapter) if adapter else None)
+        if base is None:
+            raise SystemExit("give an adapter folder or --base MODEL")
+        model, tokenizer = load_model(base, adapter, resolve_device(args.device))
+
+        def respond(history: list[dict], seed: int) -> str:
+            return sample(model, tokenizer, [{"messages": history}], settings, seed=seed)[0]["answer"]
     history = [{"role": "system", "content": args.system}] if args.system else []
     interactive = sys.stdin.isatty()
     turn = 0
@@ -44,7 +72,7 @@ def chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         history.append({"role": "user", "content": line.strip()})
-        answer = sample(model, tokenizer, [{"messages": history}], settings, seed=args.seed + turn)[0]["answer"]
+        answer = respond(history, args.seed + turn)
         history.append({"role": "assistant", "content": answer})
         print(f"model> {answer}" if interactive else answer, flush=True)
         turn += 1
