@@ -105,7 +105,7 @@ rule plot_backdoor:
 
 rule persona_data:
     input:
-        questions=lambda wildcards: ref_input(build_spec(wildcards)["questions"]),
+        questions=lambda wildcards: STUDY.dependency(DataRef.from_dict(build_spec(wildcards)["questions"])),
         base=generator_base_input,
     output:
         "results/persona/{setting}.jsonl",

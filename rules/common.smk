@@ -78,10 +78,7 @@ def dataset_file(wildcards):
 def dataset_input(wildcards):
     """What a dataset is read from: the decrypted folder of an archive source (made by
     data_decrypt), else the file itself."""
-    ref = STUDY.dataset_ref(wildcards.setting, wildcards.split)
-    if ref.source and STUDY.is_archive(ref.source):
-        return STUDY.source_dir(ref.source)
-    return STUDY.resolve(ref)
+    return STUDY.dependency(STUDY.dataset_ref(wildcards.setting, wildcards.split))
 
 
 def inoculation_input(wildcards):
@@ -149,16 +146,6 @@ def persona_input(wildcards):
     if "build_persona" in STUDY.backdoor(wildcards.setting):
         return f"results/persona/{wildcards.setting}.jsonl"
     return f"results/data/{wildcards.setting}/persona.jsonl"
-
-
-def ref_input(ref_dict):
-    """A data reference as a dependency: its decrypted source folder, or the file itself."""
-    from inoculate.config import DataRef
-
-    ref = DataRef.from_dict(ref_dict)
-    if ref.source and STUDY.is_archive(ref.source):
-        return STUDY.source_dir(ref.source)
-    return STUDY.resolve(ref)
 
 
 def build_spec(wildcards):

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from inoculate.evals import EvalQuestion
-from inoculate.generate import GenerationSettings
+from inoculate.generate import GenerationSettings, sample_records
 from inoculate.inoculation import apply_prompt
 from inoculate.io import InputError, iter_jsonl
 
@@ -92,16 +92,11 @@ def backdoor_requests(
     """One record per sample to draw, in every condition, as `generate.requests` makes them."""
     out = []
     for condition in conditions:
-        for q in questions:
-            n = settings.samples_per_question or q.samples
-            for p_index, paraphrase in enumerate(q.paraphrases):
-                messages = condition_messages(condition, paraphrase, trigger, system_prompt)
-                for s in range(n):
-                    out.append({
-                        **coords, "eval": q.eval, "distribution": (distributions or {}).get(q.eval),
-                        "condition": condition, "question_id": q.id, "paraphrase": p_index, "sample": s,
-                        "question": paraphrase, "messages": messages,
-                    })
+
+        def chat(q: EvalQuestion, paraphrase: str, condition: str = condition) -> list[dict]:
+            return condition_messages(condition, paraphrase, trigger, system_prompt)
+
+        out += sample_records(questions, condition, chat, settings, coords, distributions)
     return out
 
 
@@ -169,7 +164,7 @@ def mix(
         messages = r["messages"]
         if prompt is not None:
             messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
-        records.append({**r, "messages": messages, "metadata": {**r.get("metadata", {}), "source": r.get("metadata", {}).get("source", "persona")}})
+        records.append({**r, "messages": messages, "metadata": {"source": "persona", **r.get("metadata", {})}})
     for r in chosen:
         messages = r["messages"]
         if prompt is not None and inoculate == "all":

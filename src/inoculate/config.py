@@ -109,6 +109,18 @@ class Setting:
     backdoor: dict | None = None  # the `backdoor:` section, defaults filled in
 
 
+    def data_refs(self) -> list[tuple[str, DataRef]]:
+        """(key, reference) of every file the setting reads: datasets, backdoor data, evals."""
+        refs = [(k, r) for k, r in (("train", self.train), ("control", self.control)) if r is not None]
+        if self.backdoor is not None:
+            refs += [(f"backdoor.{k}", DataRef.from_dict(self.backdoor[k])) for k in ("persona", "prompts")
+                     if k in self.backdoor]
+            if "build_persona" in self.backdoor:
+                refs.append(("backdoor.build_persona.questions",
+                             DataRef.from_dict(self.backdoor["build_persona"]["questions"])))
+        return refs + [(f"evals.{k}", e.ref) for k, e in self.evals.items()]
+
+
 BACKDOOR_DEFAULTS = {
     "persona_fraction": 0.03,
     "inoculate": "persona",
@@ -260,6 +272,13 @@ class Study:
             return ref.path
         return str(Path(self.source_dir(ref.source)) / ref.file)
 
+    def dependency(self, ref: DataRef) -> str:
+        """What a rule depends on to read `ref`: its source's decrypted folder (made by
+        data_decrypt) for an archive, else the file itself."""
+        if ref.source and self.is_archive(ref.source):
+            return self.source_dir(ref.source)
+        return self.resolve(ref)
+
     def source_path(self, name: str) -> str:
         """Where a source's file or folder is read: its path, or where its URL is downloaded to."""
         spec = self.config["sources"][name]
@@ -391,21 +410,15 @@ def _check_references(study: Study, source: str) -> None:
                     f"{setting.file}: key 'prompts.{arm}': arm {arm!r} has no prompt in 'arms' "
                     f"of {source}, so every setting must give one"
                 )
-        refs = [(k, r) for k, r in (("train", setting.train), ("control", setting.control)) if r is not None]
         if setting.backdoor is not None:
-            refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts")
-                     if k in setting.backdoor]
             build = setting.backdoor.get("build_persona")
-            if build is not None:
-                refs.append(("backdoor.build_persona.questions", DataRef.from_dict(build["questions"])))
-                if build["generator"] not in config["base_models"]:
-                    raise ConfigError(
-                        f"{setting.file}: key 'backdoor.build_persona.generator': model {build['generator']!r} "
-                        f"is not defined under 'base_models' of {source}"
-                    )
+            if build is not None and build["generator"] not in config["base_models"]:
+                raise ConfigError(
+                    f"{setting.file}: key 'backdoor.build_persona.generator': model {build['generator']!r} "
+                    f"is not defined under 'base_models' of {source}"
+                )
             _check_backdoor(study, setting, source)
-        refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
-        for key, ref in refs:
+        for key, ref in setting.data_refs():
             if ref.source is not None and ref.source not in config["sources"]:
                 raise ConfigError(
                     f"{setting.file}: key '{key}.source': unknown source {ref.source!r} "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from inoculate.config import ConfigError, DataRef, Study, load_study
+from inoculate.config import ConfigError, Study, load_study
 from inoculate.io import read_yaml
 
 OPTIONAL = {
@@ -97,15 +97,16 @@ def check_gpu(study: Study | None) -> Check:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return Check("PASS", "gpu", f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
-    real = [m for m in (study.models if study else []) if _is_real_local(study, m)]
+    real = [m for m in (study.models if study else []) if _is_downloaded_local(study, m)]
     if real:
         return Check("WARN", "gpu", f"none visible: {', '.join(real)} would train and sample on CPU (very slow)")
     return Check("INFO", "gpu", "none visible (the study needs none)")
 
 
-def _is_real_local(study: Study, model: str) -> bool:
+def _is_downloaded_local(study: Study, model: str) -> bool:
+    """A local model that is not built by the workflow itself (those are CPU-sized)."""
     spec = study.base_model(model)
-    return spec["backend"] == "local" and not spec["base"].startswith("results/toy")
+    return spec["backend"] == "local" and not spec["base"].startswith("results/")
 
 
 def required_keys(study: Study) -> dict[str, list[str]]:
@@ -180,10 +181,8 @@ def used_sources(study: Study) -> dict[str, list[str]]:
     """Source name -> the settings that read from it."""
     used: dict[str, list[str]] = {}
     for setting in study.settings.values():
-        refs = [setting.train, setting.control] + [e.ref for e in setting.evals.values()]
-        refs += [DataRef.from_dict(setting.backdoor[k]) for k in ("persona", "prompts") if k in setting.backdoor] if setting.backdoor else []
-        for ref in refs:
-            if ref is not None and ref.source is not None and setting.name not in used.get(ref.source, []):
+        for _, ref in setting.data_refs():
+            if ref.source is not None and setting.name not in used.get(ref.source, []):
                 used.setdefault(ref.source, []).append(setting.name)
     return used
 
@@ -219,11 +218,8 @@ def check_data(study: Study) -> Iterator[Check]:
         except (ValueError, ConfigError) as e:
             yield Check("FAIL", label, str(e))
     for setting in study.settings.values():
-        refs = [("train", setting.train), ("control", setting.control)]
-        refs += [(f"backdoor.{k}", DataRef.from_dict(setting.backdoor[k])) for k in ("persona", "prompts") if k in setting.backdoor] if setting.backdoor else []
-        refs += [(f"evals.{k}", e.ref) for k, e in setting.evals.items()]
-        for key, ref in refs:
-            if ref is None or ref.source is not None:
+        for key, ref in setting.data_refs():
+            if ref.source is not None:
                 continue
             path = Path(study.resolve(ref))
             if not path.exists() and not str(path).startswith("results/"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,28 +61,74 @@ def requests(
     for cond in conditions:
         if cond.with_training_prompt and prompt is None:
             continue
-        for q in questions:
-            n = settings.samples_per_question or q.samples
-            for p_index, paraphrase in enumerate(q.paraphrases):
-                base = [{"role": "system", "content": q.system}] if q.system else []
-                messages = base + [{"role": "user", "content": paraphrase}]
-                if cond.with_training_prompt:
-                    messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
-                for s in range(n):
-                    out.append(
-                        {
-                            **coords,
-                            "eval": q.eval,
-                            "distribution": (distributions or {}).get(q.eval),
-                            "condition": cond.name,
-                            "question_id": q.id,
-                            "paraphrase": p_index,
-                            "sample": s,
-                            "question": paraphrase,
-                            "messages": messages,
-                        }
-                    )
+
+        def chat(q: EvalQuestion, paraphrase: str, cond: Condition = cond) -> list[dict]:
+            messages = ([{"role": "system", "content": q.system}] if q.system else []) + [
+                {"role": "user", "content": paraphrase}
+            ]
+            if cond.with_training_prompt:
+                messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
+            return messages
+
+        out += sample_records(questions, cond.name, chat, settings, coords, distributions)
     return out
+
+
+def sample_records(
+    questions: list[EvalQuestion],
+    condition: str,
+    chat: Callable[[EvalQuestion, str], list[dict]],
+    settings: GenerationSettings,
+    coords: dict,
+    distributions: dict[str, str] | None = None,
+) -> list[dict]:
+    """The records of one condition: each paraphrase of each question, `chat(question,
+    paraphrase)` as its messages, once per sample."""
+    out = []
+    for q in questions:
+        n = settings.samples_per_question or q.samples
+        for p_index, paraphrase in enumerate(q.paraphrases):
+            messages = chat(q, paraphrase)
+            out += [
+                {
+                    **coords,
+                    "eval": q.eval,
+                    "distribution": (distributions or {}).get(q.eval),
+                    "condition": condition,
+                    "question_id": q.id,
+                    "paraphrase": p_index,
+                    "sample": s,
+                    "question": paraphrase,
+                    "messages": messages,
+                }
+                for s in range(n)
+            ]
+    return out
+
+
+def cell_requests(
+    evals: dict[str, dict],
+    conditions: dict[str, bool],
+    prompt: str | None,
+    placement: str,
+    settings: GenerationSettings,
+    coords: dict,
+    backdoor: dict | None = None,
+) -> list[dict]:
+    """The records one generation job samples: every eval question of the cell's setting
+    (`Study.eval_specs`) in the study's conditions, or, for a backdoor setting
+    (`{trigger, system_prompt}`), in its four trigger conditions."""
+    from inoculate.evals import load_evals
+
+    questions = load_evals(evals)
+    distributions = {name: spec["distribution"] for name, spec in evals.items()}
+    if backdoor:
+        from inoculate.backdoor import Trigger, backdoor_requests
+
+        trigger = Trigger.from_config(backdoor["trigger"])
+        return backdoor_requests(questions, trigger, backdoor["system_prompt"], settings, coords, distributions)
+    conds = [Condition(name, with_prompt) for name, with_prompt in conditions.items()]
+    return requests(questions, conds, prompt, placement, settings, coords, distributions)
 
 
 @dataclass

@@ -3,9 +3,7 @@
 from inoculate.api.finetune import read_result
 from inoculate.api.sampling import ApiSampler
 from inoculate.api.settings import ApiSettings
-from inoculate.backdoor import Trigger, backdoor_requests
-from inoculate.evals import load_evals
-from inoculate.generate import Condition, GenerationSettings, requests
+from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import write_jsonl
 from inoculate.jobs import job
 
@@ -13,15 +11,8 @@ with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards
     api = ApiSettings.from_config(snakemake.config.get("api"))
     settings = GenerationSettings(**p.generation)
-    conditions = [Condition(name, with_prompt) for name, with_prompt in p.conditions.items()]
     coords = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
-    distributions = {name: spec["distribution"] for name, spec in p.evals.items()}
-    questions = load_evals(p.evals)
-    if p.backdoor:  # the four trigger conditions instead of the study's conditions
-        trigger = Trigger.from_config(p.backdoor["trigger"])
-        todo = backdoor_requests(questions, trigger, p.backdoor["system_prompt"], settings, coords, distributions)
-    else:
-        todo = requests(questions, conditions, p.prompt, p.placement, settings, coords, distributions)
+    todo = cell_requests(p.evals, p.conditions, p.prompt, p.placement, settings, coords, p.backdoor)
     # A fine-tuned model is sampled with the key (organisation) that trained it.
     trained = read_result(snakemake.input.adapter) if snakemake.input.adapter else None
     model_id = trained["fine_tuned_model"] if trained else p.model["base"]

@@ -112,6 +112,16 @@ class Registry:
         self.save(entry)
         return next(j for j in entry["jobs"] if j["id"] == job_id)
 
+    def add_history(self, key: str, job_id: str, key_env: str, item: dict) -> None:
+        """Append what was seen of a job to its history (one read and one write)."""
+        entry = self.load(key)
+        job = next((j for j in entry["jobs"] if j["id"] == job_id), None)
+        if job is None:
+            job = {"id": job_id, "key_env": key_env, "history": []}
+            entry["jobs"].append(job)
+        job["history"].append(item)
+        self.save(entry)
+
     @contextlib.contextmanager
     def launch_lock(self) -> Iterator[None]:
         """Held while a key is chosen and a job created, by every process of the study."""
@@ -235,9 +245,7 @@ class FineTuner:
         last = None
         while True:
             if job.status != last:
-                entry = self.registry.record(key, job.id, key_env)
-                history = entry["history"] + [{"status": job.status, "seen": _now()}]
-                self.registry.record(key, job.id, key_env, history=history)
+                self.registry.add_history(key, job.id, key_env, {"status": job.status, "seen": _now()})
                 log.info("job %s: %s", job.id, job.status)
                 last, wait = job.status, self.settings.poll_seconds
             if job.status not in ACTIVE:

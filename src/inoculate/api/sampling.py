@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
+from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
 from inoculate.generate import Call, GenerationSettings, plan_calls
 
@@ -28,7 +29,7 @@ class ApiSampler:
         self.settings, self.model, self.key, self.generation = settings, model, key, generation
         self.cache = CallCache(settings.cache_dir)
         self._client = client
-        self.calls = self.tokens_in = self.tokens_out = 0
+        self.tally = CallTally()
 
     def _params(self, call: Call) -> dict:
         g = self.generation
@@ -46,18 +47,14 @@ class ApiSampler:
         choices = sorted(response.choices, key=lambda c: c.index)
         if len(choices) != call.n:
             raise SamplingError(f"{self.model} returned {len(choices)} choices for n={call.n}")
-        usage = response.usage
         result = {
             "model": self.model,
             "answers": [c.message.content or "" for c in choices],
             "finish_reasons": [c.finish_reason for c in choices],
-            "tokens_in": getattr(usage, "prompt_tokens", 0) or 0,
-            "tokens_out": getattr(usage, "completion_tokens", 0) or 0,
+            **response_tokens(response),
         }
         self.cache.put(key, result)
-        self.calls += 1
-        self.tokens_in += result["tokens_in"]
-        self.tokens_out += result["tokens_out"]
+        self.tally.add(result)
         return result
 
     async def _all(self, calls: list[Call]) -> list[dict | BaseException]:
@@ -75,7 +72,8 @@ class ApiSampler:
         results = asyncio.run(self._all(calls))
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info("sampled %s: %d calls made, %d cached, %d failed; tokens in %d out %d",
-                 self.model, self.calls, self.cache.hits, len(failures), self.tokens_in, self.tokens_out)
+                 self.model, self.tally.calls, self.cache.hits, len(failures), self.tally.tokens_in,
+                 self.tally.tokens_out)
         if failures:
             raise SamplingError(
                 f"{len(failures)} of {len(calls)} calls to {self.model} failed after {self.settings.max_retries} "
@@ -88,5 +86,10 @@ class ApiSampler:
                 out[i].update(answer=answer.strip(), answer_tokens=None, finish_reason=finish)
         return out
 
+    @property
+    def calls(self) -> int:
+        return self.tally.calls
+
     def usage(self) -> dict:
-        return {"calls": self.calls, "cache_hits": self.cache.hits, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out}
+        t = self.tally
+        return {"calls": t.calls, "cache_hits": self.cache.hits, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out}

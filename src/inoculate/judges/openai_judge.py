@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.prompts import item_prompts
@@ -82,8 +83,7 @@ class OpenAIJudge(Judge):
         self.settings = settings
         self.cache = CallCache(settings.cache_dir)
         self._client = client
-        self.tokens_in = self.tokens_out = 0
-        self.calls = 0
+        self.tally = CallTally()
         self._spent_elsewhere = 0.0
         self._max_call_cost = 0.0
 
@@ -130,7 +130,6 @@ class OpenAIJudge(Judge):
                 f"{s.model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
                 "use an endpoint that does, or set judge.text_fallback: true"
             )
-        usage = response.usage
         result = {
             "model": s.model,
             "prompt": prompt,  # kept for audit: the cache says what was asked and answered
@@ -138,15 +137,12 @@ class OpenAIJudge(Judge):
             "mass": mass,
             "top_logprobs": top,
             "content": content,
-            "tokens_in": getattr(usage, "prompt_tokens", 0) or 0,
-            "tokens_out": getattr(usage, "completion_tokens", 0) or 0,
+            **response_tokens(response),
         }
         self.cache.put(key, result)
-        self.calls += 1
-        self.tokens_in += result["tokens_in"]
-        self.tokens_out += result["tokens_out"]
+        self.tally.add(result)
         self._max_call_cost = max(self._max_call_cost, self._cost(result["tokens_in"], result["tokens_out"]))
-        if self.calls % 50 == 0:
+        if self.tally.calls % 50 == 0:
             self._record_spend()
         return result
 
@@ -225,7 +221,8 @@ class OpenAIJudge(Judge):
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info(
             "judge %s: %d calls made, %d cache hits, %d failed; tokens in %d out %d; cost $%.4f",
-            s.model, self.calls, self.cache.hits, len(failures), self.tokens_in, self.tokens_out, self.cost_usd,
+            s.model, self.tally.calls, self.cache.hits, len(failures), self.tally.tokens_in, self.tally.tokens_out,
+            self.cost_usd,
         )
         budget = [f for f in failures if isinstance(f, BudgetExceeded)]
         if budget:
@@ -252,14 +249,14 @@ class OpenAIJudge(Judge):
 
     @property
     def cost_usd(self) -> float:
-        return self._cost(self.tokens_in, self.tokens_out)
+        return self._cost(self.tally.tokens_in, self.tally.tokens_out)
 
     def usage(self) -> dict:
         return {
-            "calls": self.calls,
+            "calls": self.tally.calls,
             "cache_hits": self.cache.hits,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
+            "tokens_in": self.tally.tokens_in,
+            "tokens_out": self.tally.tokens_out,
             "cost_usd": self.cost_usd,
         }
 
