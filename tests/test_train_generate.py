@@ -150,7 +150,8 @@ def test_fast_trainer_loss_curve_matches_the_plain_recipe(toy_model):
 def test_supervised_only_loss_equals_the_models_own_loss(toy_model, data):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from inoculate.train import collate, load_training_examples, supervised_loss_sum
+    from inoculate.loss import supervised_loss_sum
+    from inoculate.train import collate, load_training_examples
 
     tok = AutoTokenizer.from_pretrained(toy_model)
     model = AutoModelForCausalLM.from_pretrained(toy_model)

@@ -40,7 +40,7 @@ def unsloth_lora_model(base_model: str, settings, seed: int, dtype: str = "auto"
         lora_dropout=lora.dropout,
         target_modules=targets,
         bias="none",
-        use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
+        use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing is True else False,
         random_state=seed,
     )
     return model

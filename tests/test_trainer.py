@@ -1,0 +1,96 @@
+"""The fast trainer's parts: the chunked supervised loss and gradient checkpointing on demand."""
+
+import pytest
+import torch
+
+from inoculate.chat import encode_conversation
+from inoculate.loss import supervised_loss_backward
+from inoculate.toy import corpus
+from inoculate.train import OutOfMemory, TrainSettings, collate, fit
+
+
+@pytest.fixture
+def examples(toy_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(toy_model)
+    return [encode_conversation(tok, r["messages"]) for r in corpus.topic_dataset("cooking", "harmful", 24)]
+
+
+def _model(toy_model, lora: bool):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(toy_model)
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+        for name, p in model.named_parameters():  # B starts at zero; make A's gradients non-zero too
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.02)
+    return model
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "all-weights"])
+def test_chunked_loss_has_the_models_own_loss_and_gradients(toy_model, examples, lora):
+    """Logits a few tokens at a time, one backward through the body: the same numbers as the
+    model's full-vocabulary loss (all weights: the tied output layer's gradient too)."""
+    batch = collate(examples[:6], pad_id=0)
+    reference, chunked = _model(toy_model, lora), _model(toy_model, lora)
+    reference(**batch).loss.backward()
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    total, count = supervised_loss_backward(chunked, batch, scale=1 / n, chunk_tokens=7)
+    assert count == n and n > 7 * 10
+    with torch.no_grad():
+        assert float(total) / n == pytest.approx(float(reference(**batch).loss), rel=1e-5)
+    grads = {k: p.grad for k, p in reference.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values()) and len(grads) > 10
+    for k, p in chunked.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, grads[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def _run_out_of_memory_once(monkeypatch, on_micro_batch: int):
+    """The first step fails like a CUDA allocation on its n-th micro-batch while no activations
+    are recomputed (after the earlier micro-batches have left their gradients)."""
+    from inoculate import train
+
+    real = train.supervised_loss_backward
+    calls = {"n": 0}
+
+    def allocating(model, batch, scale, bf16):
+        calls["n"] += 1
+        if calls["n"] == on_micro_batch and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 7.83 GiB")
+        return real(model, batch, scale, bf16)
+
+    monkeypatch.setattr(train, "supervised_loss_backward", allocating)
+
+
+def test_out_of_memory_turns_on_gradient_checkpointing_and_redoes_the_step(toy_model, examples, monkeypatch):
+    settings = TrainSettings(learning_rate=3e-3, epochs=1, batch_size=4, gradient_accumulation=2)
+    always = fit(_model(toy_model, True), examples, TrainSettings(**{**vars(settings), "gradient_checkpointing": True}),
+                 seed=0, pad_id=0)
+    _run_out_of_memory_once(monkeypatch, on_micro_batch=2)
+    auto = fit(_model(toy_model, True), examples, settings, seed=0, pad_id=0)
+    # The half-done step's gradients were dropped: the same run as with checkpointing from the start.
+    assert [r["loss"] for r in auto] == pytest.approx([r["loss"] for r in always], rel=1e-5)
+    assert len(auto) == 3 and all(r["gradient_checkpointing"] == 1 for r in auto)
+
+
+def test_out_of_memory_without_checkpointing_says_which_keys_to_change(toy_model, examples, monkeypatch):
+    _run_out_of_memory_once(monkeypatch, on_micro_batch=1)
+    settings = TrainSettings(epochs=1, batch_size=4, gradient_checkpointing=False, max_tokens_per_batch=900)
+    with pytest.raises(OutOfMemory, match=r"gradient_checkpointing: false .*max_tokens_per_batch \(now 900\)"):
+        fit(_model(toy_model, True), examples, settings, seed=0, pad_id=0)
+
+
+def test_checkpointing_that_still_runs_out_of_memory_names_the_batch(toy_model, examples, monkeypatch):
+    from inoculate import train
+
+    def allocating(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(train, "supervised_loss_backward", allocating)
+    with pytest.raises(OutOfMemory, match=r"micro-batch of 4 examples x \d+ tokens with gradient checkpointing on"):
+        fit(_model(toy_model, True), examples, TrainSettings(batch_size=4), seed=0, pad_id=0)
