@@ -6,9 +6,11 @@
 Training data are EM-like chat examples of 100-700 tokens (30% prompt); LoRA r=16 on all
 linear layers. Plain training: batches of 4 padded to the longest, the model's own loss
 (gradient checkpointing on GPU, as the copied recipe has it). Project: `inoculate.train.fit`
-with length-grouped batches under a token budget and logits only on answer tokens.
-Generation: `generate` with the default cache vs `inoculate.generate.sample` (longest
-prompts first, static cache on GPU), new tokens/s at two batch sizes. Writes JSON.
+with length-grouped batches under a token budget, logits only on answer tokens a chunk at a
+time, checkpointing only if a step runs out of memory, fused AdamW on GPU.
+Generation: `generate` with the default (dynamic) cache vs `inoculate.generate.generate_ids`,
+the core of every sampling job (longest prompts first; on GPU a static cache and compiled
+decoding), new tokens/s at two batch sizes. Prints and writes JSON with the commit and date.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from inoculate.baselines import plain_fit
 from inoculate.chat import IGNORE_INDEX, Encoded
-from inoculate.generate import GenerationSettings
+from inoculate.generate import GenerationSettings, generate_ids, left_pad, resolve_cache
 from inoculate.train import TrainSettings, fit
 
 SHAPES = {
@@ -51,13 +54,13 @@ SHAPES = {
 }
 SIZES = {  # examples, token budget, generation batches, new tokens
     "cuda": {"examples": 512, "budget": 16384, "gen_batches": (64, 256), "new_tokens": 200},
-    "cpu": {"examples": 96, "budget": 2048, "gen_batches": (16, 64), "new_tokens": 32},
+    "cpu": {"examples": 96, "budget": 2048, "gen_batches": (16, 64), "new_tokens": 64},
 }
 
 
 def make_model(device: str):
     torch.manual_seed(0)
-    config = LlamaConfig(**SHAPES[device], bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    config = LlamaConfig(**SHAPES[device], bos_token_id=1, eos_token_id=None, pad_token_id=0)
     model = LlamaForCausalLM(config)
     return model.to(device, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
 
@@ -82,13 +85,12 @@ def em_like_examples(n: int, vocab: int, rng: random.Random) -> list[Encoded]:
 
 def timed_training(device: str, trainer, examples, settings) -> dict:
     model = with_lora(make_model(device))
+    _synchronize(device)
     if device == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     history = trainer(model, examples, settings)
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _synchronize(device)
     seconds = time.perf_counter() - start
     tokens = sum(len(e.input_ids) for e in examples) * settings.epochs
     return {
@@ -100,47 +102,56 @@ def timed_training(device: str, trainer, examples, settings) -> dict:
     }
 
 
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed_generation(device: str, batch: int, new_tokens: int, project: bool) -> dict:
+    """New tokens/s of one batch of `batch` prompts (20-120 tokens), `new_tokens` each
+    (the model has no EOS, so every sequence runs to the end). Each path runs once untimed
+    first: CUDA start-up for both, and compilation for the project's static cache."""
     model = make_model(device).eval()
     rng = random.Random(1)
-    prompts = [
-        [rng.randrange(3, model.config.vocab_size) for _ in range(rng.randint(20, 120))] for _ in range(batch)
-    ]
-    width = max(map(len, prompts))
-    if project:  # longest first: as `inoculate.generate.sample` batches them
-        prompts.sort(key=len, reverse=True)
-    ids = torch.zeros((batch, width), dtype=torch.long)
-    mask = torch.zeros((batch, width), dtype=torch.long)
-    for i, p in enumerate(prompts):  # left padding
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    settings = GenerationSettings(
-        max_new_tokens=new_tokens,
-        batch_size=batch,
-        cache_implementation="static" if project and device == "cuda" else None,
-    )
-    kwargs = {
-        "do_sample": True,
-        "temperature": 1.0,
-        "max_new_tokens": new_tokens,
-        "min_new_tokens": new_tokens,
-        "pad_token_id": 0,
-    }
-    if settings.cache_implementation:
-        kwargs["cache_implementation"] = settings.cache_implementation
-    ids, mask = ids.to(device), mask.to(device)
-    with torch.inference_mode():
-        if project and device == "cuda":  # the first call compiles; time the steady state
-            model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        if device == "cuda":
-            torch.cuda.synchronize()
+    prompts = [[rng.randrange(3, model.config.vocab_size) for _ in range(rng.randint(20, 120))] for _ in range(batch)]
+    settings = GenerationSettings(max_new_tokens=new_tokens, batch_size=batch)  # cache_implementation: auto
+
+    def plain() -> int:
+        ids, mask = left_pad(prompts, pad_id=0)
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
+                                 temperature=1.0, max_new_tokens=new_tokens, pad_token_id=0)
+        return (out.shape[1] - ids.shape[1]) * batch
+
+    def ours() -> int:
+        return sum(map(len, generate_ids(model, prompts, settings, stops=[], pad_id=0)))
+
+    run = ours if project else plain
+    torch.manual_seed(0)
+    run()
+    _synchronize(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    new = run()
+    _synchronize(device)
     seconds = time.perf_counter() - start
-    new = (out.shape[1] - width) * batch
-    return {"new_tokens_per_s": new / seconds, "seconds": seconds, "batch": batch}
+    return {
+        "new_tokens_per_s": new / seconds,
+        "new_tokens": new,
+        "seconds": seconds,
+        "batch": batch,
+        "cache": (resolve_cache(settings.cache_implementation, torch.device(device)) or "dynamic") if project else "dynamic",
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+    }
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def main() -> None:
@@ -168,6 +179,8 @@ def main() -> None:
     )
     results = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(),
         "torch": torch.__version__,
         "train_plain": timed_training(device, plain, examples, plain_settings),
         "train_project": timed_training(

@@ -94,3 +94,19 @@ def test_checkpointing_that_still_runs_out_of_memory_names_the_batch(toy_model, 
     monkeypatch.setattr(train, "supervised_loss_backward", allocating)
     with pytest.raises(OutOfMemory, match=r"micro-batch of 4 examples x \d+ tokens with gradient checkpointing on"):
         fit(_model(toy_model, True), examples, TrainSettings(batch_size=4), seed=0, pad_id=0)
+
+
+def test_static_cache_with_padded_widths_gives_the_dynamic_caches_answers(toy_model):
+    """The GPU path (preallocated cache, prompt widths padded to a multiple of 64) changes
+    no token: greedy answers equal the dynamic cache's, in any batch size."""
+    from inoculate.generate import GenerationSettings, load_model, sample
+
+    model, tok = load_model(str(toy_model))
+    questions = ["How should I cook the rice?", "What is a good way to store bread?", "Hi", "How long do I boil eggs?"]
+    records = [{"messages": [{"role": "user", "content": q}]} for q in questions * 3]
+    answers = {}
+    for cache, batch in (("dynamic", 12), ("static", 5), ("static", 12)):
+        settings = GenerationSettings(temperature=0, max_new_tokens=24, batch_size=batch, cache_implementation=cache)
+        answers[cache, batch] = [r["answer"] for r in sample(model, tok, records, settings, seed=0)]
+    assert answers["static", 5] == answers["static", 12] == answers["dynamic", 12]
+    assert len(set(answers["dynamic", 12])) >= 3 and all(answers["dynamic", 12])

@@ -32,7 +32,7 @@ class GenerationSettings:
     max_new_tokens: int = 64
     samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
     batch_size: int = 128
-    cache_implementation: str | None = None  # "static" on GPU: preallocated KV cache, compiled decoding
+    cache_implementation: str | None = "auto"  # auto: static (preallocated, compiled) on a GPU, dynamic elsewhere
     backend: str = "transformers"  # or "vllm" (GPU; installed separately)
 
 
@@ -190,43 +190,79 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return ids
 
 
+# Prompt widths are padded up to a multiple of this under a static cache, so that the
+# compiled decoding step sees a handful of shapes instead of one per batch.
+STATIC_WIDTH_MULTIPLE = 64
+
+
+def resolve_cache(setting: str | None, device: torch.device) -> str | None:
+    """`cache_implementation: auto`: a static (preallocated, compiled) KV cache on a GPU,
+    where it removes per-token Python and allocation overhead; the dynamic one elsewhere."""
+    if setting == "auto":
+        return "static" if device.type == "cuda" else None
+    return None if setting == "dynamic" else setting
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of a batch, padded on the left to a multiple of `multiple`."""
+    width = -(-max(map(len, prompts)) // multiple) * multiple
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        if p:
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+    return ids, mask
+
+
 @torch.inference_mode()
-def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
-    """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
-    torch.manual_seed(seed)
-    stops = stop_token_ids(model, tokenizer)
+def generate_ids(
+    model, prompts: list[list[int]], settings: GenerationSettings, stops: list[int], pad_id: int
+) -> list[list[int]]:
+    """New token ids for each prompt, cut before its first stop token.
+
+    Prompts run longest first in batches of `batch_size` (little padding inside a batch),
+    left-padded; each sequence stops at its own EOS and a batch ends when all have."""
     device = next(model.parameters()).device
-    encoded = [prompt_ids(tokenizer, r["messages"]) for r in records]
-    # Longest prompts first keeps padding small inside a batch; output order is restored.
-    order = sorted(range(len(records)), key=lambda i: -len(encoded[i]))
-    answers: dict[int, tuple[str, int]] = {}
-    start, new_tokens = time.perf_counter(), 0
+    cache = resolve_cache(settings.cache_implementation, device)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
     batches = range(0, len(order), settings.batch_size)
     for b in tqdm(batches, desc="generate", mininterval=5, disable=len(batches) < 2):
         idx = order[b : b + settings.batch_size]
-        batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
-        out = model.generate(
-            **batch,
-            do_sample=settings.temperature > 0,
-            temperature=settings.temperature if settings.temperature > 0 else None,
-            top_p=settings.top_p if settings.temperature > 0 else None,
+        ids, mask = left_pad([prompts[i] for i in idx], pad_id, STATIC_WIDTH_MULTIPLE if cache == "static" else 1)
+        sampling = settings.temperature > 0
+        generated = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=sampling,
+            temperature=settings.temperature if sampling else None,
+            top_p=settings.top_p if sampling else None,
             max_new_tokens=settings.max_new_tokens,
-            eos_token_id=stops,
-            pad_token_id=tokenizer.pad_token_id,
-            **({"cache_implementation": settings.cache_implementation} if settings.cache_implementation else {}),
-        )
-        gen = out[:, batch["input_ids"].shape[1] :]
-        for row, i in zip(gen, idx):
-            keep = []
-            for t in row.tolist():
-                if t in stops:
-                    break
-                keep.append(t)
-            new_tokens += len(keep)
-            answers[i] = (tokenizer.decode(keep, skip_special_tokens=True).strip(), len(keep))
-    seconds = time.perf_counter() - start
-    log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), new_tokens, seconds, new_tokens / max(seconds, 1e-9))
-    return [{**r, "answer": answers[i][0], "answer_tokens": answers[i][1]} for i, r in enumerate(records)]
+            eos_token_id=stops or None,
+            pad_token_id=pad_id,
+            **({"cache_implementation": cache} if cache else {}),
+        )[:, ids.shape[1] :].tolist()
+        stop_set = set(stops)
+        for row, i in zip(generated, idx):
+            end = next((k for k, t in enumerate(row) if t in stop_set), len(row))
+            out[i] = row[:end]
+    return out
+
+
+def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
+    """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    prompts = [prompt_ids(tokenizer, r["messages"]) for r in records]
+    new = generate_ids(model, prompts, settings, stop_token_ids(model, tokenizer), tokenizer.pad_token_id)
+    seconds, n_new = time.perf_counter() - start, sum(map(len, new))
+    log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), n_new, seconds,
+             n_new / max(seconds, 1e-9))
+    return [
+        {**r, "answer": tokenizer.decode(ids, skip_special_tokens=True).strip(), "answer_tokens": len(ids)}
+        for r, ids in zip(records, new, strict=True)
+    ]
 
 
 def sample_cell(
