@@ -63,24 +63,37 @@ def supervised_loss_backward(
     chunk_tokens: int = CHUNK_TOKENS,
 ) -> tuple[torch.Tensor, int]:
     """Accumulate the gradient of `scale` x the summed supervised cross-entropy of a batch;
-    returns (summed loss, detached, on the batch's device; number of supervised tokens).
-
-    The body runs once; the output layer runs chunk by chunk on a detached copy of its
-    input, each chunk's gradient flowing back at once, and the collected gradient of the
-    hidden states then flows through the body in one backward pass."""
+    returns (summed loss, detached, on the batch's device; number of supervised tokens)."""
     device = batch["input_ids"].device
     with _autocast(device, bf16):
         hidden, targets, head, cap = _supervised_hidden(model, batch)
-    n = len(targets)
-    total = torch.zeros((), dtype=torch.float32, device=device)
-    if n == 0:
-        return total, 0
+    return head_loss_backward(head, hidden, targets, scale, cap, bf16, chunk_tokens), len(targets)
+
+
+def head_loss_backward(
+    head: torch.nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    scale: float,
+    cap: float | None = None,
+    bf16: bool = False,
+    chunk_tokens: int = CHUNK_TOKENS,
+) -> torch.Tensor:
+    """Backward of `scale` x the summed cross-entropy of `head(hidden)` (n positions x width)
+    against `targets`; returns the summed loss, detached.
+
+    The output layer runs chunk by chunk on a detached copy of `hidden`, each chunk's
+    gradient flowing back at once; the collected gradient of `hidden` then flows through
+    whatever produced it in one backward pass."""
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    if len(targets) == 0:
+        return total
     detached = hidden.detach().requires_grad_(True)
-    for s in range(0, n, chunk_tokens):
-        with _autocast(device, bf16):
+    for s in range(0, len(targets), chunk_tokens):
+        with _autocast(hidden.device, bf16):
             loss = _cross_entropy_sum(head, detached[s : s + chunk_tokens], targets[s : s + chunk_tokens], cap)
         (loss * scale).backward()
         total += loss.detach()
     if hidden.requires_grad:
         hidden.backward(detached.grad)
-    return total, n
+    return total
