@@ -110,3 +110,31 @@ def test_static_cache_with_padded_widths_gives_the_dynamic_caches_answers(toy_mo
         answers[cache, batch] = [r["answer"] for r in sample(model, tok, records, settings, seed=0)]
     assert answers["static", 5] == answers["static", 12] == answers["dynamic", 12]
     assert len(set(answers["dynamic", 12])) >= 3 and all(answers["dynamic", 12])
+
+
+def test_gradient_accumulation_weighs_every_answer_token_alike(toy_model, examples):
+    """Two micro-batches of 4 make the same step as one batch of 8: the loss is the mean over
+    all answer tokens of the step, not the mean of micro-batch means (which would differ here)."""
+    from inoculate.chat import Encoded
+    from inoculate.loss import supervised_loss_sum
+
+    # Answers cut short by 0-15 tokens, so that micro-batches hold different numbers of answer tokens.
+    examples = [Encoded(e.input_ids[: len(e.input_ids) - 3 * (i % 6)], e.labels[: len(e.labels) - 3 * (i % 6)])
+                for i, e in enumerate(examples)]
+    one = _model(toy_model, True)
+    two = _model(toy_model, True)
+    whole = fit(one, examples, TrainSettings(learning_rate=3e-3, epochs=1, batch_size=8), seed=0, pad_id=0)
+    split = fit(two, examples, TrainSettings(learning_rate=3e-3, epochs=1, batch_size=4, gradient_accumulation=2),
+                seed=0, pad_id=0)
+    assert len(whole) == len(split) == 3
+    assert [r["loss"] for r in split] == pytest.approx([r["loss"] for r in whole], rel=1e-5)
+    assert [r["tokens"] for r in split] == [r["tokens"] for r in whole]
+    for (k, a), b in zip(one.named_parameters(), two.parameters()):
+        if a.requires_grad:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=k)
+    fresh = _model(toy_model, True)
+    with torch.no_grad():  # the micro-batches' own means really differ from the token mean
+        sums = [supervised_loss_sum(fresh, collate(examples[i : i + 4], 0)) for i in (0, 3)]
+    token_mean = sum(float(s) for s, _ in sums) / sum(n for _, n in sums)
+    mean_of_means = sum(float(s) / n for s, n in sums) / 2
+    assert abs(token_mean - mean_of_means) > 1e-4 * token_mean
