@@ -23,7 +23,7 @@ def test_training_is_deterministic_per_seed_and_saves_an_adapter(toy_model, data
     b = train_lora(str(toy_model), data, tmp_path / "b", SETTINGS, seed=0)
     c = train_lora(str(toy_model), data, tmp_path / "c", SETTINGS, seed=1)
     assert a["final_loss"] == b["final_loss"] != c["final_loss"]
-    assert a["steps"] == 4 and a["n_examples"] == 32
+    assert a["steps"] == 4 and a["n_examples"] == 32 and a["gradient_checkpointing_used"] is False
     assert (tmp_path / "a" / "adapter_model.safetensors").exists()
     assert (tmp_path / "a" / "loss.csv").read_text().startswith("step,epoch,loss")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -306,6 +306,7 @@ def train_lora(
         "trainable_parameters": trainable,
         "steps": len(history),
         "final_loss": history[-1]["loss"],
+        "gradient_checkpointing_used": bool(history[-1]["gradient_checkpointing"]),
         "seconds": time.perf_counter() - start,
         "torch": torch.__version__,
     }
