@@ -99,6 +99,7 @@ def timed_training(device: str, trainer, examples, settings) -> dict:
         "steps": len(history),
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
         "final_loss": history[-1]["loss"],
+        "padding_share": 1 - tokens / sum(r["padded_tokens"] for r in history),
     }
 
 
