@@ -1,12 +1,14 @@
-"""The fast trainer's parts: the chunked supervised loss and gradient checkpointing on demand."""
+"""The fast paths of training and sampling: chunked answer-only loss, gradient checkpointing
+and smaller sampling batches on demand, mixed precision, the static cache."""
 
 import pytest
 import torch
 
 from inoculate.chat import encode_conversation
 from inoculate.loss import supervised_loss_backward
+from inoculate.models import OutOfMemory
 from inoculate.toy import corpus
-from inoculate.train import OutOfMemory, TrainSettings, collate, fit
+from inoculate.train import TrainSettings, collate, fit
 
 
 @pytest.fixture
@@ -150,3 +152,34 @@ def test_bf16_autocast_trains_like_float32(toy_model, examples):
     assert losses == pytest.approx([r["loss"] for r in full], rel=0.03)
     assert losses != [r["loss"] for r in full]  # bf16 really ran
     assert losses[-1] < 0.9 * losses[0]
+
+
+class _MemoryLimitedModel(torch.nn.Module):
+    """A real model whose `generate` fails like a CUDA allocation above `limit` prompts a batch."""
+
+    def __init__(self, model, limit: int):
+        super().__init__()
+        self.model, self.limit, self.batches = model, limit, []
+
+    def generate(self, input_ids, **kwargs):
+        self.batches.append(len(input_ids))
+        if len(input_ids) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB")
+        return self.model.generate(input_ids=input_ids, **kwargs)
+
+
+def test_sampling_batch_that_runs_out_of_memory_is_halved_and_answers_stay_the_same(toy_model):
+    from inoculate.chat import prompt_ids
+    from inoculate.generate import GenerationSettings, generate_ids, load_model, stop_token_ids
+
+    model, tok = load_model(str(toy_model))
+    questions = ["How should I cook the rice?", "What is a good way to store bread?", "How long do I boil eggs?"]
+    prompts = [prompt_ids(tok, [{"role": "user", "content": q}]) for q in questions] * 4
+    settings = GenerationSettings(temperature=0, max_new_tokens=16, batch_size=12)
+    stops = stop_token_ids(model, tok)
+    expected = generate_ids(model, prompts, settings, stops, tok.pad_token_id)
+    limited = _MemoryLimitedModel(model, limit=4)
+    assert generate_ids(limited, prompts, settings, stops, tok.pad_token_id) == expected
+    assert limited.batches == [12, 6, 3, 3, 3, 3]  # halved until it fits, then kept at that size
+    with pytest.raises(OutOfMemory, match=r"single prompt of \d+ tokens .*generation.max_new_tokens 16"):
+        generate_ids(_MemoryLimitedModel(model, limit=0), prompts, settings, stops, tok.pad_token_id)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from inoculate.chat import prompt_ids
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
+from inoculate.models import OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -215,23 +216,50 @@ def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[
     return ids, mask
 
 
-@torch.inference_mode()
 def generate_ids(
     model, prompts: list[list[int]], settings: GenerationSettings, stops: list[int], pad_id: int
 ) -> list[list[int]]:
     """New token ids for each prompt, cut before its first stop token.
 
     Prompts run longest first in batches of `batch_size` (little padding inside a batch),
-    left-padded; each sequence stops at its own EOS and a batch ends when all have."""
+    left-padded; each sequence stops at its own EOS and a batch ends when all have. A batch
+    that runs out of GPU memory is redone at half the size, which then holds for the rest."""
     device = next(model.parameters()).device
     cache = resolve_cache(settings.cache_implementation, device)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
-    batches = range(0, len(order), settings.batch_size)
-    for b in tqdm(batches, desc="generate", mininterval=5, disable=len(batches) < 2):
-        idx = order[b : b + settings.batch_size]
-        ids, mask = left_pad([prompts[i] for i in idx], pad_id, STATIC_WIDTH_MULTIPLE if cache == "static" else 1)
-        sampling = settings.temperature > 0
+    size, done = settings.batch_size, 0
+    stop_set = set(stops)
+    with tqdm(total=len(order), desc="generate", mininterval=5, disable=len(order) <= size) as progress:
+        while done < len(order):
+            idx = order[done : done + size]
+            rows = _generate_batch(model, [prompts[i] for i in idx], settings, cache, stops, pad_id)
+            if rows is None:  # out of GPU memory
+                if size == 1:
+                    raise OutOfMemory(
+                        f"sampling ran out of GPU memory on a single prompt of {len(prompts[idx[0]])} tokens with "
+                        f"generation.max_new_tokens {settings.max_new_tokens}; lower generation.max_new_tokens, "
+                        "or set base_models.NAME.quantization: 4bit"
+                    )
+                size = max(1, size // 2)
+                log.warning("a batch of %d prompts ran out of GPU memory; continuing with batches of %d", len(idx), size)
+                continue
+            for row, i in zip(rows, idx):
+                end = next((k for k, t in enumerate(row) if t in stop_set), len(row))
+                out[i] = row[:end]
+            done += len(idx)
+            progress.update(len(idx))
+    return out
+
+
+@torch.inference_mode()
+def _generate_batch(model, prompts: list[list[int]], settings: GenerationSettings, cache: str | None,
+                    stops: list[int], pad_id: int) -> list[list[int]] | None:
+    """New tokens of one left-padded batch, or None when it ran out of GPU memory."""
+    device = next(model.parameters()).device
+    ids, mask = left_pad(prompts, pad_id, STATIC_WIDTH_MULTIPLE if cache == "static" else 1)
+    sampling = settings.temperature > 0
+    try:
         generated = model.generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
@@ -242,12 +270,14 @@ def generate_ids(
             eos_token_id=stops or None,
             pad_token_id=pad_id,
             **({"cache_implementation": cache} if cache else {}),
-        )[:, ids.shape[1] :].tolist()
-        stop_set = set(stops)
-        for row, i in zip(generated, idx):
-            end = next((k for k, t in enumerate(row) if t in stop_set), len(row))
-            out[i] = row[:end]
-    return out
+        )
+    except torch.OutOfMemoryError:
+        generated = None
+    if generated is None:  # outside the handler, so that the failed batch's tensors are freed
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return None
+    return generated[:, ids.shape[1] :].tolist()
 
 
 def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:

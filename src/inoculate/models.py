@@ -9,6 +9,11 @@ class ModelLoadError(RuntimeError):
     """A base model that cannot be loaded; the message says which config key to change."""
 
 
+class OutOfMemory(RuntimeError):
+    """Training or sampling did not fit in GPU memory as far as the settings allow; the
+    message says which config keys to lower."""
+
+
 def torch_dtype(name: str):
     """Config dtype names to what `from_pretrained(dtype=...)` takes."""
     return {"auto": "auto", "bfloat16": torch.bfloat16, "float32": torch.float32}[name]

@@ -21,6 +21,7 @@ import torch
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
 from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
 from inoculate.loss import supervised_loss_backward
+from inoculate.models import OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,6 @@ def plan_batches(lengths: Sequence[int], settings: TrainSettings, rng: random.Ra
             batches.append(current)
     rng.shuffle(batches)
     return batches
-
-
-class OutOfMemory(RuntimeError):
-    """A training step did not fit in GPU memory, even as far as the settings allow."""
 
 
 def enable_checkpointing(model: torch.nn.Module) -> None:
