@@ -54,6 +54,7 @@ def vllm_sample(
     seed: int,
     dtype: str = "auto",
     max_lora_rank: int = 64,
+    quantization: str | None = None,
 ) -> list[dict]:
     """Fill in `answer` and `answer_tokens` with vLLM (`generation.backend: vllm`): every
     prompt once, its samples as `n`, the cell's adapter as a LoRA request."""
@@ -71,7 +72,14 @@ def vllm_sample(
 
     tokenizer = load_tokenizer(base_model)
     calls = plan_calls(records, seed, samples_per_call=max(len(records), 1))
-    llm = LLM(model=base_model, dtype=dtype, seed=seed, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+    llm = LLM(
+        model=base_model,
+        dtype=dtype,
+        seed=seed,
+        enable_lora=adapter is not None,
+        max_lora_rank=max_lora_rank,
+        **({"quantization": "bitsandbytes"} if quantization == "4bit" else {}),  # the same NF4 base as training
+    )
     lora = LoRARequest("cell", 1, str(adapter)) if adapter is not None else None
     params = [
         SamplingParams(n=c.n, temperature=settings.temperature, top_p=settings.top_p,

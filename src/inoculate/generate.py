@@ -310,7 +310,7 @@ def sample_cell(
     if settings.backend == "vllm":
         from inoculate.accelerated import vllm_sample
 
-        return vllm_sample(base_model, adapter, records, settings, seed, dtype, max_lora_rank)
+        return vllm_sample(base_model, adapter, records, settings, seed, dtype, max_lora_rank, quantization)
     if settings.backend != "transformers":
         raise ValueError(f"generation.backend: {settings.backend!r} is not one of transformers, vllm")
     model, tokenizer = load_model(base_model, adapter, device, dtype, quantization)
