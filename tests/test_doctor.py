@@ -84,3 +84,23 @@ def test_doctor_reports_a_bad_config_by_key(work, capsys):
     (work / "bad.yaml").write_text("seeds: [zero]\n")
     assert main(["doctor", "--configfile", "bad.yaml", "--offline"]) == 1
     assert "key 'seeds.0'" in lines(capsys.readouterr().out)["config"]
+
+
+def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
+    """4-bit needs bitsandbytes (a test dependency here); Unsloth and vLLM need a CUDA install."""
+    pytest.importorskip("bitsandbytes")
+    for module in ("unsloth", "vllm"):
+        try:
+            __import__(module)
+            pytest.skip(f"{module} imports here")
+        except Exception:  # noqa: BLE001, S110 - absent, or refusing to start without a GPU
+            pass
+    overrides = ["base_models={toy: {quantization: 4bit}}", "training={backend: unsloth}",
+                 "generation={backend: vllm}"]
+    code = main(["doctor", "--configfile", "config/config.yaml", "--offline", "--config", *overrides])
+    found = lines(capsys.readouterr().out)
+    assert code == 1
+    assert found["backend bitsandbytes"].startswith("PASS")
+    assert "base_models.toy.quantization: 4bit" in found["backend bitsandbytes"]
+    assert found["backend unsloth"].startswith("FAIL") and "training.backend: unsloth (toy)" in found["backend unsloth"]
+    assert found["backend vllm"].startswith("FAIL") and "does not import" in found["backend vllm"]

@@ -103,6 +103,35 @@ def check_gpu(study: Study | None) -> Check:
     return Check("INFO", "gpu", "none visible (the study needs none)")
 
 
+def backend_needs(study: Study) -> dict[str, list[str]]:
+    """Optional package -> the config keys of this study's local models that need it."""
+    needs: dict[str, list[str]] = {}
+    generation = study.config.get("generation") or {}
+    for model in study.models:
+        spec = study.base_model(model)
+        if spec["backend"] != "local":
+            continue
+        if spec["quantization"] == "4bit":
+            needs.setdefault("bitsandbytes", []).append(f"base_models.{model}.quantization: 4bit")
+        if study.training(model).get("backend") == "unsloth":
+            needs.setdefault("unsloth", []).append(f"training.backend: unsloth ({model})")
+        if generation.get("backend") == "vllm":
+            needs.setdefault("vllm", []).append(f"generation.backend: vllm ({model})")
+    return needs
+
+
+def check_backends(study: Study) -> Iterator[Check]:
+    """Each optional package the study's config asks for is installed and imports."""
+    for package, keys in backend_needs(study).items():
+        try:
+            importlib.import_module(package)
+        except Exception as e:  # noqa: BLE001 - unsloth and vllm refuse to import without a GPU
+            yield Check("FAIL", f"backend {package}", f"{'; '.join(keys)}, but it does not import "
+                                                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+        else:
+            yield Check("PASS", f"backend {package}", "; ".join(keys))
+
+
 def _is_downloaded_local(study: Study, model: str) -> bool:
     """A local model that is not built by the workflow itself (those are CPU-sized)."""
     spec = study.base_model(model)
@@ -278,6 +307,7 @@ def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
     checks.append(check_gpu(study))
     if study is None:
         return checks
+    checks += check_backends(study)
     checks += check_keys(study)
     if online:
         checks += check_endpoints(study)
