@@ -26,6 +26,16 @@ def project_copy(repo: Path, dest: Path) -> Path:
     return dest
 
 
+def skip_where_gpu_extras_import() -> None:
+    """Tests of what happens without Unsloth and vLLM are skipped where either imports."""
+    for module in ("unsloth", "vllm"):
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001, S112 - absent, or refusing to start without a GPU
+            continue
+        pytest.skip(f"{module} imports here")
+
+
 def _without_slurm_client(env: dict) -> dict:
     """`env` with an `scontrol` that fails at once first on PATH.
 

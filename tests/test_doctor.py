@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import project_copy
+from conftest import project_copy, skip_where_gpu_extras_import
 from openai_server import FakeOpenAI
 
 from inoculate.cli import main
@@ -89,12 +89,7 @@ def test_doctor_reports_a_bad_config_by_key(work, capsys):
 def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
     """4-bit needs bitsandbytes (a test dependency here); Unsloth and vLLM need a CUDA install."""
     pytest.importorskip("bitsandbytes")
-    for module in ("unsloth", "vllm"):
-        try:
-            __import__(module)
-            pytest.skip(f"{module} imports here")
-        except Exception:  # noqa: BLE001, S110 - absent, or refusing to start without a GPU
-            pass
+    skip_where_gpu_extras_import()
     overrides = ["base_models={toy: {quantization: 4bit}}", "training={backend: unsloth}",
                  "generation={backend: vllm}"]
     code = main(["doctor", "--configfile", "config/config.yaml", "--offline", "--config", *overrides])

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import skip_where_gpu_extras_import
 
 from inoculate.chat import ChatFormatError, encode_conversation
 from inoculate.evals import load_eval_file
@@ -190,12 +191,7 @@ def test_gpu_backends_that_are_not_installed_say_what_to_install(toy_model, data
     from inoculate.generate import sample_cell
     from inoculate.models import ModelLoadError
 
-    for module in ("unsloth", "vllm"):
-        try:
-            __import__(module)
-            pytest.skip(f"{module} is installed here")
-        except Exception:  # noqa: BLE001, S110 - absent, or refusing to start without a GPU
-            pass
+    skip_where_gpu_extras_import()
     settings = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=8, backend="unsloth")
     with pytest.raises(ModelLoadError, match="training.backend: unsloth .*pip install unsloth"):
         train_lora(str(toy_model), data, tmp_path / "u", settings, seed=0)
