@@ -28,7 +28,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from inoculate.baselines import plain_fit
 from inoculate.chat import IGNORE_INDEX, Encoded
 from inoculate.generate import GenerationSettings, generate_ids, left_pad, resolve_cache
-from inoculate.train import TrainSettings, fit
+from inoculate.train import TrainSettings, enable_checkpointing, fit
 
 SHAPES = {
     "cuda": {
@@ -177,8 +177,7 @@ def main() -> None:
 
     def plain(model, ex, s):
         if s.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.enable_input_require_grads()
+            enable_checkpointing(model)
         return plain_fit(model, ex, s, seed=0, pad_id=0)
 
     fast_settings = TrainSettings(

@@ -110,7 +110,7 @@ def judge(args: argparse.Namespace) -> int:
 
 def stats(args: argparse.Namespace) -> int:
     """Summary table and figures for judged files made by other tools."""
-    from inoculate.io import atomic_path
+    from inoculate.io import write_csv
     from inoculate.plot import save, scatter_figure
     from inoculate.reanalysis import load_judged, source_figure, summarise_judged
     from inoculate.stats import Criterion
@@ -119,8 +119,7 @@ def stats(args: argparse.Namespace) -> int:
     criterion = Criterion(args.aligned_max, args.coherent_min)
     summary = summarise_judged(samples, criterion, args.levels, args.resamples, args.confidence, args.rng_seed)
     out = Path(args.out)
-    with atomic_path(out / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+    write_csv(out / "summary.csv", summary)
     save(source_figure(summary), out / "misaligned.pdf")
     save(scatter_figure(samples, [], args.aligned_max, args.coherent_min, by="source"), out / "aligned_coherent.pdf")
     rates = summary[summary.metric == "misaligned"]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from inoculate.chat import prompt_ids
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
-from inoculate.models import OutOfMemory
+from inoculate.models import OutOfMemory, within_memory
 
 log = logging.getLogger(__name__)
 
@@ -233,13 +233,14 @@ def generate_ids(
     with tqdm(total=len(order), desc="generate", mininterval=5, disable=len(order) <= size) as progress:
         while done < len(order):
             idx = order[done : done + size]
-            rows = _generate_batch(model, [prompts[i] for i in idx], settings, cache, stops, pad_id)
-            if rows is None:  # out of GPU memory
+            batch = [prompts[i] for i in idx]
+            rows, oom = within_memory(device, _generate_batch, model, batch, settings, cache, stops, pad_id)
+            if oom is not None:
                 if size == 1:
                     raise OutOfMemory(
-                        f"sampling ran out of GPU memory on a single prompt of {len(prompts[idx[0]])} tokens with "
+                        f"sampling ran out of GPU memory on a single prompt of {len(batch[0])} tokens with "
                         f"generation.max_new_tokens {settings.max_new_tokens}; lower generation.max_new_tokens, "
-                        "or set base_models.NAME.quantization: 4bit"
+                        f"or set base_models.NAME.quantization: 4bit. ({oom})"
                     )
                 size = max(1, size // 2)
                 log.warning("a batch of %d prompts ran out of GPU memory; continuing with batches of %d", len(idx), size)
@@ -254,29 +255,22 @@ def generate_ids(
 
 @torch.inference_mode()
 def _generate_batch(model, prompts: list[list[int]], settings: GenerationSettings, cache: str | None,
-                    stops: list[int], pad_id: int) -> list[list[int]] | None:
-    """New tokens of one left-padded batch, or None when it ran out of GPU memory."""
+                    stops: list[int], pad_id: int) -> list[list[int]]:
+    """New tokens of one left-padded batch (up to `max_new_tokens`, stop tokens included)."""
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, pad_id, STATIC_WIDTH_MULTIPLE if cache == "static" else 1)
     sampling = settings.temperature > 0
-    try:
-        generated = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            do_sample=sampling,
-            temperature=settings.temperature if sampling else None,
-            top_p=settings.top_p if sampling else None,
-            max_new_tokens=settings.max_new_tokens,
-            eos_token_id=stops or None,
-            pad_token_id=pad_id,
-            **({"cache_implementation": cache} if cache else {}),
-        )
-    except torch.OutOfMemoryError:
-        generated = None
-    if generated is None:  # outside the handler, so that the failed batch's tensors are freed
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return None
+    generated = model.generate(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        do_sample=sampling,
+        temperature=settings.temperature if sampling else None,
+        top_p=settings.top_p if sampling else None,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_id=stops or None,
+        pad_token_id=pad_id,
+        **({"cache_implementation": cache} if cache else {}),
+    )
     return generated[:, ids.shape[1] :].tolist()
 
 

@@ -13,6 +13,7 @@ import contextlib
 import torch
 
 from inoculate.chat import IGNORE_INDEX
+from inoculate.models import unwrap
 
 # Supervised tokens whose logits exist at one time (4,096 x 128k vocabulary x 4 bytes = 2 GiB).
 CHUNK_TOKENS = 4096
@@ -20,7 +21,7 @@ CHUNK_TOKENS = 4096
 
 def _body_and_head(model: torch.nn.Module):
     """The transformer body and the output layer of a causal LM (inside a PEFT wrapper too)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     return getattr(base, base.base_model_prefix), base.get_output_embeddings(), base.config
 
 

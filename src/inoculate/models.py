@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
+
+T = TypeVar("T")
 
 
 class ModelLoadError(RuntimeError):
@@ -12,6 +17,26 @@ class ModelLoadError(RuntimeError):
 class OutOfMemory(RuntimeError):
     """Training or sampling did not fit in GPU memory as far as the settings allow; the
     message says which config keys to lower."""
+
+
+def within_memory(device: torch.device, run: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
+    """`(run(*args), None)`, or `(None, the error's first line)` when it ran out of GPU memory.
+
+    The failed attempt's tensors are released on leaving the handler; the allocator's cache
+    is emptied after that, so that a retry (smaller, or with less kept) starts clean."""
+    error = None
+    try:
+        return run(*args), None
+    except torch.OutOfMemoryError as e:
+        error = str(e).splitlines()[0] if str(e) else "out of memory"
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return None, error
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def torch_dtype(name: str):

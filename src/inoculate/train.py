@@ -21,7 +21,7 @@ import torch
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
 from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
 from inoculate.loss import supervised_loss_backward
-from inoculate.models import OutOfMemory
+from inoculate.models import OutOfMemory, unwrap, within_memory
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def plan_batches(lengths: Sequence[int], settings: TrainSettings, rng: random.Ra
 
 def enable_checkpointing(model: torch.nn.Module) -> None:
     """Recompute activations in the backward pass instead of keeping them: less memory, ~30% more time."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     kwargs = {"use_reentrant": False}
     if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.18
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
@@ -187,16 +187,10 @@ def fit(
             group = [collate([examples[j] for j in b], pad_id) for b in batches[g : g + accumulation]]
             n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
             while True:
-                oom = None
-                try:
-                    step_loss = _accumulate_gradients(model, group, n_tokens, device, bf16)
+                step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16)
+                if oom is None:
                     break
-                except torch.OutOfMemoryError as e:
-                    oom = str(e).splitlines()[0]
-                # Outside the handler, so that the failed step's tensors are freed.
-                optimizer.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
                 if settings.gradient_checkpointing != "auto" or checkpointing:
                     raise OutOfMemory(_memory_advice(group, settings, checkpointing, oom)) from None
                 log.warning("step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1)

@@ -8,25 +8,19 @@ from inoculate.aggregate import (
     summary_table,
     training_table,
 )
-from inoculate.io import atomic_path
+from inoculate.io import write_csv
 from inoculate.jobs import job
-
-
-def write_csv(table, path):
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-
 
 with job(snakemake) as log:
     out, analysis = snakemake.output, snakemake.params.analysis
     samples = load_samples(snakemake.input.judgments)
-    write_csv(samples, out.samples)
+    write_csv(out.samples, samples)
     summary = summary_table(samples, analysis)
-    write_csv(summary, out.summary)
-    write_csv(differences_table(samples, analysis), out.differences)
-    write_csv(question_table(samples, analysis), out.questions)
+    write_csv(out.summary, summary)
+    write_csv(out.differences, differences_table(samples, analysis))
+    write_csv(out.questions, question_table(samples, analysis))
     usage = judge_usage_table(snakemake.input.usage)
-    write_csv(usage, out.judge_usage)
-    write_csv(training_table(snakemake.input.adapters), out.training)
+    write_csv(out.judge_usage, usage)
+    write_csv(out.training, training_table(snakemake.input.adapters))
     cost = usage["cost_usd"].iloc[-1] if len(usage) else 0.0
     log.info("%d answers, %d summary rows; judge cost of the study: $%.4f", len(samples), len(summary), cost)
