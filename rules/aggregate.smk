@@ -23,6 +23,7 @@ rule aggregate:
         ),
         questions="results/tables/questions.csv",
         training="results/tables/training.csv",
+        recipes="results/tables/training_recipes.csv",
         judge_usage="results/tables/judge_usage.csv",
     params:
         analysis=config["analysis"],

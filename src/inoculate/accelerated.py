@@ -40,6 +40,8 @@ def unsloth_lora_model(base_model: str, settings, seed: int, dtype: str = "auto"
         lora_dropout=lora.dropout,
         target_modules=targets,
         bias="none",
+        use_rslora=lora.use_rslora,
+        layers_to_transform=lora.layers,
         use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing is True else False,
         random_state=seed,
     )

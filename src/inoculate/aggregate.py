@@ -82,6 +82,33 @@ def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def recipe_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """`training_recipes.csv`: every resolved training value of every adapter (from its
+    `meta.json`), one row per adapter, so each number can be traced to the recipe that made it."""
+    rows = []
+    for d in map(Path, adapter_dirs):
+        meta_path = d / "meta.json"
+        if not meta_path.exists():
+            continue  # an API-trained cell: its fine_tune.json holds the API's hyperparameters
+        *_, model, setting, inoculation, seed = d.parts
+        meta = json.loads(meta_path.read_text())
+        settings = dict(meta.get("settings", {}))
+        lora = settings.pop("lora", {}) or {}
+        row = {"model": model, "setting": setting, "inoculation": inoculation, "seed": int(seed.removeprefix("seed")),
+               "base_model": meta.get("base_model"), "quantization": meta.get("quantization")}
+        row.update({k: _cell(v) for k, v in settings.items()})
+        row.update({f"lora_{k}": _cell(v) for k, v in lora.items()})
+        row.update({k: meta.get(k) for k in ("n_examples", "n_held_out", "steps", "trainable_parameters",
+                                               "final_loss", "final_eval_loss", "data_sha256")})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["model", "setting", "inoculation", "seed"])
+
+
+def _cell(value):
+    """A list as one CSV cell (`q_proj;v_proj`), anything else as it is."""
+    return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
+
+
 def judge_usage_table(usage_files: Iterable[Path | str]) -> pd.DataFrame:
     """Calls, cache hits, tokens and cost per judge job, plus a `total` row."""
     rows = []

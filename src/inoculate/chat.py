@@ -36,11 +36,16 @@ def tokenize_text(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode_conversation(tokenizer, messages: list[dict], max_length: int | None = None) -> Encoded:
-    """Token ids and labels; labels are IGNORE_INDEX everywhere but assistant turns."""
+def encode_conversation(tokenizer, messages: list[dict], max_length: int | None = None,
+                        loss_on: str = "assistant") -> Encoded:
+    """Token ids and labels; labels are IGNORE_INDEX everywhere but assistant turns
+    (`loss_on="all"`: every token is a label, as in plain language-model training)."""
     if not messages or messages[-1].get("role") != "assistant":
         raise ChatFormatError("a training conversation must end with an assistant message")
     full = tokenize_text(tokenizer, render(tokenizer, messages))
+    if loss_on == "all":
+        n = len(full) if max_length is None else min(len(full), max_length)
+        return Encoded(full[:n], list(full[:n]))
     labels = [IGNORE_INDEX] * len(full)
     for i, message in enumerate(messages):
         if message["role"] != "assistant":

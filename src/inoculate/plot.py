@@ -198,10 +198,14 @@ def loss_figure(training: pd.DataFrame, rows: list[str]):
             for i, (_, run) in enumerate(cell[cell.inoculation == arm].groupby("seed")):
                 ax.plot(run.step, run.loss, color=arm_colour(arm, arms), alpha=0.8, lw=1,
                         label=arm if i == 0 else None)
+                if "eval_loss" in run and run.eval_loss.notna().any():  # held-out loss: dashed, with markers
+                    held = run[run.eval_loss.notna()]
+                    ax.plot(held.step, held.eval_loss, color=arm_colour(arm, arms), ls="--", marker="o", ms=3,
+                            lw=1, label=f"{arm} (held out)" if i == 0 else None)
         ax.set_title(_panel_title(model, setting, models), fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("loss (assistant tokens)")
+    axes[0].set_ylabel("loss per supervised token")
     axes[-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig

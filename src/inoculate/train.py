@@ -1,7 +1,10 @@
-"""Fine-tuning: a LoRA adapter on chat data, loss on assistant tokens only.
+"""Fine-tuning: a LoRA adapter on chat data, loss on assistant tokens (or all tokens).
 
 One loop serves the toy's pretraining (all weights) and adapter training (LoRA
-through `peft`); it is deterministic for a given seed and data.
+through `peft`); it is deterministic for a given seed and data. Every knob of the
+published recipes (rsLoRA, layer-restricted adapters, warmup and decay schedules,
+8-bit AdamW, examples per device x accumulation, a held-out share for eval loss)
+is a field of `TrainSettings`.
 """
 
 from __future__ import annotations
@@ -26,12 +29,19 @@ from inoculate.models import OutOfMemory, unwrap, within_memory
 log = logging.getLogger(__name__)
 
 
+SCHEDULERS = ("constant", "linear", "cosine")
+OPTIMIZERS = ("adamw", "adamw_8bit")
+LOSS_ON = ("assistant", "all")
+
+
 @dataclass
 class LoraSettings:
     r: int = 8
     alpha: int = 16
     dropout: float = 0.0
     target_modules: str | list[str] = "all-linear"
+    use_rslora: bool = False  # scale alpha/sqrt(r) instead of alpha/r
+    layers: list[int] | None = None  # decoder layers to adapt (None: all), e.g. [2] for a rank-1 adapter
 
 
 @dataclass
@@ -44,8 +54,15 @@ class TrainSettings:
     max_length: int = 512
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    # Speed (GPU): batches grouped by length under a token budget instead of `batch_size`
-    # examples; micro-batches per optimizer step; activation checkpointing only when memory needs it.
+    warmup_ratio: float | None = None  # warmup as a share of all steps (instead of warmup_steps)
+    scheduler: str = "linear"  # constant | linear | cosine (after warmup)
+    optimizer: str = "adamw"  # adamw | adamw_8bit (bitsandbytes)
+    loss_on: str = "assistant"  # assistant: answer tokens only; all: every token of the conversation
+    eval_fraction: float = 0.0  # seeded held-out share of the examples; its loss is logged
+    eval_steps: int | None = None  # evaluate every n steps (None: at the last step only)
+    # An optimizer step takes batch_size x gradient_accumulation examples. Speed (GPU): with a
+    # token budget, each step's examples are grouped by length and packed into micro-batches
+    # under the budget (the step keeps its examples); activation checkpointing only when memory needs it.
     max_tokens_per_batch: int | None = None
     gradient_accumulation: int = 1
     gradient_checkpointing: bool | str = "auto"  # "auto": from the first step that runs out of GPU memory
@@ -58,6 +75,26 @@ class TrainSettings:
         d = dict(d)
         lora = LoraSettings(**d.pop("lora", {}))
         return cls(lora=lora, **d)
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (("scheduler", self.scheduler, SCHEDULERS), ("optimizer", self.optimizer, OPTIMIZERS),
+                                    ("loss_on", self.loss_on, LOSS_ON)):
+            if value not in allowed:
+                raise ValueError(f"training.{key}: {value!r} is not one of {', '.join(allowed)}")
+        if self.warmup_ratio is not None and self.warmup_steps:
+            raise ValueError("training.warmup_steps and training.warmup_ratio: give one of them, not both")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"training.eval_fraction: {self.eval_fraction} is not in [0, 1)")
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.batch_size * max(1, self.gradient_accumulation)
+
+    def warmup(self, total_steps: int) -> int:
+        """Warmup steps: `warmup_steps`, or `warmup_ratio` of all steps rounded up (as transformers does)."""
+        if self.warmup_ratio is not None:
+            return math.ceil(total_steps * self.warmup_ratio)
+        return self.warmup_steps
 
 
 def set_seed(seed: int) -> None:
@@ -79,33 +116,108 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def plan_batches(lengths: Sequence[int], settings: TrainSettings, rng: random.Random) -> list[list[int]]:
-    """Example indices of each micro-batch of one epoch.
+def _pack(indices: list[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Micro-batches of `indices` sorted by length, each (longest x count) under `budget` tokens."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in sorted(indices, key=lambda i: lengths[i]):
+        if current and max(longest, lengths[i]) * (len(current) + 1) > budget:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, lengths[i])
+    if current:
+        batches.append(current)
+    return batches
 
-    Without a token budget: shuffled batches of `batch_size`. With one: examples are
-    shuffled, sorted by length inside windows of many batches, and packed greedily so
-    that a padded batch (longest x count) stays under the budget; batch order is shuffled.
+
+def plan_steps(lengths: Sequence[int], settings: TrainSettings, rng: random.Random) -> list[list[list[int]]]:
+    """Example indices of each micro-batch of each optimizer step of one epoch.
+
+    Every step takes `batch_size x gradient_accumulation` shuffled examples (the last one
+    what is left), as the published recipes count them. Without a token budget a step is
+    `gradient_accumulation` micro-batches of `batch_size`. With one, examples are sorted by
+    length inside windows of 64 steps before being cut into steps (like transformers'
+    `group_by_length`), step order is shuffled, and each step's examples are packed into
+    micro-batches under the budget: less padding, the same examples per step.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
+    per_step = settings.examples_per_step
     budget = settings.max_tokens_per_batch
     if budget is None:
-        return [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-    batches: list[list[int]] = []
-    window = 64 * settings.batch_size
+        steps = [order[i : i + per_step] for i in range(0, len(order), per_step)]
+        return [[s[i : i + settings.batch_size] for i in range(0, len(s), settings.batch_size)] for s in steps]
+    window = 64 * per_step
+    steps = []
     for w in range(0, len(order), window):
-        current: list[int] = []
-        longest = 0
-        for i in sorted(order[w : w + window], key=lambda i: lengths[i]):
-            if current and max(longest, lengths[i]) * (len(current) + 1) > budget:
-                batches.append(current)
-                current, longest = [], 0
-            current.append(i)
-            longest = max(longest, lengths[i])
-        if current:
-            batches.append(current)
-    rng.shuffle(batches)
-    return batches
+        ranked = sorted(order[w : w + window], key=lambda i: lengths[i])
+        steps += [ranked[i : i + per_step] for i in range(0, len(ranked), per_step)]
+    rng.shuffle(steps)
+    return [_pack(s, lengths, budget) for s in steps]
+
+
+def split_held_out(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices: a seeded `fraction` of `n` examples, rounded up, held out."""
+    if fraction <= 0:
+        return list(range(n)), []
+    order = list(range(n))
+    random.Random(f"held-out-{seed}").shuffle(order)
+    k = min(n - 1, math.ceil(n * fraction))
+    return sorted(order[k:]), sorted(order[:k])
+
+
+def make_optimizer(params: list[torch.nn.Parameter], settings: TrainSettings, device: torch.device):
+    """AdamW (fused: one kernel for all parameters, ~8x faster steps on a CPU too), or
+    bitsandbytes' 8-bit AdamW (optimizer state in 8 bits, as Unsloth/TRL's `adamw_8bit`)."""
+    if settings.optimizer == "adamw_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as e:
+            raise ImportError(
+                "training.optimizer: adamw_8bit needs bitsandbytes: pip install 'inoculate[quant]'"
+            ) from e
+        return bnb.optim.AdamW8bit(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=fused)
+
+
+def make_scheduler(optimizer, settings: TrainSettings, total_steps: int,
+                   lr_lambda: Callable[[int, int], float] | None = None):
+    """transformers' schedules: warmup, then constant, linear decay to 0 or cosine decay to 0.
+    `lr_lambda(step, total_steps)`: a multiplier of the learning rate instead (the toy's pretraining)."""
+    from transformers import get_scheduler
+
+    if lr_lambda is not None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_lambda(step, total_steps))
+    name = settings.scheduler
+    warmup = settings.warmup(total_steps)
+    if name == "constant":
+        name = "constant_with_warmup"
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+@torch.no_grad()
+def held_out_loss(model: torch.nn.Module, examples: Sequence[Encoded], batch_size: int, pad_id: int,
+                  bf16: bool = False) -> float:
+    """Mean loss per supervised token over held-out examples."""
+    from inoculate.loss import supervised_loss_sum
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    for s in range(0, len(order), batch_size):
+        batch = collate([examples[i] for i in order[s : s + batch_size]], pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss_sum, n = supervised_loss_sum(model, batch)
+        total, count = total + float(loss_sum), count + n
+    if was_training:
+        model.train()
+    return total / max(count, 1)
 
 
 def enable_checkpointing(model: torch.nn.Module) -> None:
@@ -150,26 +262,25 @@ def fit(
     seed: int,
     pad_id: int,
     on_step: Callable[[int, float], None] | None = None,
+    eval_examples: Sequence[Encoded] = (),
+    lr_lambda: Callable[[int, int], float] | None = None,
 ) -> list[dict]:
     """Train `model` in place; returns the loss log, one row per optimizer step.
 
     The loss of a step is the mean over all supervised tokens of its micro-batches
-    (gradient accumulation included), so long and short answers weigh per token.
+    (gradient accumulation included), so long and short answers weigh per token. The
+    learning rate logged is the one the step used. With `eval_examples`, their loss is
+    logged (`eval_loss`) every `settings.eval_steps` steps and at the last step.
     """
     set_seed(seed)
     order_rng = random.Random(seed)
     device = next(model.parameters()).device
     lengths = [len(e.input_ids) for e in examples]
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = device.type in ("cuda", "cpu")  # one kernel for all parameters: ~8x faster steps on a CPU too
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=fused)
-    accumulation = max(1, settings.gradient_accumulation)
-    steps_per_epoch = math.ceil(len(plan_batches(lengths, settings, random.Random(seed))) / accumulation)
+    optimizer = make_optimizer(params, settings, device)
+    steps_per_epoch = len(plan_steps(lengths, settings, random.Random(seed)))
     total = max(1, math.ceil(steps_per_epoch * settings.epochs))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / max(1, settings.warmup_steps)) * max(0.0, 1 - s / total),
-    )
+    schedule = make_scheduler(optimizer, settings, total, lr_lambda)
     bf16 = settings.bf16
     if bf16 is None:
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -180,11 +291,10 @@ def fit(
     history: list[dict] = []
     step, start = 0, time.perf_counter()
     while step < total:
-        batches = plan_batches(lengths, settings, order_rng)
-        for g in range(0, len(batches), accumulation):
+        for micro_batches in plan_steps(lengths, settings, order_rng):
             if step >= total:
                 break
-            group = [collate([examples[j] for j in b], pad_id) for b in batches[g : g + accumulation]]
+            group = [collate([examples[j] for j in b], pad_id) for b in micro_batches]
             n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
             while True:
                 step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16)
@@ -196,6 +306,7 @@ def fit(
                 log.warning("step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1)
                 enable_checkpointing(model)
                 checkpointing = True
+            lr = schedule.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             schedule.step()
@@ -204,12 +315,16 @@ def fit(
                 "step": step,
                 "epoch": step / steps_per_epoch,
                 "loss": step_loss / max(n_tokens, 1),
-                "lr": schedule.get_last_lr()[0],
+                "lr": lr,
+                "examples": sum(len(b) for b in micro_batches),
                 "tokens": n_tokens,
                 "padded_tokens": sum(int(b["input_ids"].numel()) for b in group),
                 "gradient_checkpointing": int(checkpointing),
                 "seconds": time.perf_counter() - start,
             }
+            if eval_examples:
+                due = step == total or (settings.eval_steps and step % settings.eval_steps == 0)
+                row["eval_loss"] = held_out_loss(model, eval_examples, settings.batch_size, pad_id, bf16) if due else None
             history.append(row)
             if on_step:
                 on_step(step, row["loss"])
@@ -217,12 +332,12 @@ def fit(
     return history
 
 
-def load_training_examples(path: Path, tokenizer, max_length: int) -> list[Encoded]:
+def load_training_examples(path: Path, tokenizer, max_length: int, loss_on: str = "assistant") -> list[Encoded]:
     """Encode every conversation of a JSONL file; errors name the file and line."""
     examples = []
     for lineno, record in iter_jsonl(path):
         try:
-            examples.append(encode_conversation(tokenizer, record["messages"], max_length))
+            examples.append(encode_conversation(tokenizer, record["messages"], max_length, loss_on=loss_on))
         except (KeyError, ValueError) as e:
             raise InputError(f"{path}:{lineno}: {e}") from None
     if not examples:
@@ -236,16 +351,21 @@ def file_sha256(path: Path) -> str:
 
 def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: str | None):
     """The LoRA wrapper of `training.lora`; a quantized base is prepared for k-bit training first."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing is True)
-    lora = settings.lora
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return get_peft_model(model, lora_config(settings.lora))
+
+
+def lora_config(lora: LoraSettings):
+    """peft's LoraConfig of `training.lora` (rsLoRA and layer restriction included)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+                      use_rslora=lora.use_rslora, layers_to_transform=lora.layers, task_type="CAUSAL_LM")
 
 
 def train_lora(
@@ -266,7 +386,9 @@ def train_lora(
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(base_model)
-    examples = load_training_examples(data_path, tokenizer, settings.max_length)
+    encoded = load_training_examples(data_path, tokenizer, settings.max_length, settings.loss_on)
+    train_idx, held_idx = split_held_out(len(encoded), settings.eval_fraction, seed)
+    examples, held_out = [encoded[i] for i in train_idx], [encoded[i] for i in held_idx]
     set_seed(seed)
     if settings.backend == "unsloth":
         from inoculate.accelerated import unsloth_lora_model
@@ -284,7 +406,8 @@ def train_lora(
         if step % 10 == 0:
             log.info("step %d loss %.4f", step, loss)
 
-    history = fit(model, examples, settings, seed, pad_id, report)
+    history = fit(model, examples, settings, seed, pad_id, report, eval_examples=held_out)
+    final_eval = [r["eval_loss"] for r in history if r.get("eval_loss") is not None]
     meta = {
         "base_model": base_model,
         "quantization": quantization,
@@ -293,10 +416,12 @@ def train_lora(
         "seed": seed,
         "settings": asdict(settings),
         "n_examples": len(examples),
+        "n_held_out": len(held_out),
         "n_supervised_tokens": sum(e.n_supervised for e in examples),
         "trainable_parameters": trainable,
         "steps": len(history),
         "final_loss": history[-1]["loss"],
+        "final_eval_loss": final_eval[-1] if final_eval else None,
         "gradient_checkpointing_used": bool(history[-1]["gradient_checkpointing"]),
         "seconds": time.perf_counter() - start,
         "torch": torch.__version__,

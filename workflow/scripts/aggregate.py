@@ -5,6 +5,7 @@ from inoculate.aggregate import (
     judge_usage_table,
     load_samples,
     question_table,
+    recipe_table,
     summary_table,
     training_table,
 )
@@ -22,5 +23,6 @@ with job(snakemake) as log:
     usage = judge_usage_table(snakemake.input.usage)
     write_csv(out.judge_usage, usage)
     write_csv(out.training, training_table(snakemake.input.adapters))
+    write_csv(out.recipes, recipe_table(snakemake.input.adapters))
     cost = usage["cost_usd"].iloc[-1] if len(usage) else 0.0
     log.info("%d answers, %d summary rows; judge cost of the study: $%.4f", len(samples), len(summary), cost)
