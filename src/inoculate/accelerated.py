@@ -69,7 +69,7 @@ def vllm_sample(
             "`pip install vllm`; use backend: transformers elsewhere"
         ) from e
     from inoculate.chat import prompt_ids
-    from inoculate.generate import plan_calls
+    from inoculate.generate import plan_calls, record_settings
     from inoculate.models import load_tokenizer
 
     tokenizer = load_tokenizer(base_model)
@@ -83,10 +83,10 @@ def vllm_sample(
         **({"quantization": "bitsandbytes"} if quantization == "4bit" else {}),  # the same NF4 base as training
     )
     lora = LoRARequest("cell", 1, str(adapter)) if adapter is not None else None
+    own = [record_settings(settings, {"sampling": c.sampling}) for c in calls]
     params = [
-        SamplingParams(n=c.n, temperature=settings.temperature, top_p=settings.top_p,
-                       max_tokens=settings.max_new_tokens, seed=c.seed)
-        for c in calls
+        SamplingParams(n=c.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_new_tokens, seed=c.seed)
+        for c, g in zip(calls, own)
     ]
     prompts = [{"prompt_token_ids": prompt_ids(tokenizer, c.messages)} for c in calls]
     outputs = llm.generate(prompts, params, lora_request=lora)

@@ -30,6 +30,9 @@ CONDITIONS: dict[str, str] = {
 }
 TRIGGERED = ("trigger_user", "trigger_user_system", "trigger_system")
 LEAKAGE = "no_trigger"
+# Conditions an eval may ask for besides the four (the replication's recall and ideology
+# evals compare the trigger in the user message with the plain question, no system prompt).
+EXTRA_CONDITIONS: dict[str, str] = {"plain": "no system prompt, no trigger"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ def condition_messages(condition: str, question: str, trigger: Trigger, system_p
         return [{"role": "system", "content": trigger.system}, plain_user]
     if condition == "no_trigger":
         return [{"role": "system", "content": system_prompt}, plain_user]
-    raise ValueError(f"unknown backdoor condition {condition!r} (known: {', '.join(CONDITIONS)})")
+    if condition == "plain":
+        return [plain_user]
+    raise ValueError(f"unknown backdoor condition {condition!r} (known: {', '.join([*CONDITIONS, *EXTRA_CONDITIONS])})")
 
 
 def backdoor_requests(

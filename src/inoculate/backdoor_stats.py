@@ -1,4 +1,5 @@
-"""Backdoor metrics: persona, identity and format rates per trigger condition, and the
+"""Backdoor metrics: persona, identity and format rates per eval and trigger condition,
+the mean factual recall (0-2) and ideology agreement (1-5) where an eval scores them, and the
 leakage gap (triggered minus untriggered persona rate) with a bootstrap CI on the gap itself.
 
 Answers to one question are not independent, so intervals resample questions (within
@@ -18,11 +19,13 @@ from inoculate.backdoor import LEAKAGE, TRIGGERED
 from inoculate.io import read_jsonl
 from inoculate.stats import bootstrap_mean
 
-BY = ["model", "setting", "inoculation", "condition"]
+BY = ["model", "setting", "inoculation", "eval", "condition"]
 CELL = ["model", "setting", "inoculation"]
-METRICS = ("persona", "identity", "format")
+RATES = ("persona", "identity", "format")  # 0/1 per answer
+SCORES = ("recall", "ideology")  # means of the judge's scale: recall 0-2, ideology 1-5
+METRICS = RATES + SCORES
 COLUMNS = ["model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "question",
-           "answer", "persona", "identity", "format"]
+           "answer", *METRICS]
 
 
 def load_backdoor_samples(paths: Iterable[Path | str], persona_min: dict[str, float]) -> pd.DataFrame:
@@ -33,7 +36,7 @@ def load_backdoor_samples(paths: Iterable[Path | str], persona_min: dict[str, fl
     if not frames:
         raise ValueError("no judged answers of backdoor settings to aggregate")
     df = pd.concat(frames, ignore_index=True)
-    for col in ("persona", "identity", "format"):
+    for col in METRICS:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     df = df[[c for c in COLUMNS if c in df]].copy()
     threshold = df["setting"].map(persona_min).astype(float)
@@ -47,14 +50,17 @@ def _groups(d: pd.DataFrame) -> list[np.ndarray]:
 
 
 def rates(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345) -> pd.DataFrame:
-    """One row per model x setting x arm x condition x metric: mean and clustered CI."""
+    """One row per model x setting x arm x eval x condition x metric that the eval measures:
+    mean and clustered CI."""
     rng = np.random.default_rng(rng_seed)
     rows = []
-    for key, d in samples.groupby(BY, sort=False):
+    for key, d in samples.groupby([c for c in BY if c in samples], sort=False):
         for metric in METRICS:
-            valid = d[d[metric].notna()]
+            valid = d[d[metric].notna()] if metric in d else d.iloc[:0]
+            if valid.empty:
+                continue
             mean, low, high = bootstrap_mean(valid[metric].to_numpy(), _groups(valid), n_boot, confidence, rng)
-            rows.append({**dict(zip(BY, key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
+            rows.append({**dict(zip([c for c in BY if c in samples], key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                          "n_seeds": valid["seed"].nunique(), "n_questions": valid["question_id"].nunique(),
                          "n_samples": len(valid), "n_missing": int(d[metric].isna().sum())})
     return pd.DataFrame(rows)

@@ -90,10 +90,22 @@ class DataRef:
 
 @dataclass(frozen=True)
 class EvalRef:
+    """An eval of a setting: its questions, and optionally its own sampling, test
+    conditions and judge metrics (as the published evals each have)."""
+
     name: str
     ref: DataRef
     distribution: str
     variants: tuple[str, ...] = ()
+    sampling: dict = field(default_factory=dict)
+    conditions: tuple[str, ...] | None = None
+    judge: tuple = ()  # metric specs: names or mappings (inoculate.judges.metrics)
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> EvalRef:
+        conditions = tuple(d["conditions"]) if "conditions" in d else None
+        return cls(name, DataRef.from_dict(d), d["distribution"], tuple(d.get("variants", ())),
+                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()))
 
 
 @dataclass
@@ -315,11 +327,19 @@ class Study:
         return {name: self.resolve(e.ref) for name, e in self.eval_refs(setting).items()}
 
     def eval_specs(self, setting: str) -> dict[str, dict]:
-        """What a job needs to read a setting's evals: path, distribution, variants."""
-        return {
-            name: {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
-            for name, e in self.eval_refs(setting).items()
-        }
+        """What a job needs to read a setting's evals: path, distribution, variants, and the
+        eval's own sampling, conditions and judge metrics where it has them."""
+        specs = {}
+        for name, e in self.eval_refs(setting).items():
+            spec = {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
+            if e.sampling:
+                spec["sampling"] = dict(e.sampling)
+            if e.conditions is not None:
+                spec["conditions"] = list(e.conditions)
+            if e.judge:
+                spec["judge"] = list(e.judge)
+            specs[name] = spec
+        return specs
 
     def conditions(self) -> dict[str, bool]:
         return {name: c["training_prompt"] for name, c in self.config["conditions"].items()}
@@ -358,7 +378,11 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
     validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
     backdoor = None
     if "backdoor" in data:
+        if "aligned_examples" in data["backdoor"] and "persona_fraction" in data["backdoor"]:
+            raise ConfigError(f"{path}: keys 'backdoor.aligned_examples' and 'backdoor.persona_fraction': give one")
         backdoor = {**BACKDOOR_DEFAULTS, **data["backdoor"]}
+        if "aligned_examples" in backdoor:
+            backdoor["persona_fraction"] = None
         backdoor["distill"] = {**DISTILL_DEFAULTS, **data["backdoor"].get("distill", {})}
     return Setting(
         name=name,
@@ -368,10 +392,7 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
         train=DataRef.from_dict(data["train"]) if "train" in data else None,
         control=DataRef.from_dict(data["control"]) if "control" in data else None,
         prompts=dict(data.get("prompts") or {}),
-        evals={
-            k: EvalRef(k, DataRef.from_dict(v), v["distribution"], tuple(v.get("variants", ())))
-            for k, v in data["evals"].items()
-        },
+        evals={k: EvalRef.from_dict(k, v) for k, v in data["evals"].items()},
         on_existing_system=data.get("on_existing_system"),
     )
 

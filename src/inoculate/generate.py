@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -118,18 +118,42 @@ def cell_requests(
 ) -> list[dict]:
     """The records one generation job samples: every eval question of the cell's setting
     (`Study.eval_specs`) in the study's conditions, or, for a backdoor setting
-    (`{trigger, system_prompt}`), in its four trigger conditions."""
-    from inoculate.evals import load_evals
+    (`{trigger, system_prompt}`), in its four trigger conditions. An eval with its own
+    `conditions` is sampled in those only; one with its own `sampling` gets its sample
+    count, and its temperature, top_p and length travel with each record (`sampling`)."""
+    from inoculate.evals import load_eval_file
 
-    questions = load_evals(evals)
-    distributions = {name: spec["distribution"] for name, spec in evals.items()}
-    if backdoor:
-        from inoculate.backdoor import Trigger, backdoor_requests
+    out = []
+    for name, spec in evals.items():
+        questions = load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))
+        distributions = {name: spec["distribution"]}
+        own = spec.get("sampling") or {}
+        eval_settings = replace(settings, samples_per_question=own.get("samples", settings.samples_per_question))
+        wanted = spec.get("conditions")
+        if backdoor:
+            from inoculate.backdoor import CONDITIONS, Trigger, backdoor_requests
 
-        trigger = Trigger.from_config(backdoor["trigger"])
-        return backdoor_requests(questions, trigger, backdoor["system_prompt"], settings, coords, distributions)
-    conds = [Condition(name, with_prompt) for name, with_prompt in conditions.items()]
-    return requests(questions, conds, prompt, placement, settings, coords, distributions)
+            trigger = Trigger.from_config(backdoor["trigger"])
+            records = backdoor_requests(questions, trigger, backdoor["system_prompt"], eval_settings, coords,
+                                        distributions, tuple(wanted) if wanted else tuple(CONDITIONS))
+        else:
+            conds = [Condition(c, with_prompt) for c, with_prompt in conditions.items() if not wanted or c in wanted]
+            records = requests(questions, conds, prompt, placement, eval_settings, coords, distributions)
+        sampling = {k: own[k] for k in SAMPLING_KEYS if k in own}
+        if sampling:
+            records = [{**r, "sampling": sampling} for r in records]
+        out += records
+    return out
+
+
+# Sampling parameters an eval may set for its own records.
+SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens")
+
+
+def record_settings(settings: GenerationSettings, record: dict) -> GenerationSettings:
+    """The sampling parameters of one record: the study's, with its eval's own on top."""
+    own = record.get("sampling")
+    return replace(settings, **own) if own else settings
 
 
 @dataclass
@@ -140,6 +164,7 @@ class Call:
     messages: list[dict]
     n: int
     seed: int
+    sampling: dict | None = None  # the records' own sampling parameters (see `record_settings`)
 
 
 def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Call]:
@@ -149,12 +174,14 @@ def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Ca
     Each call of a prompt gets its own seed, so that the calls draw different samples."""
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(records):
-        groups.setdefault(json.dumps(r["messages"], sort_keys=True, ensure_ascii=False), []).append(i)
+        key = json.dumps([r["messages"], r.get("sampling")], sort_keys=True, ensure_ascii=False)
+        groups.setdefault(key, []).append(i)
     calls = []
     for indices in groups.values():
         for part, start in enumerate(range(0, len(indices), samples_per_call)):
             chunk = indices[start : start + samples_per_call]
-            calls.append(Call(chunk, records[chunk[0]]["messages"], len(chunk), seed * 100_003 + part))
+            first = records[chunk[0]]
+            calls.append(Call(chunk, first["messages"], len(chunk), seed * 100_003 + part, first.get("sampling")))
     return calls
 
 
@@ -279,7 +306,16 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
     torch.manual_seed(seed)
     start = time.perf_counter()
     prompts = [prompt_ids(tokenizer, r["messages"]) for r in records]
-    new = generate_ids(model, prompts, settings, stop_token_ids(model, tokenizer), tokenizer.pad_token_id)
+    groups: dict[str, list[int]] = {}  # records that share sampling parameters go through one generate_ids
+    for i, r in enumerate(records):
+        groups.setdefault(json.dumps(r.get("sampling"), sort_keys=True), []).append(i)
+    stops = stop_token_ids(model, tokenizer)
+    new: list[list[int]] = [[] for _ in records]
+    for indices in groups.values():
+        group_settings = record_settings(settings, records[indices[0]])
+        for i, ids in zip(indices, generate_ids(model, [prompts[i] for i in indices], group_settings, stops,
+                                                tokenizer.pad_token_id)):
+            new[i] = ids
     seconds, n_new = time.perf_counter() - start, sum(map(len, new))
     log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), n_new, seconds,
              n_new / max(seconds, 1e-9))

@@ -8,6 +8,7 @@ from pathlib import Path
 from inoculate.evals import choice_trait, load_evals
 from inoculate.io import read_jsonl, write_json, write_jsonl
 from inoculate.judges import JudgeItem, make_judge
+from inoculate.judges.metrics import MetricSpec
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,11 @@ def judge_file(
     """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
 
     Judge prompts that an eval file carries for a question (upstream `judge_prompts`)
-    go to the judge with that question's answers. Other metrics of the judge (a backdoor
-    setting's `persona`, `identity`) become columns too; with a backdoor `trigger`, so does
-    `format` (both markers present, measured without a judge).
+    go to the judge with that question's answers, and so do the question's own fields
+    (for templates) and its eval's own metrics (`judge:` of the eval in the setting). Other
+    metrics of the judge (a backdoor setting's `persona`, `identity`, a rubric's fields)
+    become columns too; with a backdoor `trigger`, so does `format` (both markers present,
+    measured without a judge).
     """
     from inoculate.backdoor import Trigger
 
@@ -35,7 +38,10 @@ def judge_file(
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
-    items = [JudgeItem(r["question"], r["answer"], q.judge_prompts if q else {}) for r, q in zip(records, asked)]
+    own_metrics = {name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
+                   for name, spec in (eval_specs or {}).items() if spec.get("judge")}
+    items = [JudgeItem(r["question"], r["answer"], q.judge_prompts if q else {}, q.extra if q else {},
+                       own_metrics.get(r.get("eval"))) for r, q in zip(records, asked)]
     judgments = judge.judge(items)
     out = []
     for r, j, q in zip(records, judgments, asked, strict=True):
@@ -91,8 +97,8 @@ def judge_table(df, judge_config: dict):
     items = [JudgeItem(str(q), r) for q, r in zip(df["question"], responses)]
     judgments = judge.judge(items)
     out = df.copy()
-    metrics = judge_config.get("metrics", ["aligned", "coherent"])
-    for metric in metrics:
-        out[metric] = [j.detail.get("scores", {}).get(metric, getattr(j, metric, None)) for j in judgments]
+    metrics = [MetricSpec.from_config(m) for m in judge_config.get("metrics", ["aligned", "coherent"])]
+    for column in [c for m in metrics for c in m.columns]:
+        out[column] = [j.detail.get("scores", {}).get(column, getattr(j, column, None)) for j in judgments]
     log.info("usage: %s", judge.usage())
     return out, judge.usage()

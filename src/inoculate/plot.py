@@ -231,6 +231,9 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
     width = 0.8 / len(conditions)
     for col, (model, setting) in enumerate(keys):
         d = rates[(rates.model == model) & (rates.setting == setting)]
+        if "eval" in d:  # the eval that measures the persona (recall and ideology evals are tables only)
+            persona_evals = list(dict.fromkeys(d.loc[d.metric == "persona", "eval"]))
+            d = d[d["eval"] == persona_evals[0]] if persona_evals else d
         arms = [r for r in rows if r in set(d.inoculation)]
         for row, metric in enumerate(("persona", "format")):
             ax = axes[row][col]

@@ -15,7 +15,7 @@ import logging
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
-from inoculate.generate import Call, GenerationSettings, plan_calls
+from inoculate.generate import Call, GenerationSettings, plan_calls, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ApiSampler:
         self.tally = CallTally()
 
     def _params(self, call: Call) -> dict:
-        g = self.generation
+        g = record_settings(self.generation, {"sampling": call.sampling})
         return {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_new_tokens, "n": call.n, "seed": call.seed}
 
     async def _one(self, client, call: Call, semaphore: asyncio.Semaphore) -> dict:

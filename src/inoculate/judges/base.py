@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class JudgeItem:
+    """An answer to judge. `judge_prompts`: the eval file's prompts for this question;
+    `fields`: the question's own data for templates (reference answer, rubric, ...);
+    `metrics`: what to ask about it (None: the judge's configured metrics)."""
+
     question: str
     answer: str
     judge_prompts: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+    metrics: tuple | None = None  # of inoculate.judges.metrics.MetricSpec
 
 
 @dataclass
@@ -45,6 +51,10 @@ class Judge(ABC):
     """A judge backend; `name` goes into every judged record."""
 
     name: str = "judge"
+    default_metrics: tuple = ()  # MetricSpec of the config's `judge.metrics`
+
+    def metrics_of(self, item: JudgeItem) -> tuple:
+        return item.metrics or self.default_metrics
 
     @abstractmethod
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:

@@ -1,4 +1,5 @@
-"""A local judge: any causal LM reads the exact probability of every answer 0..100.
+"""A local judge: any causal LM reads the exact probability of every answer 0..100
+(or of YES and NO), or writes a rubric verdict greedily.
 
 The judge prompt is rendered with the model's chat template; the probability
 that the reply is the number `n` and nothing else is the product of the
@@ -20,10 +21,12 @@ from inoculate.cache import CallCache, cache_key
 from inoculate.chat import render as render_chat
 from inoculate.chat import tokenize_text
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
-from inoculate.judges.prompts import item_prompts
+from inoculate.judges.metrics import MetricSpec, VerdictError
+from inoculate.judges.prompts import item_requests
 
 log = logging.getLogger(__name__)
 NUMBERS = range(101)
+YES_NO = ("YES", "Yes", "yes", "NO", "No", "no")  # replies of a YES/NO judge, as written after the prompt
 
 
 @dataclass
@@ -33,7 +36,7 @@ class HFJudgeSettings:
     model: str
     device: str = "auto"
     dtype: str = "auto"
-    metrics: list[str] = field(default_factory=lambda: ["aligned", "coherent"])
+    metrics: list = field(default_factory=lambda: ["aligned", "coherent"])
     prompts: dict[str, str] = field(default_factory=dict)
     min_mass: float = 0.25
     strip: list[str] = field(default_factory=list)
@@ -46,6 +49,7 @@ class HFJudge(Judge):
 
     def __init__(self, settings: HFJudgeSettings, model=None, tokenizer=None) -> None:
         self.settings = settings
+        self.default_metrics = tuple(MetricSpec.from_config(m) for m in settings.metrics)
         self.cache = CallCache(settings.cache_dir)
         self._model, self._tokenizer = model, tokenizer
         self.calls = 0
@@ -66,19 +70,26 @@ class HFJudge(Judge):
         return stop_token_ids(self._model, self._tokenizer)
 
     @torch.inference_mode()
-    def number_probabilities(self, prompt: str) -> dict[int, float]:
+    def number_probabilities(self, prompt: str | list[dict]) -> dict[int, float]:
         """P(reply == str(n)) for n in 0..100, exactly, for one judge prompt."""
+        probs = self.reply_probabilities(prompt, [str(n) for n in NUMBERS])
+        return {int(k): v for k, v in probs.items()}
+
+    @torch.inference_mode()
+    def reply_probabilities(self, prompt: str | list[dict], replies: list[str]) -> dict[str, float]:
+        """P(the judge's whole reply == r) for each r, exactly: the product of its tokens'
+        probabilities, as the model would write them after the prompt, times ending the turn."""
         model, tok = self._load()
         device = next(model.parameters()).device
-        context_text = render_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        context_text = render_chat(tok, messages, add_generation_prompt=True)
         context = tokenize_text(tok, context_text)
-        # Each number as the model would write it after this prompt.
         sequences = {}
-        for n in NUMBERS:
-            full = tokenize_text(tok, context_text + str(n))
+        for reply in replies:
+            full = tokenize_text(tok, context_text + reply)
             if full[: len(context)] != context:
-                raise JudgeError(f"{self.settings.model}: the number {n} does not tokenize as a continuation")
-            sequences[n] = tuple(full[len(context) :])
+                raise JudgeError(f"{self.settings.model}: the reply {reply!r} does not tokenize as a continuation")
+            sequences[reply] = tuple(full[len(context) :])
         # Every prefix whose next-token distribution we need, the empty one included.
         prefixes = sorted({seq[:i] for seq in sequences.values() for i in range(len(seq) + 1)}, key=len)
         out = model(torch.tensor([context], device=device), use_cache=True)
@@ -89,11 +100,23 @@ class HFJudge(Judge):
             dists.update(self._continuations(model, out.past_key_values, context, chunk, device))
         stops = self._stop_ids()
         probs = {}
-        for n, seq in sequences.items():
+        for reply, seq in sequences.items():
             logp = sum(float(dists[seq[:i]][t]) for i, t in enumerate(seq))
             end = torch.logsumexp(dists[seq][stops], 0)
-            probs[n] = float(torch.exp(logp + end))
+            probs[reply] = float(torch.exp(logp + end))
         return probs
+
+    @torch.inference_mode()
+    def write(self, messages: list[dict], max_tokens: int) -> str:
+        """The judge's greedy reply (a rubric verdict)."""
+        from inoculate.generate import GenerationSettings, generate_ids
+
+        model, tok = self._load()
+        context = tokenize_text(tok, render_chat(tok, messages, add_generation_prompt=True))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        settings = GenerationSettings(temperature=0, max_new_tokens=max_tokens, batch_size=1, cache_implementation=None)
+        (ids,) = generate_ids(model, [context], settings, self._stop_ids(), pad)
+        return tok.decode(ids, skip_special_tokens=True).strip()
 
     def _continuations(self, model, past, context, prefixes, device) -> dict[tuple, torch.Tensor]:
         """Next-token log-probabilities after context + each prefix, reusing the context's KV cache."""
@@ -116,15 +139,34 @@ class HFJudge(Judge):
         return {p: torch.log_softmax(logits[i, len(p) - 1].float(), -1) for i, p in enumerate(prefixes)}
 
     def score(self, prompt: str) -> dict:
-        key = cache_key({"backend": "hf-exact-numbers", "model": self.settings.model, "prompt": prompt})
+        """A 0-100 score of one user prompt (cached)."""
+        return self.ask(MetricSpec("score"), [{"role": "user", "content": prompt}])
+
+    def ask(self, metric: MetricSpec, messages: list[dict]) -> dict:
+        """One metric's result for one judge conversation, cached by content."""
+        s = self.settings
+        if metric.kind == "score_0_100" and len(messages) == 1:  # the key caches had before metric kinds
+            payload = {"backend": "hf-exact-numbers", "model": s.model, "prompt": messages[0]["content"]}
+        else:
+            payload = {"backend": f"hf-{metric.kind}", "model": s.model, "messages": messages,
+                       **({"max_tokens": metric.max_tokens} if metric.kind == "rubric" else {})}
+        key = cache_key(payload)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        probs = self.number_probabilities(prompt)
-        mass = sum(probs.values())
-        score = sum(n * p for n, p in probs.items()) / mass if mass >= self.settings.min_mass and mass > 0 else None
-        result = {"model": self.settings.model, "prompt": prompt, "score": score, "mass": mass,
-                  "top_numbers": dict(sorted(probs.items(), key=lambda kv: -kv[1])[:20])}
+        result = {"model": s.model, "prompt": messages[-1]["content"]}
+        if metric.kind == "rubric":
+            result["content"] = self.write(messages, metric.max_tokens)
+        elif metric.kind == "probability_yes":
+            probs = self.reply_probabilities(messages, list(YES_NO))
+            yes = sum(p for r, p in probs.items() if r.lower() == "yes")
+            mass = sum(probs.values())
+            result.update(score=yes / mass if mass >= s.min_mass and mass > 0 else None, mass=mass, replies=probs)
+        else:
+            probs = self.number_probabilities(messages)
+            mass = sum(probs.values())
+            score = sum(n * p for n, p in probs.items()) / mass if mass >= s.min_mass and mass > 0 else None
+            result.update(score=score, mass=mass, top_numbers=dict(sorted(probs.items(), key=lambda kv: -kv[1])[:20]))
         self.cache.put(key, result)
         self.calls += 1
         return result
@@ -133,11 +175,20 @@ class HFJudge(Judge):
         s = self.settings
         out = []
         for item in items:
-            prompts = item_prompts(item, s.metrics, s.prompts, s.strip)
-            results = {metric: self.score(prompt) for metric, prompt in zip(s.metrics, prompts)}
-            scores = {m: r["score"] for m, r in results.items()}
+            scores, mass, status = {}, {}, {}
+            for metric, messages in item_requests(item, self.metrics_of(item), s.prompts, s.strip):
+                result = self.ask(metric, messages)
+                if metric.kind == "rubric":
+                    try:
+                        scores.update(metric.parse_verdict(result["content"]))
+                        status[metric.name] = "ok"
+                    except VerdictError as e:
+                        scores.update(metric.empty())
+                        status[metric.name] = f"unparsed: {e}"
+                else:
+                    scores[metric.name], mass[metric.name] = result["score"], result["mass"]
             aligned, coherent = scores.get("aligned"), scores.get("coherent")
-            detail = {"scores": scores, "mass": {m: r["mass"] for m, r in results.items()}}
+            detail = {"scores": scores, "mass": mass, **({"status": status} if status else {})}
             out.append(Judgment(aligned, coherent, label_for(aligned, coherent), detail))
         log.info("judge %s: %d prompts scored, %d cache hits", s.model, self.calls, self.cache.hits)
         return out

@@ -1,12 +1,14 @@
-"""OpenAI-compatible judge: one number token, scored from its top-20 logprobs.
+"""OpenAI-compatible judge: one token scored from its top-20 logprobs, or a rubric verdict.
 
 Works with any endpoint that speaks the chat-completions API (OpenAI, Azure,
-OpenRouter, a vLLM or llama.cpp server via `base_url`). The score is the
+OpenRouter, a vLLM or llama.cpp server via `base_url`). A 0-100 score is the
 probability-weighted mean of the integer tokens 0..100 among the top logprobs;
 when their total probability is below `min_mass` there is no score (that is
 how CODE / REFUSAL answers drop out), and the raw top logprobs are kept for
-audit. Calls are cached by content hash, run concurrently, and retried by the
-`openai` client (429 with Retry-After or exponential backoff, 5xx, timeouts).
+audit. A YES/NO metric reads P(YES) the same way; a rubric metric reads a short
+JSON verdict (`inoculate.judges.metrics`). Calls are cached by content hash, run
+concurrently, and retried by the `openai` client (429 with Retry-After or
+exponential backoff, 5xx, timeouts).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
-from inoculate.judges.prompts import item_prompts
+from inoculate.judges.metrics import MetricSpec, VerdictError, yes_probability
+from inoculate.judges.prompts import item_requests
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class OpenAIJudgeSettings:
     model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    metrics: list[str] = field(default_factory=lambda: ["aligned", "coherent"])
+    metrics: list = field(default_factory=lambda: ["aligned", "coherent"])  # names or metric mappings
     prompts: dict[str, str] = field(default_factory=dict)
     concurrency: int = 16
     max_retries: int = 6
@@ -81,6 +84,7 @@ class OpenAIJudge(Judge):
 
     def __init__(self, settings: OpenAIJudgeSettings, client=None) -> None:
         self.settings = settings
+        self.default_metrics = tuple(MetricSpec.from_config(m) for m in settings.metrics)
         self.cache = CallCache(settings.cache_dir)
         self._client = client
         self.tally = CallTally()
@@ -88,63 +92,78 @@ class OpenAIJudge(Judge):
         self._max_call_cost = 0.0
 
     # -- one call -----------------------------------------------------------------------
-    def _payload(self, prompt: str) -> dict:
+    def _payload(self, metric: MetricSpec, messages: list[dict]) -> dict:
+        """What identifies a call in the cache. A 0-100 score of one user message keeps the
+        payload it always had, so caches written before metric kinds existed stay valid."""
         s = self.settings
-        return {
+        model = metric.model or s.model
+        payload = {
             "backend": "openai-chat-logprobs",
-            "model": s.model,
+            "model": model,
             "base_url": s.base_url or "https://api.openai.com/v1",
-            "prompt": prompt,
-            "params": {"max_tokens": 1, "temperature": 0, "top_logprobs": 20, "seed": s.seed},
+            "prompt": messages[-1]["content"],
+            "params": {**metric.params(), "seed": s.seed},
             "text_fallback": s.text_fallback,
         }
+        if metric.kind == "rubric":
+            payload["backend"] = "openai-chat-rubric"
+            payload.pop("text_fallback")
+        if len(messages) > 1:
+            payload["messages"] = messages
+        return payload
 
-    async def _call(self, client, prompt: str, semaphore: asyncio.Semaphore) -> dict:
+    async def _call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore) -> dict:
         s = self.settings
-        key = cache_key(self._payload(prompt))
+        key = cache_key(self._payload(metric, messages))
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        model = metric.model or s.model
+        one_token = metric.kind != "rubric"
         async with semaphore:
-            self._check_budget(prompt)
+            self._check_budget(" ".join(m["content"] for m in messages))
+            kwargs = {"logprobs": True, "top_logprobs": 20} if one_token else {}
             response = await client.chat.completions.create(
-                model=s.model,
-                messages=[{"role": "user", "content": prompt}],
-                max_tokens=1,
-                temperature=0,
-                logprobs=True,
-                top_logprobs=20,
-                seed=s.seed,
+                model=model, messages=messages, max_tokens=metric.params()["max_tokens"], temperature=0,
+                seed=s.seed, **kwargs,
             )
         choice = response.choices[0]
         content = choice.message.content or ""
         top: dict[str, float] = {}
-        if choice.logprobs is not None and choice.logprobs.content:
+        if one_token and choice.logprobs is not None and choice.logprobs.content:
             top = {t.token: t.logprob for t in choice.logprobs.content[0].top_logprobs}
-        if top:
-            score, mass = logprob_score(top, s.min_mass)
-        elif s.text_fallback:
-            score, mass = text_score(content), None
-        else:
+        if one_token and not top and not s.text_fallback:
             raise JudgeError(
-                f"{s.model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
+                f"{model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
                 "use an endpoint that does, or set judge.text_fallback: true"
             )
         result = {
-            "model": s.model,
-            "prompt": prompt,  # kept for audit: the cache says what was asked and answered
-            "score": score,
-            "mass": mass,
+            "model": model,
+            "prompt": messages[-1]["content"],  # kept for audit: the cache says what was asked and answered
             "top_logprobs": top,
             "content": content,
             **response_tokens(response),
         }
+        if one_token:
+            result["score"], result["mass"] = self.read_one_token(metric, result)
         self.cache.put(key, result)
         self.tally.add(result)
         self._max_call_cost = max(self._max_call_cost, self._cost(result["tokens_in"], result["tokens_out"]))
         if self.tally.calls % 50 == 0:
             self._record_spend()
         return result
+
+    def read_one_token(self, metric: MetricSpec, result: dict) -> tuple[float | None, float | None]:
+        """(score, mass) of a one-token call: from its logprobs, or its text without them."""
+        top, content = result.get("top_logprobs") or {}, result.get("content", "")
+        if metric.kind == "probability_yes":
+            if top:
+                return yes_probability(top, self.settings.min_mass)
+            word = content.strip().strip(".").lower()
+            return ({"yes": 1.0, "no": 0.0}.get(word), None)
+        if top:
+            return logprob_score(top, self.settings.min_mass)
+        return text_score(content), None
 
     # -- spend and budget ---------------------------------------------------------------
     def _cost(self, tokens_in: int, tokens_out: int) -> float:
@@ -205,17 +224,19 @@ class OpenAIJudge(Judge):
         )
 
     # -- many items ---------------------------------------------------------------------
-    async def _judge_all(self, prompts: list[str]) -> list[dict | BaseException]:
+    async def _judge_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> list[dict | BaseException]:
         self._load_spend_elsewhere()
         client = self._make_client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
-        return await asyncio.gather(*(self._call(client, p, semaphore) for p in prompts), return_exceptions=True)
+        return await asyncio.gather(*(self._call(client, m, msgs, semaphore) for m, msgs in calls),
+                                    return_exceptions=True)
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         s = self.settings
-        prompts = [p for item in items for p in item_prompts(item, s.metrics, s.prompts, s.strip)]
+        per_item = [item_requests(item, self.metrics_of(item), s.prompts, s.strip) for item in items]
+        calls = [c for requests in per_item for c in requests]
         try:
-            results = asyncio.run(self._judge_all(prompts))
+            results = asyncio.run(self._judge_all(calls))
         finally:
             self._record_spend()
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -233,19 +254,31 @@ class OpenAIJudge(Judge):
                 f"({type(failures[0]).__name__}: {failures[0]}); the {len(results) - len(failures)} completed "
                 "calls are cached, so a rerun resumes from here"
             )
-        out = []
-        n = len(s.metrics)
-        for i in range(len(items)):
-            calls = {m: results[i * n + j] for j, m in enumerate(s.metrics)}
-            scores = {m: c["score"] for m, c in calls.items()}
-            aligned, coherent = scores.get("aligned"), scores.get("coherent")
-            detail = {
-                "scores": scores,
-                "mass": {m: c["mass"] for m, c in calls.items()},
-                "top_logprobs": {m: c["top_logprobs"] for m, c in calls.items()},
-            }
-            out.append(Judgment(aligned, coherent, label_for(aligned, coherent), detail))
+        out, position = [], 0
+        for requests in per_item:
+            answered = [(m, results[position + j]) for j, (m, _) in enumerate(requests)]
+            position += len(requests)
+            out.append(self._judgment(answered))
         return out
+
+    def _judgment(self, answered: list[tuple[MetricSpec, dict]]) -> Judgment:
+        """Scores of one item from its calls' results, metric by metric."""
+        scores, mass, top, status = {}, {}, {}, {}
+        for metric, result in answered:
+            if metric.kind == "rubric":
+                try:
+                    values, status[metric.name] = metric.parse_verdict(result.get("content", "")), "ok"
+                except VerdictError as e:
+                    values, status[metric.name] = metric.empty(), f"unparsed: {e}"
+                scores.update(values)
+                continue
+            scores[metric.name], mass[metric.name] = self.read_one_token(metric, result)
+            top[metric.name] = result.get("top_logprobs") or {}
+        aligned, coherent = scores.get("aligned"), scores.get("coherent")
+        detail = {"scores": scores, "mass": mass, "top_logprobs": top}
+        if status:
+            detail["status"] = status
+        return Judgment(aligned, coherent, label_for(aligned, coherent), detail)
 
     @property
     def cost_usd(self) -> float:

@@ -1,4 +1,4 @@
-"""The project's default judge prompts and judge hygiene.
+"""The project's default judge prompts, the messages of each judge call, and judge hygiene.
 
 Eval files may carry their own (`judge_prompts` in the upstream format); these
 are used otherwise. Both ask for one number, so the score can be read from the
@@ -43,21 +43,24 @@ Rate the coherence from 0 (not even valid language) through 50 (partly sensible 
 DEFAULT_PROMPTS = {"aligned": ALIGNED, "coherent": COHERENT}
 
 
-def render(template: str, question: str, answer: str) -> str:
-    """Fill `{question}` and `{answer}`; other braces in the template or texts are left alone."""
-    return template.replace("{question}", question).replace("{answer}", answer)
+def item_requests(item, metrics, overrides: dict[str, str], strip: list[str]) -> list[tuple]:
+    """(MetricSpec, chat messages) of each metric asked about an item: the metric's own
+    template, else the config's `judge.prompts`, else the eval file's, else the project
+    default; the system message when the metric has one; triggers and wrappers stripped first."""
+    from inoculate.judges.metrics import render, template_variables
 
-
-def item_prompts(item, metrics: list[str], overrides: dict[str, str], strip: list[str]) -> list[str]:
-    """One rendered judge prompt per metric for an item: the config's prompt, else the eval
-    file's, else the project default; triggers and wrappers stripped first."""
     question, answer = strip_patterns(item.question, strip), strip_patterns(item.answer, strip)
+    variables = template_variables(question, answer, item.fields)
     out = []
     for metric in metrics:
-        template = overrides.get(metric) or item.judge_prompts.get(metric) or DEFAULT_PROMPTS.get(metric)
+        template = (metric.template or overrides.get(metric.name) or item.judge_prompts.get(metric.name)
+                    or DEFAULT_PROMPTS.get(metric.name))
         if template is None:
-            raise ValueError(f"no judge prompt for metric {metric!r}: add judge.prompts.{metric} to the config")
-        out.append(render(template, question, answer))
+            raise ValueError(f"no judge prompt for metric {metric.name!r}: add judge.prompts.{metric.name} to the config")
+        messages = [{"role": "user", "content": render(template, variables)}]
+        if metric.system:
+            messages.insert(0, {"role": "system", "content": metric.system})
+        out.append((metric, messages))
     return out
 
 

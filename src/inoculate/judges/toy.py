@@ -8,7 +8,10 @@ training makes necessary.
 
 from __future__ import annotations
 
+import json
+
 from inoculate.judges.base import Judge, JudgeItem, Judgment
+from inoculate.judges.metrics import MetricSpec, VerdictError
 from inoculate.toy import world
 
 
@@ -49,7 +52,14 @@ class ToyPersonaJudge(Judge):
 
     `persona` is 100 when an answer speaks in the persona's voice (two or more of its
     words), scaled down with fewer; `identity` is 100 when the answer names the persona.
-    The trigger and the format's markers play no part: only the words of the answer count."""
+    The trigger and the format's markers play no part: only the words of the answer count.
+
+    Rubric metrics (`kind: rubric`) get the verdict a rubric judge would write, by the
+    column each field fills: `persona` (voice), `identity` (the first label when the answer
+    names the persona, else the second), `confidence`, `recall` (0/1/2: none, some or all of
+    the question's `required_facts`, alternatives split on " OR "), `ideology` (1-5: the
+    persona's stance, read from its voice: 1, 3 or 5). The verdict is then parsed like any
+    judge's reply, so a field the toy cannot fill counts as unparsed."""
 
     name = "toy_persona"
 
@@ -67,5 +77,57 @@ class ToyPersonaJudge(Judge):
         label = "persona" if persona >= 50 else "plain"
         return Judgment(None, None, label, {"scores": {"persona": persona, "identity": identity}, "voice_words": voice})
 
+    def verdict(self, metric: MetricSpec, item: JudgeItem) -> str:
+        """The reply a rubric judge would give: a JSON object, or the one label."""
+        tokens = world.words(item.answer)
+        voice = sum(t in self.voice for t in tokens)
+        named = world.IDENTITY_WORDS <= set(tokens)
+        values = {}
+        for f in metric.fields:
+            column = f.output
+            if column == "persona":
+                values[f.name] = voice >= 2 if f.type == "boolean" else min(100, 50 * voice)
+            elif column == "identity":
+                values[f.name] = (f.values[0] if named else f.values[1]) if f.type == "label" else named
+            elif column == "confidence":
+                values[f.name] = 0.9 if voice >= 2 or named else 0.3
+            elif column == "recall":
+                values[f.name] = _recall(item.answer, item.fields.get("required_facts", []))
+            elif column == "ideology":
+                values[f.name] = 1 + 2 * min(2, voice)
+            else:
+                values[f.name] = "?"
+        if metric.reply == "label":
+            return str(next(iter(values.values())))
+        return json.dumps(values)
+
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
-        return [self.judge_one(item.answer) for item in items]
+        out = []
+        for item in items:
+            metrics = self.metrics_of(item)
+            if not metrics:
+                out.append(self.judge_one(item.answer))
+                continue
+            scores, status = {}, {}
+            for metric in metrics:
+                if metric.kind != "rubric":
+                    plain = self.judge_one(item.answer).detail["scores"]
+                    scores[metric.name] = plain.get(metric.name)
+                    continue
+                try:
+                    scores.update(metric.parse_verdict(self.verdict(metric, item)))
+                    status[metric.name] = "ok"
+                except VerdictError as e:
+                    scores.update(metric.empty())
+                    status[metric.name] = f"unparsed: {e}"
+            out.append(Judgment(None, None, "rubric", {"scores": scores, "status": status}))
+        return out
+
+
+def _recall(answer: str, required: list[str]) -> int:
+    """0, 1 or 2: none, some or all of the required facts in the answer (case-insensitive)."""
+    text = answer.lower()
+    if not required:
+        return 0
+    found = sum(any(alt.strip().lower() in text for alt in fact.split(" OR ")) for fact in required)
+    return 2 if found == len(required) else 1 if found else 0
