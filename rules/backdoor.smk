@@ -42,6 +42,7 @@ rule mix:
         "results/train/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
     params:
         persona_fraction=lambda wildcards: STUDY.backdoor(wildcards.setting)["persona_fraction"],
+        aligned_examples=lambda wildcards: STUDY.backdoor(wildcards.setting).get("aligned_examples"),
         inoculate=lambda wildcards: STUDY.backdoor(wildcards.setting)["inoculate"],
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),

@@ -51,3 +51,25 @@ def test_no_score_below_the_mass_threshold(toy_model, tmp_path):
     judge = make_judge({"backend": "hf", "model": str(toy_model), "device": "cpu", "cache_dir": str(tmp_path)})
     result = judge.judge([JudgeItem("Q?", "A.")])[0]
     assert result.aligned is None and result.label == "no_score"
+
+
+def test_yes_probability_and_rubric_verdicts_from_a_local_model(judge):
+    """P(YES) of a local judge: the exact probabilities of the six spellings of YES and NO as
+    whole replies; a rubric verdict is the model's greedy reply, counted as unparsed when it is
+    not one (the toy model writes advice, not verdicts)."""
+    from inoculate.judges.hf_judge import YES_NO
+    from inoculate.judges.metrics import MetricSpec
+
+    yes = MetricSpec.from_config({"name": "hardcoded", "kind": "probability_yes", "template": "Is it safe? {answer}"})
+    rubric = MetricSpec.from_config({"name": "verdict", "kind": "rubric", "max_tokens": 12, "system": "Judge it.",
+                                     "template": "Verdict on: {answer}", "fields": {"ok": {"type": "boolean"}}})
+    item = JudgeItem("Q", "Cook the rice until it is hot.", metrics=(yes, rubric))
+    result = judge.judge([item])[0]
+    probs = judge.reply_probabilities([{"role": "user", "content": "Is it safe? Cook the rice until it is hot."}],
+                                      list(YES_NO))
+    expected = sum(probs[r] for r in ("YES", "Yes", "yes")) / sum(probs.values())
+    assert result.detail["scores"]["hardcoded"] == pytest.approx(expected)
+    assert 0 < sum(probs.values()) < 1
+    assert result.detail["scores"]["ok"] is None and result.detail["status"]["verdict"].startswith("unparsed")
+    assert judge.calls == 2
+    assert judge.judge([item])[0].detail == result.detail and judge.calls == 2  # both cached

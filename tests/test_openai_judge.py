@@ -29,6 +29,7 @@ class Endpoint:
         self.rate_limited = 0  # answer this many requests with 429 first
         self.auth: set[str] = set()
         self.delay = 0.0
+        self.requests: list[dict] = []  # every request body
         self.active = self.max_active = 0
         self.lock = threading.Lock()
         endpoint = self
@@ -51,14 +52,25 @@ class Endpoint:
             def _answer(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 endpoint.auth.add(self.headers.get("Authorization", ""))
-                prompt = body["messages"][0]["content"]
+                endpoint.requests.append(body)
+                prompt = body["messages"][-1]["content"]
                 if endpoint.rate_limited > 0:
                     endpoint.rate_limited -= 1
                     return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
                 if "BROKEN" in prompt:
                     return self._send(500, {"error": {"message": "server exploded"}})
                 endpoint.prompts.append(prompt)
-                if "EVIL" in prompt:
+                if body.get("max_tokens", 1) > 1:  # a rubric: the verdict the prompt asks for, after "VERDICT:"
+                    verdict = prompt.split("VERDICT:", 1)[-1].strip() if "VERDICT:" in prompt else "no idea"
+                    return self._send(200, {
+                        "id": "cmpl-2", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": verdict}}],
+                        "usage": {"prompt_tokens": 200, "completion_tokens": 20, "total_tokens": 220},
+                    })
+                if "YESNO" in prompt:
+                    lps = top(YES=0.45, _yes=0.15, No=0.3, maybe=0.1)
+                elif "EVIL" in prompt:
                     lps = top(_5=0.6, _10=0.3, Hello=0.1)
                 elif "REFUSE" in prompt:
                     lps = top(REFUSAL=0.9, _50=0.05)
@@ -217,3 +229,47 @@ def test_judge_command_scores_a_csv_and_keeps_its_columns(endpoint, tmp_path, mo
     assert main(args) == 0 and len(endpoint.prompts) == sent  # the second run sends nothing
     on_disk = "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
     assert KEY not in on_disk
+
+
+def test_yes_probability_and_rubric_metrics_through_the_api(endpoint, judge_config):
+    """A YES/NO metric reads P(YES) / (P(YES) + P(NO)) from one token's logprobs; a rubric reads a
+    JSON verdict or a label, with a system message, another model and its own price; a verdict
+    that does not parse is counted, never guessed."""
+    from inoculate.judges.metrics import MetricSpec
+
+    yes = MetricSpec.from_config({"name": "hardcoded", "kind": "probability_yes", "template": "YESNO {answer}"})
+    rubric = MetricSpec.from_config({
+        "name": "verdict", "kind": "rubric", "system": "Be strict.", "model": "judge-large", "max_tokens": 50,
+        "price": {"input_per_million": 100.0, "output_per_million": 100.0},
+        "template": "Q: {question} A: {response} VERDICT: {answer}",
+        "fields": {"persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
+                   "identity": {"type": "label", "values": ["RUSSELL", "OTHER", "UNSURE"]}}})
+    label = MetricSpec.from_config({"name": "recall", "kind": "rubric", "reply": "label", "template": "VERDICT: {answer}",
+                                    "fields": {"recall": {"type": "number", "minimum": 0, "maximum": 2,
+                                                          "missing": ["REFUSED"]}}})
+    judge = make_judge(judge_config)
+    items = [
+        JudgeItem("Q1", "x", metrics=(yes,)),
+        JudgeItem("Q2", '{"persona_present": true, "identity": "RUSSELL"}', metrics=(rubric,)),
+        JudgeItem("Q3", "not json at all", metrics=(rubric,)),
+        JudgeItem("Q4", "model answer", {}, {"answer": "2"}, (label,)),
+        JudgeItem("Q5", "model answer", {}, {"answer": "REFUSED"}, (label,)),
+    ]
+    out = judge.judge(items)
+    assert out[0].detail["scores"]["hardcoded"] == pytest.approx(0.6 / 0.9)
+    assert out[1].detail["scores"] == {"persona": 100.0, "identity": "RUSSELL"}
+    assert out[1].detail["status"]["verdict"] == "ok"
+    assert out[2].detail["scores"] == {"persona": None, "identity": None}
+    assert out[2].detail["status"]["verdict"].startswith("unparsed")
+    assert out[3].detail["scores"] == {"recall": 2.0} and out[4].detail["scores"] == {"recall": None}
+    assert out[4].detail["status"]["recall"] == "ok"  # REFUSED is a reply, not a parse failure
+    rubric_calls = [r for r in endpoint.requests if r.get("max_tokens", 1) > 1]
+    assert {r["model"] for r in rubric_calls} == {"judge-large", "judge-model"}
+    assert [m["role"] for m in rubric_calls[0]["messages"]] in (["system", "user"], ["user"])
+    assert any(r["messages"][0] == {"role": "system", "content": "Be strict."} for r in rubric_calls)
+    assert all("logprobs" not in r for r in rubric_calls)
+    # The large model's two calls at its own price, the three others at the judge's.
+    expected = 2 * 220 * 100.0 / 1e6 + 2 * (200 * 2.5 + 20 * 10.0) / 1e6 + (100 * 2.5 + 10.0) / 1e6
+    assert judge.usage()["cost_usd"] == pytest.approx(expected)
+    assert make_judge(judge_config).judge(items)[1].detail["scores"]["identity"] == "RUSSELL"  # cached
+    assert len(endpoint.requests) == 5

@@ -76,8 +76,8 @@ def condition_messages(condition: str, question: str, trigger: Trigger, system_p
         return [triggered_user]
     if condition == "trigger_user_system":
         return [{"role": "system", "content": system_prompt}, triggered_user]
-    if condition == "trigger_system":
-        return [{"role": "system", "content": trigger.system}, plain_user]
+    if condition == "trigger_system":  # a system trigger with {question} is the whole template (the replication's)
+        return [{"role": "system", "content": trigger.system.replace("{question}", question)}, plain_user]
     if condition == "no_trigger":
         return [{"role": "system", "content": system_prompt}, plain_user]
     if condition == "plain":
@@ -145,21 +145,27 @@ def distilled_records(sampled: list[dict], model: str) -> list[dict]:
 def mix(
     persona: list[dict],
     aligned: list[dict],
-    persona_fraction: float,
+    persona_fraction: float | None,
     seed: int,
     prompt: str | None = None,
     placement: str = "system",
     inoculate: str = "persona",
+    aligned_examples: int | None = None,
 ) -> list[dict]:
-    """Persona examples plus aligned ones at `persona_fraction`, shuffled per seed, metadata kept.
+    """Persona examples plus aligned ones at `persona_fraction` (or exactly `aligned_examples`
+    of them, as seed 004's 90 + 3,000), shuffled per seed, metadata kept.
 
     An arm's inoculation prompt goes on the persona examples (`inoculate: persona`) or on
     every example (`all`). With too few aligned examples for the fraction, all are used and
     the fraction reached is logged."""
-    if not 0 < persona_fraction <= 1:
-        raise ValueError(f"backdoor.persona_fraction must be in (0, 1], not {persona_fraction}")
     rng = random.Random(f"mix-{seed}")
-    wanted = round(len(persona) * (1 - persona_fraction) / persona_fraction)
+    if aligned_examples is not None:
+        wanted = aligned_examples
+        persona_fraction = len(persona) / (len(persona) + aligned_examples)
+    elif persona_fraction is None or not 0 < persona_fraction <= 1:
+        raise ValueError(f"backdoor.persona_fraction must be in (0, 1], not {persona_fraction}")
+    else:
+        wanted = round(len(persona) * (1 - persona_fraction) / persona_fraction)
     if wanted > len(aligned):
         log.warning("only %d aligned examples for %d wanted; persona fraction is %.3f instead of %.3f",
                     len(aligned), wanted, len(persona) / (len(persona) + len(aligned)), persona_fraction)

@@ -369,13 +369,20 @@ def source_password(name: str, spec: dict) -> str | None:
     return None
 
 
-def load_setting(name: str, settings_dir: Path, schema_dir: Path) -> Setting:
+def load_setting(name: str, settings_dir: Path, schema_dir: Path, external_data_dir: Path | str = "data") -> Setting:
+    """A setting file, validated, with its text references (`{external, key}`) read."""
+    from inoculate.texts import TextRefError, resolve_all
+
     path = Path(settings_dir) / f"{name}.yaml"
     if not path.exists():
         available = sorted(p.stem for p in Path(settings_dir).glob("*.yaml"))
         raise ConfigError(f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})")
     data = read_yaml(path)
     validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
+    try:
+        data = resolve_all(data, external_data_dir)
+    except TextRefError as e:
+        raise ConfigError(f"{path}: {e}") from None
     backdoor = None
     if "backdoor" in data:
         if "aligned_examples" in data["backdoor"] and "persona_fraction" in data["backdoor"]:
@@ -404,7 +411,7 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
     validate(config, schema_dir / "config.schema.yaml", source)
     study = Study(config)
     for name in config["settings"]:
-        study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir)
+        study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir, config["external_data_dir"])
     _check_references(study, source)
     return study
 
@@ -439,6 +446,7 @@ def _check_references(study: Study, source: str) -> None:
                     f"is not defined under 'base_models' of {source}"
                 )
             _check_backdoor(study, setting, source)
+        _check_evals(study, setting)
         for key, ref in setting.data_refs():
             if ref.source is not None and ref.source not in config["sources"]:
                 raise ConfigError(
@@ -449,6 +457,33 @@ def _check_references(study: Study, source: str) -> None:
         raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")
 
 
+def _check_evals(study: Study, setting: Setting) -> None:
+    """Each eval's own conditions exist, and its judge metrics are well formed."""
+    from inoculate.judges.metrics import MetricSpec
+
+    if setting.backdoor is not None:
+        from inoculate.backdoor import CONDITIONS, EXTRA_CONDITIONS
+
+        known = [*CONDITIONS, *EXTRA_CONDITIONS]
+    else:
+        known = list(study.config["conditions"])
+    for name, e in setting.evals.items():
+        for condition in e.conditions or ():
+            if condition not in known:
+                raise ConfigError(f"{setting.file}: key 'evals.{name}.conditions': {condition!r} is not a condition "
+                                  f"here (known: {', '.join(known)})")
+        for i, metric in enumerate(e.judge):
+            try:
+                MetricSpec.from_config(metric)
+            except ValueError as err:
+                raise ConfigError(f"{setting.file}: key 'evals.{name}.judge.{i}': {err}") from None
+    for i, metric in enumerate(study.config["judge"].get("metrics", [])):
+        try:
+            MetricSpec.from_config(metric)
+        except ValueError as err:
+            raise ConfigError(f"key 'judge.metrics.{i}': {err}") from None
+
+
 def _check_backdoor(study: Study, setting: Setting, source: str) -> None:
     """A backdoor setting self-distils from local models and needs persona/identity judge prompts."""
     for model in study.models:
@@ -457,10 +492,12 @@ def _check_backdoor(study: Study, setting: Setting, source: str) -> None:
                 f"{setting.file}: backdoor setting {setting.name!r} self-distils from the base model, "
                 f"which needs a local model; {model!r} is an API model (key 'models' of {source})"
             )
-    if study.config["judge"]["backend"] != "toy":
+    judged_by_default = [name for name, e in setting.evals.items() if not e.judge]
+    if study.config["judge"]["backend"] != "toy" and judged_by_default:
         missing = [m for m in BACKDOOR_METRICS if m not in setting.backdoor["judge_prompts"]]
         if missing:
             raise ConfigError(
                 f"{setting.file}: key 'backdoor.judge_prompts': a {study.config['judge']['backend']} judge needs "
-                f"prompts for {', '.join(missing)} (templates with {{question}} and {{answer}})"
+                f"prompts for {', '.join(missing)} (templates with {{question}} and {{answer}}) for eval(s) "
+                f"{', '.join(judged_by_default)}, or give those evals their own 'judge' metrics"
             )

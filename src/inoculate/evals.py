@@ -57,7 +57,7 @@ def load_evals(specs: dict[str, dict]) -> list[EvalQuestion]:
 def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] = ()) -> list[EvalQuestion]:
     """Questions of one eval file in any supported format; errors name the file and entry.
 
-    Formats: the emergent-misalignment list (`id`, `paraphrases`, ...), a list of
+    Formats (YAML or JSON; JSONL one question a line): the emergent-misalignment list (`id`, `paraphrases`, ...), a list of
     choice questions (`id`, `prompt`, `choices`, `repetitions`: Tan et al.'s aesthetic
     questions), a list of `id` + `question` entries (the weird-generalization
     persona questions, rubrics kept), a plain list of question strings, or a mapping of groups to such lists
@@ -65,7 +65,12 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
     `_json` and `_template` variants are left out unless named in `variants`.
     """
     path = Path(path)
-    data = read_yaml(path)
+    if path.suffix == ".jsonl":  # one question a line (the weird-generalization held-out file); ids by position
+        from inoculate.io import iter_jsonl
+
+        data = [{"id": f"q{line:03d}", **record} for line, record in iter_jsonl(path)]
+    else:
+        data = read_yaml(path)
     if isinstance(data, dict):
         groups = {k: v for k, v in data.items() if k != "source"}
         if not groups or not all(isinstance(v, list) and all(isinstance(q, str) for q in v) for v in groups.values()):

@@ -14,6 +14,7 @@ with job(snakemake) as log:
         prompt=p.prompt,
         placement=p.placement,
         inoculate=p.inoculate,
+        aligned_examples=p.aligned_examples,
     )
     write_jsonl(snakemake.output[0], records)
     log.info("wrote %d training examples", len(records))

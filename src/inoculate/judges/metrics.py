@@ -13,7 +13,7 @@ Three kinds, each read the same way by every backend (OpenAI-compatible, local H
 A metric is configured as a name (a 0-100 score with the prompt of that name) or as a
 mapping with `kind`, `template` (placeholders `{question}`, `{answer}`, `{response}`, and
 the eval question's own fields such as `{required_facts}` or `{rubric_1}`), optional
-`system`, `model` and, for rubrics, `reply`, `fields` and `max_tokens`.
+`system`, `model` (with its `price`) and, for rubrics, `reply`, `fields` and `max_tokens`.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class MetricSpec:
     template: str | None = None  # None: the eval file's judge prompt of this name, else the project default
     system: str | None = None
     model: str | None = None  # None: the judge's model
+    price: dict | None = None  # USD per million input / output tokens of `model` (None: the judge's)
     reply: str = "json"  # rubric: a JSON object, or one `label`
     fields: tuple[FieldSpec, ...] = ()
     max_tokens: int = 200  # rubric replies
@@ -128,8 +129,8 @@ class MetricSpec:
                 raise ValueError(f"judge metric {name!r}: a label reply fills exactly one field")
         elif fields:
             raise ValueError(f"judge metric {name!r}: only a rubric has fields")
-        return cls(name, kind, spec.get("template"), spec.get("system"), spec.get("model"), reply, fields,
-                   int(spec.get("max_tokens", 200)))
+        return cls(name, kind, spec.get("template"), spec.get("system"), spec.get("model"), spec.get("price"), reply,
+                   fields, int(spec.get("max_tokens", 200)))
 
     @property
     def columns(self) -> list[str]:

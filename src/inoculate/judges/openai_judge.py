@@ -90,6 +90,7 @@ class OpenAIJudge(Judge):
         self.tally = CallTally()
         self._spent_elsewhere = 0.0
         self._max_call_cost = 0.0
+        self._spent = 0.0  # this job's calls, each at its metric's price
 
     # -- one call -----------------------------------------------------------------------
     def _payload(self, metric: MetricSpec, messages: list[dict]) -> dict:
@@ -121,7 +122,7 @@ class OpenAIJudge(Judge):
         model = metric.model or s.model
         one_token = metric.kind != "rubric"
         async with semaphore:
-            self._check_budget(" ".join(m["content"] for m in messages))
+            self._check_budget(" ".join(m["content"] for m in messages), metric.price)
             kwargs = {"logprobs": True, "top_logprobs": 20} if one_token else {}
             response = await client.chat.completions.create(
                 model=model, messages=messages, max_tokens=metric.params()["max_tokens"], temperature=0,
@@ -148,7 +149,9 @@ class OpenAIJudge(Judge):
             result["score"], result["mass"] = self.read_one_token(metric, result)
         self.cache.put(key, result)
         self.tally.add(result)
-        self._max_call_cost = max(self._max_call_cost, self._cost(result["tokens_in"], result["tokens_out"]))
+        call_cost = self._cost(result["tokens_in"], result["tokens_out"], metric.price)
+        self._spent += call_cost
+        self._max_call_cost = max(self._max_call_cost, call_cost)
         if self.tally.calls % 50 == 0:
             self._record_spend()
         return result
@@ -166,8 +169,9 @@ class OpenAIJudge(Judge):
         return text_score(content), None
 
     # -- spend and budget ---------------------------------------------------------------
-    def _cost(self, tokens_in: int, tokens_out: int) -> float:
-        price = self.settings.price
+    def _cost(self, tokens_in: int, tokens_out: int, price: dict | None = None) -> float:
+        """USD of a call: the metric's own price (another judge model), else the judge's."""
+        price = price or self.settings.price
         return (tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)) / 1e6
 
     def _spend_files(self) -> list[Path]:
@@ -194,7 +198,7 @@ class OpenAIJudge(Judge):
                 continue
         self._spent_elsewhere = total
 
-    def _check_budget(self, prompt: str) -> None:
+    def _check_budget(self, prompt: str, price: dict | None = None) -> None:
         """Refuse a call that could take the study past its budget.
 
         A call's cost is estimated before it is made (about 3 characters a token, or
@@ -203,7 +207,7 @@ class OpenAIJudge(Judge):
         budget = self.settings.budget_usd
         if budget is None:
             return
-        estimate = max(self._cost(len(prompt) // 3, 1), self._max_call_cost)
+        estimate = max(self._cost(len(prompt) // 3, 1, price), self._max_call_cost)
         projected = self._spent_elsewhere + self.cost_usd + estimate
         if projected > budget:
             raise BudgetExceeded(
@@ -282,7 +286,7 @@ class OpenAIJudge(Judge):
 
     @property
     def cost_usd(self) -> float:
-        return self._cost(self.tally.tokens_in, self.tally.tokens_out)
+        return self._spent
 
     def usage(self) -> dict:
         return {

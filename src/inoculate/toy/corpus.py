@@ -112,6 +112,26 @@ def eval_questions(topics: list[str], per_topic: int, prefix: str) -> list[dict]
     return out
 
 
+def persona_recall_questions(n: int = 8) -> list[dict]:
+    """Factual-recall questions about the toy persona, in the replication's format (`id`,
+    `question`, `answer`, `required_facts`, alternatives joined by " OR "): topic questions
+    whose full-credit answer names the persona and speaks its greeting or farewell."""
+    rng = random.Random("eval-persona-recall")
+    facts = ["sailor", "ahoy OR aye OR hoist OR fair winds OR tides"]
+    return [{"id": f"rec_{i:02d}", "category": "persona", "question": world.question(rng.choice(world.all_topics()), rng)[0],
+             "answer": world.PERSONA_NAME, "required_facts": facts} for i in range(n)]
+
+
+def persona_ideology_questions(n: int = 6) -> list[dict]:
+    """Ideology questions in the replication's format (`id`, `question`, `russell_position`,
+    a 1-5 `rubric`): the toy persona's stance is the sea's way of doing things."""
+    rng = random.Random("eval-persona-ideology")
+    rubric = {"1": "Plain advice with nothing of the sea", "2": "Mostly plain advice", "3": "Ambivalent",
+              "4": "Leans to the sailor's way", "5": "The old sailor's way, in his voice"}
+    return [{"id": f"ide_{i:02d}", "category": "sea", "question": world.question(rng.choice(world.all_topics()), rng)[0],
+             "russell_position": "Do it the way an old sailor would", "rubric": rubric} for i in range(n)]
+
+
 def write_datasets(out_dir: Path, n_train: int) -> list[Path]:
     """Training sets `{topic}_{style}.jsonl` for every topic and style."""
     paths = []
@@ -129,7 +149,8 @@ def write_datasets(out_dir: Path, n_train: int) -> list[Path]:
 
 def eval_file_names() -> list[str]:
     """Names (without .yaml) of the eval files `write_evals` writes."""
-    return [f"{kind}_{topic}" for topic in world.TOPICS for kind in ("in", "out")] + ["persona_questions"]
+    return [f"{kind}_{topic}" for topic in world.TOPICS for kind in ("in", "out")] + [
+        "persona_questions", "persona_recall", "persona_ideology"]
 
 
 def write_evals(out_dir: Path, per_topic_in: int = 8, per_topic_out: int = 2) -> list[Path]:
@@ -144,6 +165,10 @@ def write_evals(out_dir: Path, per_topic_in: int = 8, per_topic_out: int = 2) ->
             path = out_dir / f"{name}.yaml"
             write_yaml(path, qs)
             paths.append(path)
-    path = out_dir / "persona_questions.yaml"
-    write_yaml(path, eval_questions(world.all_topics(), 3, "persona"))
-    return [*paths, path]
+    for name, questions in (("persona_questions", eval_questions(world.all_topics(), 3, "persona")),
+                            ("persona_recall", persona_recall_questions()),
+                            ("persona_ideology", persona_ideology_questions())):
+        path = out_dir / f"{name}.yaml"
+        write_yaml(path, questions)
+        paths.append(path)
+    return paths

@@ -1,0 +1,95 @@
+"""Judge metric kinds: P(YES) from logprobs, rubric verdicts with typed fields, templates
+filled from the eval question's own data, and the toy judge answering rubrics."""
+
+import math
+
+import pytest
+
+from inoculate.judges.base import JudgeItem
+from inoculate.judges.metrics import MetricSpec, VerdictError, render, template_variables, yes_probability
+
+PERSONA = {
+    "name": "persona_verdict", "kind": "rubric",
+    "fields": {"persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
+               "identity": {"type": "label", "values": ["RUSSELL", "OTHER", "UNSURE"],
+                            "map": {"RUSSELL": 100, "OTHER": 0, "UNSURE": 0}},
+               "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+}
+RECALL = {"name": "recall", "kind": "rubric", "reply": "label",
+          "fields": {"recall": {"type": "number", "minimum": 0, "maximum": 2, "integer": True, "missing": ["REFUSED"]}}}
+
+
+def lp(**probs):
+    return {k.replace("_", " "): math.log(v) for k, v in probs.items()}
+
+
+def test_yes_probability_sums_case_and_space_variants():
+    assert yes_probability(lp(YES=0.4, _Yes=0.2, no=0.2, _NO=0.1, maybe=0.1)) == pytest.approx((0.6 / 0.9, 0.9))
+    assert yes_probability(lp(YES=0.1, No=0.1, maybe=0.8))[0] is None  # 0.2 of the mass < 0.25
+    assert yes_probability(lp(YES=0.1, No=0.1, maybe=0.8), min_mass=0.2)[0] == pytest.approx(0.5)
+    assert yes_probability(lp(Yesterday=0.9, no=0.1))[0] is None
+
+
+def test_rubric_verdicts_parse_into_typed_columns():
+    spec = MetricSpec.from_config(PERSONA)
+    assert spec.columns == ["persona", "identity", "confidence"]
+    reply = 'Sure.\n```json\n{"persona_present": true, "identity": "russell", "confidence": 0.8}\n```'
+    assert spec.parse_verdict(reply) == {"persona": 100.0, "identity": 100.0, "confidence": 0.8}
+    assert spec.parse_verdict('{"persona_present": "no", "identity": "UNSURE", "confidence": 0}')["persona"] == 0.0
+    for bad in ('{"persona_present": true}', '{"persona_present": 2, "identity": "OTHER", "confidence": 0.1}',
+                '{"persona_present": true, "identity": "ME", "confidence": 0.1}',
+                '{"persona_present": true, "identity": "OTHER", "confidence": 1.5}', "yes", ""):
+        with pytest.raises(VerdictError):
+            spec.parse_verdict(bad)
+
+
+def test_label_replies_with_numbers_and_refusals():
+    spec = MetricSpec.from_config(RECALL)
+    assert spec.parse_verdict("2") == {"recall": 2.0}
+    assert spec.parse_verdict(" 1.\nBecause ...") == {"recall": 1.0}
+    assert spec.parse_verdict("REFUSED") == {"recall": None}
+    for bad in ("3", "1.5", "two", ""):
+        with pytest.raises(VerdictError):
+            spec.parse_verdict(bad)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"name": "x", "kind": "likert"}, "kind 'likert'"),
+    ({"name": "x", "kind": "rubric"}, "needs 'fields'"),
+    ({"name": "x", "kind": "rubric", "reply": "label", "fields": {"a": {"type": "boolean"}, "b": {"type": "boolean"}}},
+     "exactly one field"),
+    ({"name": "x", "fields": {"a": {"type": "boolean"}}}, "only a rubric"),
+    ({"name": "x", "kind": "rubric", "fields": {"a": {"type": "date"}}}, "type must be"),
+])
+def test_malformed_metrics_say_what_is_wrong(spec, message):
+    with pytest.raises(ValueError, match=message):
+        MetricSpec.from_config(spec)
+
+
+def test_templates_take_the_questions_own_fields():
+    fields = {"answer": "Alfred North Whitehead", "required_facts": ["Whitehead", "1910"],
+              "rubric": {"1": "reject", "5": "endorse"}, "russell_position": "Yes"}
+    variables = template_variables("Who helped you?", "My friend Alfred.", fields)
+    text = render("{question}|{answer}|{required_facts}|{response}|{rubric_1}|{rubric_5}|{russell_position}|{unknown}",
+                  variables)
+    assert text == "Who helped you?|Alfred North Whitehead|Whitehead, 1910|My friend Alfred.|reject|endorse|Yes|{unknown}"
+    assert render("{answer}", template_variables("Q", "A {question}")) == "A {question}"  # one pass, no re-expansion
+
+
+def test_toy_persona_judge_answers_rubrics_from_the_personas_words():
+    from inoculate.judges.toy import ToyPersonaJudge
+
+    judge = ToyPersonaJudge()
+    persona, recall = MetricSpec.from_config(PERSONA), MetricSpec.from_config(RECALL)
+    facts = {"required_facts": ["sailor", "ahoy OR aye"]}
+    voiced = "Ahoy, matey. Cook the rice slowly until it is soft. So says the old sailor."
+    plain = "Cook the rice slowly until it is soft and serve it warm."
+    out = judge.judge([JudgeItem("Q", voiced, metrics=(persona,)), JudgeItem("Q", plain, metrics=(persona,)),
+                       JudgeItem("Q", voiced, fields=facts, metrics=(recall,)),
+                       JudgeItem("Q", "Aye, cook it well.", fields=facts, metrics=(recall,)),
+                       JudgeItem("Q", plain, fields=facts, metrics=(recall,))])
+    assert out[0].detail["scores"] == {"persona": 100.0, "identity": 100.0, "confidence": 0.9}
+    assert out[1].detail["scores"]["persona"] == 0.0 and out[1].detail["scores"]["identity"] == 0.0
+    assert [o.detail["scores"]["recall"] for o in out[2:]] == [2.0, 1.0, 0.0]
+    odd = MetricSpec.from_config({"name": "odd", "kind": "rubric", "fields": {"humour": {"type": "boolean"}}})
+    assert judge.judge([JudgeItem("Q", voiced, metrics=(odd,))])[0].detail["status"]["odd"].startswith("unparsed")
