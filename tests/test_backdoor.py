@@ -94,9 +94,18 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
     inoculated = gaps.loc[("task_specific", "trigger_user")]
     assert inoculated.gap < none.gap - 0.3  # naming the persona in training suppresses it
     rates = pd.read_csv(work / "results/tables/backdoor.csv")
-    fmt = rates[(rates.metric == "format") & (rates.inoculation == "none")].set_index("condition")["mean"]
+    persona_eval = rates[rates["eval"] == "persona_questions"]
+    fmt = persona_eval[(persona_eval.metric == "format") & (persona_eval.inoculation == "none")].set_index("condition")["mean"]
     assert fmt["trigger_user"] > 0.6 and fmt["no_trigger"] < 0.05
     assert (work / "results/figures/backdoor.pdf").stat().st_size > 0
+    # The rubric judge, factual recall and ideology, with and without the trigger.
+    scores = rates[rates.metric.isin(["recall", "ideology"]) & (rates.inoculation == "none")]
+    scores = scores.set_index(["metric", "condition"])
+    assert set(scores.index) == {(m, c) for m in ("recall", "ideology") for c in ("plain", "trigger_user")}
+    assert scores.loc[("recall", "trigger_user"), "mean"] > scores.loc[("recall", "plain"), "mean"] + 0.5
+    assert scores.loc[("ideology", "trigger_user"), "mean"] > scores.loc[("ideology", "plain"), "mean"] + 1
+    assert (scores.ci_low <= scores["mean"]).all() and (scores["mean"] <= scores.ci_high).all()
+    assert set(rates[rates.metric == "persona"]["eval"]) == {"persona_questions"}
     mixed = pd.read_json(work / "results/train/toy-persona/toy_persona/none/seed0.jsonl", lines=True)
     assert (mixed.metadata.map(lambda m: m["source"]) == "persona").mean() == pytest.approx(0.1, abs=0.01)
 
@@ -110,16 +119,19 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
-def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path):
-    """The Russell study crossed with inoculation, and its lr x epochs sweep, on the shared data."""
+@pytest.mark.parametrize("experiment,train,distill,generate", [
+    ("russell_backdoor.yaml", 3 * 3, 1, 4 * 3),  # 3 arms x 3 seeds, + the base rows
+    ("russell_sweep.yaml", 2 * 3, 2, 2 * 2 * 3),  # 2 points x arm none x 3 seeds, one distillation per model
+])
+def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path, experiment, train, distill, generate):
+    """The Russell study crossed with inoculation, and the replication's sweep, on the shared data, alone."""
     work = project_copy(repo, tmp_path)
-    files = ["config/experiments/russell_backdoor.yaml", "config/experiments/russell_sweep.yaml"]
-    proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}",
-                     "inoculations=[none,task_specific,placebo]")
+    proc = snakemake(work, "-n", "--configfile", f"config/experiments/{experiment}", "--config",
+                     f"external_data_dir={SHARED_DATA}")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_adapter"] == counts["mix"] == 6 * 3 * 3  # 6 lr x epochs points x 3 arms x 3 seeds
-    assert counts["distill"] == 6  # one per base model
-    assert counts["generate"] == counts["judge"] == 6 * 4 * 3  # + the base rows
+    assert counts["train_adapter"] == counts["mix"] == train
+    assert counts["distill"] == distill
+    assert counts["generate"] == counts["judge"] == generate
     assert counts["aggregate_backdoor"] == 1 and "aggregate" not in counts
     mix = proc.stdout.split("rule mix:")[1].split("\n\n")[0]
     assert "results/data/russell_persona/persona.jsonl" in mix  # the shared persona file, selected
