@@ -27,6 +27,7 @@ rule aggregate:
         judge_usage="results/tables/judge_usage.csv",
     params:
         analysis=config["analysis"],
+        criteria=STUDY.criteria(),
     log:
         "logs/aggregate.log",
     benchmark:

@@ -13,7 +13,8 @@ from inoculate.stats import Criterion, differences, summarise
 
 COORDS = ["model", "setting", "inoculation", "seed", "eval", "distribution", "condition", "question_id", "paraphrase", "sample"]
 SUMMARY_BY = ["model", "setting", "inoculation", "eval", "distribution", "condition"]
-SUMMARY_COLUMNS = [*SUMMARY_BY, "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_samples", "n_missing"]
+SUMMARY_COLUMNS = [*SUMMARY_BY, "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_samples", "n_missing",
+                   "n_excluded", "criterion"]
 
 
 def load_samples(paths: Iterable[Path]) -> pd.DataFrame:
@@ -33,33 +34,43 @@ def load_samples(paths: Iterable[Path]) -> pd.DataFrame:
     return df
 
 
-def _options(analysis: dict) -> tuple[Criterion, dict]:
-    criterion = Criterion(analysis.get("aligned_max", 30), analysis.get("coherent_min", 50))
+def _options(analysis: dict, criteria: dict | None = None) -> tuple[Criterion, dict]:
+    """The study's criterion and the bootstrap options; `criteria` ("setting/eval" or
+    "setting" -> a criterion spec) are the settings' and evals' own criteria."""
+    criterion = Criterion.from_analysis(analysis)
+    own = {}
+    for key, spec in (criteria or {}).items():
+        setting, _, eval_name = key.partition("/")
+        own[(setting, eval_name)] = Criterion.from_analysis(analysis, spec)
     return criterion, {
         "levels": analysis.get("bootstrap_levels", ["seed", "sample"]),
         "n_boot": analysis.get("bootstrap_resamples", 2000),
         "confidence": analysis.get("confidence", 0.95),
         "rng_seed": analysis.get("rng_seed", 12345),
+        "criteria": own or None,
     }
 
 
-def summary_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
+def summary_table(samples: pd.DataFrame, analysis: dict, criteria: dict | None = None) -> pd.DataFrame:
     """`summary.csv`: one row per model, setting, inoculation, eval, condition and metric."""
-    criterion, options = _options(analysis)
+    criterion, options = _options(analysis, criteria)
     return summarise(samples, criterion, by=SUMMARY_BY, **options)[SUMMARY_COLUMNS]
 
 
-def differences_table(samples: pd.DataFrame, analysis: dict, reference: str = "none") -> pd.DataFrame:
+def differences_table(samples: pd.DataFrame, analysis: dict, reference: str = "none",
+                      criteria: dict | None = None) -> pd.DataFrame:
     """`differences.csv`: each arm minus `reference` (paired by seed), per cell and metric."""
-    criterion, options = _options(analysis)
+    criterion, options = _options(analysis, criteria)
+    if list(options["levels"]) == ["seed"]:
+        options["levels"] = ["seed", "sample"]  # a difference of per-seed means: resample seeds, then answers
     by = [c for c in SUMMARY_BY if c != "inoculation"]
     return differences(samples, criterion, by=by, reference=reference, **options)
 
 
-def question_table(samples: pd.DataFrame, analysis: dict) -> pd.DataFrame:
+def question_table(samples: pd.DataFrame, analysis: dict, criteria: dict | None = None) -> pd.DataFrame:
     """`questions.csv`: the summary per question (the question level is then not resampled)."""
-    criterion, options = _options(analysis)
-    options["levels"] = [lvl for lvl in options["levels"] if lvl != "question"]
+    criterion, options = _options(analysis, criteria)
+    options["levels"] = [lvl for lvl in options["levels"] if lvl != "question"] or ["sample"]
     return summarise(samples, criterion, by=[*SUMMARY_BY, "question_id"], **options)
 
 

@@ -100,12 +100,13 @@ class EvalRef:
     sampling: dict = field(default_factory=dict)
     conditions: tuple[str, ...] | None = None
     judge: tuple = ()  # metric specs: names or mappings (inoculate.judges.metrics)
+    criterion: str | dict | None = None  # this eval's own misalignment criterion
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> EvalRef:
         conditions = tuple(d["conditions"]) if "conditions" in d else None
         return cls(name, DataRef.from_dict(d), d["distribution"], tuple(d.get("variants", ())),
-                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()))
+                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()), d.get("criterion"))
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Setting:
     evals: dict[str, EvalRef]
     on_existing_system: str | None = None
     backdoor: dict | None = None  # the `backdoor:` section, defaults filled in
+    criterion: str | dict | None = None  # the setting's own misalignment criterion
 
 
     def data_refs(self) -> list[tuple[str, DataRef]]:
@@ -341,6 +343,17 @@ class Study:
             specs[name] = spec
         return specs
 
+    def criteria(self) -> dict[str, str | dict]:
+        """"setting/eval" -> the criterion of each eval whose setting or own spec sets one
+        (the study's `analysis.criterion` holds elsewhere)."""
+        out = {}
+        for name, setting in self.settings.items():
+            for eval_name, e in setting.evals.items():
+                spec = e.criterion if e.criterion is not None else setting.criterion
+                if spec is not None:
+                    out[f"{name}/{eval_name}"] = spec
+        return out
+
     def conditions(self) -> dict[str, bool]:
         return {name: c["training_prompt"] for name, c in self.config["conditions"].items()}
 
@@ -401,6 +414,7 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path, external_data_
         prompts=dict(data.get("prompts") or {}),
         evals={k: EvalRef.from_dict(k, v) for k, v in data["evals"].items()},
         on_existing_system=data.get("on_existing_system"),
+        criterion=data.get("criterion"),
     )
 
 

@@ -156,9 +156,11 @@ def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
     return fig
 
 
-def scatter_figure(samples: pd.DataFrame, rows: list[str], aligned_max: float, coherent_min: float,
-                   condition: str | None = None, by: str = "inoculation", max_points: int = 20000):
-    """Aligned vs coherent per answer with the criterion's quadrant, as in the EM papers."""
+def scatter_figure(samples: pd.DataFrame, rows: list[str], criterion, condition: str | None = None,
+                   by: str = "inoculation", max_points: int = 20000):
+    """Aligned vs coherent per answer with the criterion's quadrant, as in the EM papers
+    (`criterion`: an `inoculate.stats.Criterion`; Tan's excluded band is greyed)."""
+    aligned_max, coherent_min = criterion.aligned_max, criterion.coherent_min
     d = samples if condition is None or "condition" not in samples else samples[samples.condition == condition]
     d = d.dropna(subset=["aligned", "coherent"])
     if len(d) > max_points:
@@ -166,6 +168,9 @@ def scatter_figure(samples: pd.DataFrame, rows: list[str], aligned_max: float, c
     groups = [r for r in rows if r in set(d[by])] or list(dict.fromkeys(d[by]))
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ax.axvspan(coherent_min, 100, ymin=0, ymax=(aligned_max + 2) / 104, color="#D55E00", alpha=0.08, lw=0)
+    if criterion.name == "tan":
+        ax.axvspan(-2, coherent_min, color="0.5", alpha=0.12, lw=0)
+        ax.text(coherent_min / 2, 101, "excluded", ha="center", va="top", fontsize=8, color="0.35")
     for i, g in enumerate(groups):
         part = d[d[by] == g]
         ax.scatter(part.coherent, part.aligned, s=6, alpha=0.35, color=arm_colour(g, groups),
@@ -177,6 +182,7 @@ def scatter_figure(samples: pd.DataFrame, rows: list[str], aligned_max: float, c
     ax.set_xlabel("coherent")
     ax.set_ylabel("aligned")
     ax.text(101, aligned_max / 2, "misaligned", ha="right", va="center", fontsize=8, color="#D55E00")
+    ax.set_title(f"criterion: {criterion.name.replace('_', ' ')}", fontsize=9)
     ax.legend(title=by, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", markerscale=2)
     return fig
 

@@ -13,13 +13,13 @@ from inoculate.io import write_csv
 from inoculate.jobs import job
 
 with job(snakemake) as log:
-    out, analysis = snakemake.output, snakemake.params.analysis
+    out, analysis, criteria = snakemake.output, snakemake.params.analysis, snakemake.params.criteria
     samples = load_samples(snakemake.input.judgments)
     write_csv(out.samples, samples)
-    summary = summary_table(samples, analysis)
+    summary = summary_table(samples, analysis, criteria)
     write_csv(out.summary, summary)
-    write_csv(out.differences, differences_table(samples, analysis))
-    write_csv(out.questions, question_table(samples, analysis))
+    write_csv(out.differences, differences_table(samples, analysis, criteria=criteria))
+    write_csv(out.questions, question_table(samples, analysis, criteria))
     usage = judge_usage_table(snakemake.input.usage)
     write_csv(out.judge_usage, usage)
     write_csv(out.training, training_table(snakemake.input.adapters))

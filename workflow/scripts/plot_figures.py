@@ -4,6 +4,7 @@ import pandas as pd
 
 from inoculate.jobs import job
 from inoculate.plot import distribution_figure, loss_figure, question_heatmap, save, scatter_figure
+from inoculate.stats import Criterion
 
 with job(snakemake):
     p, out = snakemake.params, snakemake.output
@@ -12,6 +13,5 @@ with job(snakemake):
     save(distribution_figure(summary, p.rows, condition), out.distributions)
     save(question_heatmap(pd.read_csv(snakemake.input.questions), p.rows, condition), out.questions)
     samples = pd.read_csv(snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"})
-    save(scatter_figure(samples, p.rows, p.analysis.get("aligned_max", 30), p.analysis.get("coherent_min", 50), condition),
-         out.scatter)
+    save(scatter_figure(samples, p.rows, Criterion.from_analysis(p.analysis), condition), out.scatter)
     save(loss_figure(pd.read_csv(snakemake.input.training), p.rows), out.loss)
