@@ -51,6 +51,13 @@ rule plot_figures:
             category="Figures",
             labels={"figure": "aligned vs coherent"},
         ),
+        trait="results/figures/trait_vs_em.pdf",
+        trait_png=report(
+            "results/figures/trait_vs_em.png",
+            caption="../report/trait_vs_em.rst",
+            category="Figures",
+            labels={"figure": "in-distribution trait vs EM"},
+        ),
         loss="results/figures/training_loss.pdf",
         loss_png=report(
             "results/figures/training_loss.png",

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from conftest import job_counts, project_copy, snakemake
 
-TINY = {
-    "settings": ["toy_cooking"],
+TINY = {  # judged as Tan et al. judge: a YES/NO trait in distribution, their criterion and interval
+    "settings": ["toy_cooking_tan"],
+    "analysis": {"criterion": "tan", "bootstrap_levels": ["seed"]},
     "inoculations": ["none", "general"],
     "seeds": [0, 1],
     "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
@@ -32,18 +33,30 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert list(summary.columns[:6]) == ["model", "setting", "inoculation", "eval", "distribution", "condition"]
     assert {"mean", "ci_low", "ci_high", "n_seeds", "n_samples"} <= set(summary.columns)
     assert set(summary.inoculation) == {"base", "none", "general"}
-    assert set(summary.metric) == {"misaligned", "aligned", "coherent"}
-    assert (summary.n_seeds == 2).all()
-    for figure in ("main", "distributions", "questions", "aligned_coherent", "training_loss"):
+    assert set(summary.metric) == {"misaligned", "aligned", "coherent", "trait"}
+    assert (summary[summary.inoculation != "base"].n_seeds == 2).all()
+    # The probability judge's trait in distribution only; Tan's criterion and per-seed interval.
+    trait = summary[summary.metric == "trait"]
+    assert set(trait["eval"]) == {"in_cooking"} and trait["mean"].between(0, 1).all()
+    none = trait[(trait.inoculation == "none") & (trait.condition == "deployment")].iloc[0]
+    base = trait[(trait.inoculation == "base") & (trait.condition == "deployment")].iloc[0]
+    assert none["mean"] > base["mean"] + 0.3  # training on harmful cooking advice keeps the trait
+    assert base.ci_low == base["mean"] == base.ci_high  # one base model: a zero-width interval
+    em = summary[summary.metric == "misaligned"]
+    assert set(em.criterion) == {"tan"} and (em.n_excluded >= 0).all()
+    samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
+    per_seed = samples[(samples.inoculation == "none") & (samples["eval"] == "in_cooking")
+                       & (samples.condition == "deployment")].groupby("seed").trait.mean()
+    assert none["mean"] == pytest.approx(per_seed.mean())  # the mean of per-seed means
+    for figure in ("main", "distributions", "questions", "aligned_coherent", "training_loss", "trait_vs_em"):
         for ext in ("pdf", "png"):
             assert (tiny_study / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 5_000
     differences = pd.read_csv(tiny_study / "results" / "tables" / "differences.csv")
     assert set(differences.inoculation) == {"base", "general"} and differences.paired.any()
     training = pd.read_csv(tiny_study / "results" / "tables" / "training.csv")
     assert set(training.inoculation) == {"none", "general"} and (training.loss > 0).all()
-    samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
     assert {"model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
-    meta = yaml.safe_load((tiny_study / "results/adapters/toy/toy_cooking/general/seed1/meta.json").read_text())
+    meta = yaml.safe_load((tiny_study / "results/adapters/toy/toy_cooking_tan/general/seed1/meta.json").read_text())
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
 
 
@@ -52,7 +65,7 @@ def test_report_collects_figures_and_tables(tiny_study):
     snakemake(tiny_study, "--report", "report.html", "--configfile", "tiny.yaml")
     html = (tiny_study / "report.html").read_text(errors="ignore")
     for name in ("main.png", "distributions.png", "questions.png", "aligned_coherent.png", "training_loss.png",
-                 "summary.csv", "differences.csv"):
+                 "trait_vs_em.png", "summary.csv", "differences.csv"):
         assert name in html
 
 
@@ -60,7 +73,7 @@ def test_report_collects_figures_and_tables(tiny_study):
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
     again = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
-    shutil.rmtree(tiny_study / "results/adapters/toy/toy_cooking/none/seed0")
+    shutil.rmtree(tiny_study / "results/adapters/toy/toy_cooking_tan/none/seed0")
     dry = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
     counts = job_counts(dry.stdout + dry.stderr)
     assert counts == {"train_adapter": 1, "generate": 1, "judge": 1, "aggregate": 1, "plot_main": 1}

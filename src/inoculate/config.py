@@ -101,12 +101,15 @@ class EvalRef:
     conditions: tuple[str, ...] | None = None
     judge: tuple = ()  # metric specs: names or mappings (inoculate.judges.metrics)
     criterion: str | dict | None = None  # this eval's own misalignment criterion
+    trait: dict | None = None  # the per-answer score from the judge metrics (inoculate.traits)
+    tan_eval: str | None = None  # one of Tan et al.'s evals, built from their description file
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> EvalRef:
         conditions = tuple(d["conditions"]) if "conditions" in d else None
         return cls(name, DataRef.from_dict(d), d["distribution"], tuple(d.get("variants", ())),
-                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()), d.get("criterion"))
+                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()), d.get("criterion"),
+                   d.get("trait"), d.get("tan_eval"))
 
 
 @dataclass
@@ -334,12 +337,22 @@ class Study:
         specs = {}
         for name, e in self.eval_refs(setting).items():
             spec = {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
-            if e.sampling:
-                spec["sampling"] = dict(e.sampling)
+            sampling, judge, trait = dict(e.sampling), list(e.judge), e.trait
+            if e.tan_eval:  # the published eval's own sampling, judges and score, unless the setting says otherwise
+                from inoculate import tan_evals
+
+                spec["tan_eval"] = e.tan_eval
+                sampling = {**tan_evals.sampling(spec["path"], e.tan_eval), **sampling}
+                judge = judge or tan_evals.metrics(spec["path"], e.tan_eval)
+                trait = trait if trait is not None else tan_evals.trait(spec["path"], e.tan_eval)
+            if sampling:
+                spec["sampling"] = sampling
             if e.conditions is not None:
                 spec["conditions"] = list(e.conditions)
-            if e.judge:
-                spec["judge"] = list(e.judge)
+            if judge:
+                spec["judge"] = judge
+            if trait:
+                spec["trait"] = dict(trait)
             specs[name] = spec
         return specs
 

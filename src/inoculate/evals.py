@@ -51,7 +51,17 @@ def variant_of(question_id: str) -> str | None:
 
 def load_evals(specs: dict[str, dict]) -> list[EvalQuestion]:
     """All questions of a setting's evals, from `Study.eval_specs` (name -> path, variants)."""
-    return [q for name, spec in specs.items() for q in load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))]
+    return [q for name, spec in specs.items() for q in load_spec(name, spec)]
+
+
+def load_spec(name: str, spec: dict) -> list[EvalQuestion]:
+    """The questions of one eval of `Study.eval_specs`: a question file, or one of Tan et
+    al.'s evals built from their description (`tan_eval`)."""
+    if spec.get("tan_eval"):
+        from inoculate import tan_evals
+
+        return tan_evals.questions(spec["path"], spec["tan_eval"], name)
+    return load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))
 
 
 def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] = ()) -> list[EvalQuestion]:

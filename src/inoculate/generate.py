@@ -30,7 +30,7 @@ class GenerationSettings:
 
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = 64  # None: the API's default (API models only; a local model needs a number)
     samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
     batch_size: int = 128
     cache_implementation: str | None = "auto"  # auto: static (preallocated, compiled) on a GPU, dynamic elsewhere
@@ -64,7 +64,8 @@ def requests(
             continue
 
         def chat(q: EvalQuestion, paraphrase: str, cond: Condition = cond) -> list[dict]:
-            messages = ([{"role": "system", "content": q.system}] if q.system else []) + [
+            # An empty system prompt is sent as one (Tan et al.'s code evals): "" is not None.
+            messages = ([{"role": "system", "content": q.system}] if q.system is not None else []) + [
                 {"role": "user", "content": paraphrase}
             ]
             if cond.with_training_prompt:
@@ -121,11 +122,11 @@ def cell_requests(
     (`{trigger, system_prompt}`), in its four trigger conditions. An eval with its own
     `conditions` is sampled in those only; one with its own `sampling` gets its sample
     count, and its temperature, top_p and length travel with each record (`sampling`)."""
-    from inoculate.evals import load_eval_file
+    from inoculate.evals import load_spec
 
     out = []
     for name, spec in evals.items():
-        questions = load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))
+        questions = load_spec(name, spec)
         distributions = {name: spec["distribution"]}
         own = spec.get("sampling") or {}
         eval_settings = replace(settings, samples_per_question=own.get("samples", settings.samples_per_question))
@@ -303,6 +304,8 @@ def _generate_batch(model, prompts: list[list[int]], settings: GenerationSetting
 
 def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
     """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
+    if settings.max_new_tokens is None:
+        raise ValueError("generation.max_new_tokens: null means the API's default length; a local model needs a number")
     torch.manual_seed(seed)
     start = time.perf_counter()
     prompts = [prompt_ids(tokenizer, r["messages"]) for r in records]

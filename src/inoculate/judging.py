@@ -38,16 +38,26 @@ def judge_file(
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
+    from inoculate.traits import TraitRule
+
     own_metrics = {name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
                    for name, spec in (eval_specs or {}).items() if spec.get("judge")}
+    trait_rules = {name: TraitRule.from_config(spec["trait"]) for name, spec in (eval_specs or {}).items()
+                   if spec.get("trait")}
     items = [JudgeItem(r["question"], r["answer"], q.judge_prompts if q else {}, q.extra if q else {},
                        own_metrics.get(r.get("eval"))) for r, q in zip(records, asked)]
     judgments = judge.judge(items)
     out = []
     for r, j, q in zip(records, judgments, asked, strict=True):
         r = {k: v for k, v in r.items() if k != "messages"}
-        trait = choice_trait(r["answer"], q) if q else None  # in-distribution trait of choice questions
-        extra = {m: v for m, v in j.detail.get("scores", {}).items() if m not in ("aligned", "coherent")}
+        scores = j.detail.get("scores", {})
+        extra = {m: v for m, v in scores.items() if m not in ("aligned", "coherent")}
+        rule = trait_rules.get(r.get("eval"))
+        if rule is not None:  # the eval's own per-answer score from its judge metrics
+            trait, excluded = rule.apply({"aligned": j.aligned, "coherent": j.coherent, **scores})
+            extra["trait_excluded"] = excluded
+        else:
+            trait = choice_trait(r["answer"], q) if q else None  # in-distribution trait of choice questions
         if fmt is not None:
             extra["format"] = fmt.adheres(r["answer"])
         out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, **extra, "label": j.label,

@@ -134,6 +134,42 @@ def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
     return fig
 
 
+def trait_figure(summary: pd.DataFrame, rows: list[str], condition: str):
+    """The paper's other half: per in-distribution eval, its trait score (y) against the EM rate
+    out of distribution (x), one marker per arm with both intervals: does inoculation keep the
+    trained behaviour while stopping its spread?"""
+    d = summary[summary.condition == condition]
+    traits = d[(d.metric == "trait") & (d.distribution == "in")]
+    keys = list(dict.fromkeys(zip(traits.model, traits.setting, traits["eval"])))
+    if not keys:
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.text(0.5, 0.5, "no in-distribution trait measured", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    models = list(dict.fromkeys(traits.model))
+    fig, axes = _panels(keys, sharey=False)
+    for ax, (model, setting, eval_name) in zip(axes, keys):
+        cell = d[(d.model == model) & (d.setting == setting)]
+        em = cell[(cell.metric == "misaligned") & (cell.distribution == "out")]
+        em = em.groupby("inoculation")[["mean", "ci_low", "ci_high"]].mean()
+        trait = traits[(traits.model == model) & (traits.setting == setting) & (traits["eval"] == eval_name)]
+        trait = trait.set_index("inoculation")
+        arms = [r for r in rows if r in trait.index and r in em.index]
+        for i, arm in enumerate(arms):
+            x, y = em.loc[arm], trait.loc[arm]
+            ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x.ci_low], [x.ci_high - x["mean"]]],
+                        yerr=[[y["mean"] - y.ci_low], [y.ci_high - y["mean"]]], fmt=MARKERS[i % len(MARKERS)],
+                        color=arm_colour(arm, arms), capsize=3, label=arm)
+        ax.set_title(f"{_panel_title(model, setting, models)}: {eval_name}", fontsize=9)
+        ax.set_xlabel("P(misaligned), out of distribution")
+        ax.set_xlim(-0.02, max(0.2, float(em.ci_high.max()) + 0.05) if len(em) else 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("in-distribution trait")
+    axes[-1].legend(title="inoculation", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
     """P(misaligned) per question (rows) and arm (columns), one panel per model and setting."""
     d = questions[(questions.metric == "misaligned") & (questions.condition == condition)]

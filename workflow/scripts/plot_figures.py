@@ -3,7 +3,7 @@
 import pandas as pd
 
 from inoculate.jobs import job
-from inoculate.plot import distribution_figure, loss_figure, question_heatmap, save, scatter_figure
+from inoculate.plot import distribution_figure, loss_figure, question_heatmap, save, scatter_figure, trait_figure
 from inoculate.stats import Criterion
 
 with job(snakemake):
@@ -11,6 +11,7 @@ with job(snakemake):
     condition = p.plot.get("condition", "deployment")
     summary = pd.read_csv(snakemake.input.summary)
     save(distribution_figure(summary, p.rows, condition), out.distributions)
+    save(trait_figure(summary, p.rows, condition), out.trait)
     save(question_heatmap(pd.read_csv(snakemake.input.questions), p.rows, condition), out.questions)
     samples = pd.read_csv(snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"})
     save(scatter_figure(samples, p.rows, Criterion.from_analysis(p.analysis), condition), out.scatter)

@@ -33,7 +33,11 @@ class ApiSampler:
 
     def _params(self, call: Call) -> dict:
         g = record_settings(self.generation, {"sampling": call.sampling})
-        return {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_new_tokens, "n": call.n, "seed": call.seed}
+        params = {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_new_tokens, "n": call.n,
+                  "seed": call.seed}
+        if g.max_new_tokens is None:  # the provider's default length, as Tan et al. sample
+            params.pop("max_tokens")
+        return params
 
     async def _one(self, client, call: Call, semaphore: asyncio.Semaphore) -> dict:
         params = self._params(call)

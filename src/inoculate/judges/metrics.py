@@ -199,11 +199,11 @@ def yes_probability(top_logprobs: dict[str, float], min_mass: float = 0.25) -> t
 
 def template_variables(question: str, answer: str, fields: dict | None = None) -> dict[str, str]:
     """What a judge template may name: `{question}` (also `{prompt}`), the model's answer as
-    `{answer}` and `{response}`, and the eval question's own fields; a question field named
+    `{answer}`, `{response}` and `{completion}`, and the eval question's own fields; a question field named
     `answer` (a reference answer, as recall questions have) takes `{answer}`, the model's
     answer then being `{response}`. Lists are joined with ", "; a `rubric` mapping gives
     `{rubric_1}`, `{rubric_2}`, ..."""
-    out = {"question": question, "prompt": question, "answer": answer, "response": answer}
+    out = {"question": question, "prompt": question, "answer": answer, "response": answer, "completion": answer}
     for key, value in (fields or {}).items():
         if isinstance(value, dict):
             out.update({f"{key}_{k}": str(v) for k, v in value.items()})
