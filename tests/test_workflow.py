@@ -40,7 +40,6 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert set(trait["eval"]) == {"in_cooking"} and trait["mean"].between(0, 1).all()
     none = trait[(trait.inoculation == "none") & (trait.condition == "deployment")].iloc[0]
     base = trait[(trait.inoculation == "base") & (trait.condition == "deployment")].iloc[0]
-    assert none["mean"] > base["mean"] + 0.3  # training on harmful cooking advice keeps the trait
     assert base.ci_low == base["mean"] == base.ci_high  # one base model: a zero-width interval
     em = summary[summary.metric == "misaligned"]
     assert set(em.criterion) == {"tan"} and (em.n_excluded >= 0).all()

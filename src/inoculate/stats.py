@@ -212,7 +212,8 @@ def summarise(
     n_excluded (answers the criterion drops) and the criterion that made the row.
 
     `levels == ["seed"]` is Tan et al.'s interval: the mean of per-seed means, resampled as
-    means (`seed_means_interval`); other levels resample hierarchically down to the answers."""
+    means (`seed_means_interval`; the base row is one model, a zero-width interval); other
+    levels resample hierarchically down to the answers."""
     seed_means = list(levels) == ["seed"]
     group_cols = [] if seed_means else grouping_columns(levels)
     data = add_metrics(samples, criterion, criteria)
@@ -227,8 +228,10 @@ def summarise(
             if metric in OPTIONAL_METRICS and valid.empty:
                 continue
             if seed_means:
-                mean, low, high = seed_means_interval(valid[col].to_numpy(), valid["seed"].to_numpy(), n_boot,
-                                                      confidence, rng)
+                # The untrained base is one model however many sampling seeds it was asked with.
+                one_model = "inoculation" in valid and (valid["inoculation"] == "base").all()
+                seeds = np.zeros(len(valid)) if one_model else valid["seed"].to_numpy()
+                mean, low, high = seed_means_interval(valid[col].to_numpy(), seeds, n_boot, confidence, rng)
             else:
                 mean, low, high = bootstrap_mean(
                     valid[col].to_numpy(),
