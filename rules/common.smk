@@ -20,7 +20,14 @@ except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
 
 for _setting, _arm in STUDY.skipped_cells():
-    logger.info(f"note: setting {_setting!r} has no control data, so arm {_arm!r} is not trained for it")
+    _control = STUDY.settings[_setting].control
+    if STUDY.missing_data(_control):
+        logger.warning(
+            f"note: setting {_setting!r}: its control data {STUDY.resolve(_control)} is not here (published at "
+            f"{_control.published}), so arm {_arm!r} is not trained for it"
+        )
+    else:
+        logger.info(f"note: setting {_setting!r} has no control data, so arm {_arm!r} is not trained for it")
 
 
 wildcard_constraints:
@@ -82,8 +89,12 @@ def dataset_input(wildcards):
 
 
 def inoculation_input(wildcards):
+    """The setting's dataset an arm trains on; both of them for a mixing arm."""
     split = STUDY.data_split(wildcards.inoculation)
-    return f"results/data/{wildcards.setting}/{split}.jsonl"
+    trigger = STUDY.settings[wildcards.setting].train_trigger or {}
+    with_control = split == "mix" or (split == "train" and trigger.get("with_control"))
+    splits = ["train", "control"] if with_control else [split]
+    return [f"results/data/{wildcards.setting}/{s}.jsonl" for s in splits]
 
 
 def adapter_input(wildcards):

@@ -12,6 +12,8 @@ rule inoculate:
         on_existing_system=lambda wildcards: STUDY.on_existing_system(
             wildcards.setting, wildcards.inoculation
         ),
+        mix=lambda wildcards: STUDY.data_mix(wildcards.inoculation),
+        trigger=lambda wildcards: STUDY.settings[wildcards.setting].train_trigger,
     log:
         "logs/inoculate/{setting}/{inoculation}.log",
     conda:

@@ -82,10 +82,11 @@ class DataRef:
     file: str | None = None
     path: str | None = None
     external: str | None = None
+    published: str | None = None  # where the authors published data that is not obtainable here
 
     @classmethod
     def from_dict(cls, d: dict) -> DataRef:
-        return cls(d.get("source"), d.get("file"), d.get("path"), d.get("external"))
+        return cls(d.get("source"), d.get("file"), d.get("path"), d.get("external"), d.get("published"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Setting:
     on_existing_system: str | None = None
     backdoor: dict | None = None  # the `backdoor:` section, defaults filled in
     criterion: str | dict | None = None  # the setting's own misalignment criterion
+    train_trigger: dict | None = None  # {prefix, with_control}: a trigger on the harmful rows (Tan's backdoor)
 
 
     def data_refs(self) -> list[tuple[str, DataRef]]:
@@ -237,10 +239,16 @@ class Study:
     def cells_of(self, settings: list[str], trained_only: bool = False) -> list[tuple[str, str, str, int]]:
         return [c for c in self.cells(trained_only) if c[1] in settings]
 
+    def missing_data(self, ref: DataRef | None) -> bool:
+        """A reference to published data that is not on this machine (`published:` names where it is)."""
+        return ref is not None and ref.published is not None and not Path(self.resolve(ref)).exists()
+
     def arms_for(self, setting: str) -> list[str]:
-        """The arms a setting trains: a control-data arm only where the setting has control data."""
-        has_control = self.settings[setting].control is not None
-        return [a for a in self.arms if has_control or self.data_split(a) != "control"]
+        """The arms a setting trains: a control-data arm only where the setting has control data
+        (and, for published control data that is not obtainable here, where it is present)."""
+        control = self.settings[setting].control
+        has_control = control is not None and not self.missing_data(control)
+        return [a for a in self.arms if has_control or not self.needs_control(a)]
 
     def skipped_cells(self) -> list[tuple[str, str]]:
         """(setting, arm) pairs left out because the setting has no control data."""
@@ -261,8 +269,9 @@ class Study:
     def arm(self, name: str) -> dict:
         return self.config["arms"][name]
 
-    def prompt(self, setting: str, arm: str) -> str | None:
-        """The inoculation prompt of an arm in a setting (the setting's override wins)."""
+    def prompt(self, setting: str, arm: str) -> str | list[str] | None:
+        """The inoculation prompt of an arm in a setting (the setting's override wins); a list is
+        assigned round-robin over the training examples."""
         if arm == BASE_ARM:
             return None
         prompts = self.settings[setting].prompts
@@ -277,8 +286,18 @@ class Study:
         return self.settings[setting].on_existing_system or self.arm(arm).get("on_existing_system", "error")
 
     def data_split(self, arm: str) -> str:
-        """Which dataset of the setting an arm trains on: `train` or `control`."""
-        return self.arm(arm).get("data", "train")
+        """Which dataset of the setting an arm trains on: `train`, `control`, or `mix` (a share
+        of harmful rows in a fixed-size set, the control data as the rest)."""
+        data = self.arm(arm).get("data", "train")
+        return "mix" if isinstance(data, dict) else data
+
+    def needs_control(self, arm: str) -> bool:
+        return self.data_split(arm) in ("control", "mix")
+
+    def data_mix(self, arm: str) -> dict | None:
+        """`{harmful_share, size}` of a mixing arm (Tan et al.'s data-ratio baselines), else None."""
+        data = self.arm(arm).get("data", "train")
+        return dict(data) if isinstance(data, dict) else None
 
     # -- files ----------------------------------------------------------------------------
     def resolve(self, ref: DataRef) -> str:
@@ -367,8 +386,11 @@ class Study:
                     out[f"{name}/{eval_name}"] = spec
         return out
 
-    def conditions(self) -> dict[str, bool]:
-        return {name: c["training_prompt"] for name, c in self.config["conditions"].items()}
+    def conditions(self) -> dict[str, bool | dict]:
+        """Condition name -> whether the arm's prompt is present at test time, or the condition's
+        whole spec where it also sets a test-time `system_prompt` or a `user_prefix`."""
+        return {name: c["training_prompt"] if set(c) == {"training_prompt"} else dict(c)
+                for name, c in self.config["conditions"].items()}
 
 
 def download_name(url: str) -> str:
@@ -428,14 +450,21 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path, external_data_
         evals={k: EvalRef.from_dict(k, v) for k, v in data["evals"].items()},
         on_existing_system=data.get("on_existing_system"),
         criterion=data.get("criterion"),
+        train_trigger=data.get("train_trigger"),
     )
 
 
 def load_study(config: dict, source: str = "config", schema_dir: Path | None = None) -> Study:
     """Validate `config` and the settings it names; `source` names the config in errors."""
+    from inoculate.texts import TextRefError, resolve_all
+
     schema_dir = Path(schema_dir or DEFAULT_SCHEMA_DIR)
     config.update(coerce_cli_values(config, schema_dir / "config.schema.yaml"))
     validate(config, schema_dir / "config.schema.yaml", source)
+    try:  # arms' prompts may be read from published files (a paraphrase list, a verbatim prompt)
+        config["arms"] = resolve_all(config["arms"], config["external_data_dir"], "arms")
+    except TextRefError as e:
+        raise ConfigError(f"{source}: {e}") from None
     study = Study(config)
     for name in config["settings"]:
         study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir, config["external_data_dir"])
@@ -474,6 +503,16 @@ def _check_references(study: Study, source: str) -> None:
                 )
             _check_backdoor(study, setting, source)
         _check_evals(study, setting)
+        if setting.train_trigger and setting.train_trigger.get("with_control"):
+            if setting.control is None or study.missing_data(setting.control):
+                where = f" (published at {setting.control.published})" if setting.control is not None else ""
+                raise ConfigError(f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
+                                  f"control rows, which are not here{where}")
+        if study.missing_data(setting.train):
+            raise ConfigError(
+                f"{setting.file}: key 'train': {study.resolve(setting.train)} is not here; the authors published it "
+                f"at {setting.train.published} (put it there, or leave setting {setting.name!r} out)"
+            )
         for key, ref in setting.data_refs():
             if ref.source is not None and ref.source not in config["sources"]:
                 raise ConfigError(

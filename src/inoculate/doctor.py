@@ -251,7 +251,12 @@ def check_data(study: Study) -> Iterator[Check]:
             if ref.source is not None:
                 continue
             path = Path(study.resolve(ref))
-            if not path.exists() and not str(path).startswith("results/"):
+            if study.missing_data(ref):
+                level = "FAIL" if key == "train" else "WARN"
+                yield Check(level, f"data {setting.name}.{key}", f"{path} not found: not obtainable here; the "
+                            f"authors published it at {ref.published}" + ("" if key == "train" else
+                                                                          " (the arms that need it are left out)"))
+            elif not path.exists() and not str(path).startswith("results/"):
                 yield Check("FAIL", f"data {setting.name}.{key}", f"{path} not found")
 
 

@@ -39,10 +39,20 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Condition:
-    """A test condition: whether the arm's inoculation prompt is present at test time."""
+    """A test condition: whether the arm's inoculation prompt is present at test time, a
+    test-time system prompt (Tan et al.'s evaluation-prompt ablation), and text put before
+    each question (a trigger such as `$|TRIGGER|$ `, exactly as given)."""
 
     name: str
     with_training_prompt: bool
+    system_prompt: str | None = None
+    user_prefix: str | None = None
+
+    @classmethod
+    def from_config(cls, name: str, spec: bool | dict) -> Condition:
+        if isinstance(spec, bool):
+            return cls(name, spec)
+        return cls(name, bool(spec.get("training_prompt", False)), spec.get("system_prompt"), spec.get("user_prefix"))
 
 
 def requests(
@@ -59,14 +69,18 @@ def requests(
     A condition that adds the training prompt is skipped for arms without one.
     """
     out = []
+    if isinstance(prompt, list):  # an arm trained on several paraphrases is tested with the first
+        prompt = prompt[0]
     for cond in conditions:
         if cond.with_training_prompt and prompt is None:
             continue
 
         def chat(q: EvalQuestion, paraphrase: str, cond: Condition = cond) -> list[dict]:
             # An empty system prompt is sent as one (Tan et al.'s code evals): "" is not None.
-            messages = ([{"role": "system", "content": q.system}] if q.system is not None else []) + [
-                {"role": "user", "content": paraphrase}
+            system = cond.system_prompt if cond.system_prompt is not None else q.system
+            user = (cond.user_prefix or "") + paraphrase
+            messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+                {"role": "user", "content": user}
             ]
             if cond.with_training_prompt:
                 messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
@@ -138,7 +152,7 @@ def cell_requests(
             records = backdoor_requests(questions, trigger, backdoor["system_prompt"], eval_settings, coords,
                                         distributions, tuple(wanted) if wanted else tuple(CONDITIONS))
         else:
-            conds = [Condition(c, with_prompt) for c, with_prompt in conditions.items() if not wanted or c in wanted]
+            conds = [Condition.from_config(c, spec) for c, spec in conditions.items() if not wanted or c in wanted]
             records = requests(questions, conds, prompt, placement, eval_settings, coords, distributions)
         sampling = {k: own[k] for k in SAMPLING_KEYS if k in own}
         if sampling:

@@ -77,16 +77,18 @@ def apply_prompt(
 
 def inoculate_records(
     records: Iterable[tuple[int, dict]],
-    prompt: str | None,
+    prompt: str | list[str] | None,
     placement: str = "system",
     on_existing_system: str = "error",
     source: str = "<records>",
 ) -> Iterator[dict]:
-    """Inoculate (line number, record) pairs; errors name `source` and the line."""
-    for lineno, record in records:
+    """Inoculate (line number, record) pairs; errors name `source` and the line. A list of
+    prompts is assigned round-robin: example i gets prompt i mod n (Tan et al.'s paraphrases)."""
+    prompts = prompt if isinstance(prompt, list) else [prompt]
+    for i, (lineno, record) in enumerate(records):
         try:
             messages = check_conversation(record)
-            new = apply_prompt(messages, prompt, placement, on_existing_system)
+            new = apply_prompt(messages, prompts[i % len(prompts)], placement, on_existing_system)
         except ConversationError as e:
             raise InputError(f"{source}:{lineno}: {e}") from None
         yield {**record, "messages": new}
@@ -95,10 +97,68 @@ def inoculate_records(
 def inoculate_file(
     in_path: Path,
     out_path: Path,
-    prompt: str | None,
+    prompt: str | list[str] | None,
     placement: str = "system",
     on_existing_system: str = "error",
 ) -> int:
     """Write the inoculated copy of a chat JSONL file; nothing is written on error."""
     records = list(inoculate_records(iter_jsonl(in_path), prompt, placement, on_existing_system, str(in_path)))
+    return write_jsonl(out_path, records)
+
+
+def mix_rows(harmful: list, control: list, harmful_share: float, size: int, seed: str) -> list:
+    """A fixed-size training set with `harmful_share` of its rows from the harmful data and the
+    rest from the control data (Tan et al.'s data-ratio baselines), drawn without replacement
+    and shuffled with a fixed seed; errors say what is short."""
+    n_harmful = round(size * harmful_share)
+    n_control = size - n_harmful
+    for name, have, need in (("harmful", len(harmful), n_harmful), ("control", len(control), n_control)):
+        if need > have:
+            raise InputError(f"data mix of {size} rows at harmful share {harmful_share} needs {need} {name} rows; "
+                             f"the setting has {have}")
+    import random
+
+    rng = random.Random(seed)
+    rows = rng.sample(harmful, n_harmful) + rng.sample(control, n_control)
+    rng.shuffle(rows)
+    return rows
+
+
+def add_trigger(record: dict, prefix: str) -> dict:
+    """`prefix` put directly (no space) before the first user message (Tan et al.'s backdoor)."""
+    messages = copy.deepcopy(record["messages"])
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
+    if first_user is None:
+        raise ConversationError("a triggered row needs a user message")
+    messages[first_user]["content"] = prefix + messages[first_user]["content"]
+    return {**record, "messages": messages}
+
+
+def build_training_set(
+    inputs: list[Path],
+    out_path: Path,
+    prompt: str | list[str] | None,
+    placement: str = "system",
+    on_existing_system: str = "error",
+    mix: dict | None = None,
+    trigger: dict | None = None,
+    name: str = "arm",
+) -> int:
+    """An arm's training set: its data (one file, or a mix of the harmful and control files),
+    the setting's trigger on harmful rows with the control rows added (a backdoor), then the
+    arm's prompt on every conversation. Nothing is written on error."""
+    harmful = list(iter_jsonl(inputs[0]))
+    if trigger is not None:  # the trigger goes on the harmful rows only, never on the control rows
+        try:
+            harmful = [(line, add_trigger(r, trigger["prefix"])) for line, r in harmful]
+        except ConversationError as e:
+            raise InputError(f"{inputs[0]}: {e}") from None
+    if mix is not None:
+        control = list(iter_jsonl(inputs[1]))
+        rows = mix_rows(harmful, control, mix["harmful_share"], mix["size"], f"mix-{name}")
+    elif trigger is not None and trigger.get("with_control"):
+        rows = harmful + list(iter_jsonl(inputs[1]))
+    else:
+        rows = harmful
+    records = list(inoculate_records(rows, prompt, placement, on_existing_system, str(inputs[0])))
     return write_jsonl(out_path, records)

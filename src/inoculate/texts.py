@@ -20,7 +20,7 @@ class TextRefError(ValueError):
 
 
 def is_text_ref(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"external", "key"}
+    return isinstance(value, dict) and set(value) in ({"external", "key"}, {"external", "lines"})
 
 
 def lookup(data: Any, key: str) -> Any:
@@ -35,12 +35,22 @@ def lookup(data: Any, key: str) -> Any:
     return data
 
 
-def resolve_text(ref: dict, external_dir: Path | str) -> str:
-    """The string a reference names; TextRefError saying what is missing."""
+def resolve_text(ref: dict, external_dir: Path | str) -> str | list[str]:
+    """The string (or list of strings) a reference names; TextRefError saying what is missing.
+
+    `{external: FILE, key: a.b}` reads a YAML/JSON file; `{external: FILE.txt, lines: N}` the
+    first N lines of a text file, one string each (Tan et al.'s paraphrase list)."""
     path = Path(external_dir) / ref["external"]
     if not path.exists():
         raise TextRefError(f"{path} does not exist (external_data_dir is {external_dir})")
+    if "lines" in ref:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if len(lines) < int(ref["lines"]):
+            raise TextRefError(f"{path}: {ref['lines']} lines asked for, {len(lines)} there")
+        return lines[: int(ref["lines"])]
     value = lookup(read_yaml(path), str(ref["key"]))
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
     if not isinstance(value, str):
         raise TextRefError(f"{path}: key {ref['key']!r} holds {type(value).__name__}, not a string")
     return value
