@@ -130,5 +130,8 @@ def test_main_results_grid_dry_runs_alone(repo, tmp_path, study):
     proc = snakemake(work, "-n", "--configfile", "config/experiments/tan_gpt41.yaml", "--config",
                      f"external_data_dir={SHARED_DATA}")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["train_api"] == 3 * 3 * 3  # 3 settings x {none, control, general} x seeds 0-2
-    assert counts["generate_api"] == counts["judge"] == 3 * 4 * 3  # + the base rows
+    # 3 settings x {none, control, general} x seeds 0-2, less insecure code's control-data arm:
+    # their secure code is not obtainable here, and the run says so.
+    assert counts["train_api"] == 3 * 3 * 3 - 3
+    assert counts["generate_api"] == counts["judge"] == 3 * 4 * 3 - 3  # + the base rows
+    assert "tan/secure_code.jsonl is not here (published at" in proc.stdout + proc.stderr

@@ -507,7 +507,13 @@ def _check_references(study: Study, source: str) -> None:
             if setting.control is None or study.missing_data(setting.control):
                 where = f" (published at {setting.control.published})" if setting.control is not None else ""
                 raise ConfigError(f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
-                                  f"control rows, which are not here{where}")
+                                  f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
+                                  f"is not here{where}")
+        if study.missing_data(setting.control) and not study.arms_for(setting.name):
+            raise ConfigError(
+                f"{setting.file}: key 'control': every arm of {source} needs the control data, and "
+                f"{study.resolve(setting.control)} is not here; the authors published it at {setting.control.published}"
+            )
         if study.missing_data(setting.train):
             raise ConfigError(
                 f"{setting.file}: key 'train': {study.resolve(setting.train)} is not here; the authors published it "
@@ -519,8 +525,43 @@ def _check_references(study: Study, source: str) -> None:
                     f"{setting.file}: key '{key}.source': unknown source {ref.source!r} "
                     f"(sources in {source}: {', '.join(config['sources']) or 'none'})"
                 )
+    _check_toy_mixing(study, source)
     if config["plot"].get("condition", "deployment") not in config["conditions"]:
         raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")
+
+
+def is_toy_path(path: str) -> bool:
+    return str(path).startswith("results/toy/")
+
+
+def is_toy_setting(study: Study, setting: Setting) -> bool:
+    """A setting of the toy world: every file it reads is the toy's."""
+    refs = [r for _, r in setting.data_refs()]
+    return bool(refs) and all(r.source == "toy" or (r.path is not None and is_toy_path(r.path)) for r in refs)
+
+
+def _check_toy_mixing(study: Study, source: str) -> None:
+    """The toy judge only reads the toy world's words, and the toy world only means something to
+    a toy model: mixing them would give numbers that look real and are not."""
+    judge = study.config["judge"]["backend"]
+    for setting in study.settings.values():
+        toy = is_toy_setting(study, setting)
+        if judge == "toy" and not toy:
+            raise ConfigError(
+                f"{source}: key 'judge.backend' is toy, which scores only the toy world, and key 'settings' names "
+                f"{setting.name!r} ({setting.file}), which reads real data; use a real judge (backend openai or hf)"
+            )
+        if not toy:
+            continue
+        for model in study.models:
+            spec = study.base_model(model)
+            real_local = spec["backend"] == "local" and not is_toy_path(spec["base"])
+            real_api = spec["backend"] == "openai" and not (study.config.get("api") or {}).get("base_url")
+            if real_local or real_api:
+                raise ConfigError(
+                    f"{source}: key 'models' names {model!r} ({spec['base']}), a real model, and key 'settings' names "
+                    f"the toy setting {setting.name!r} ({setting.file}); the toy world is for the toy models"
+                )
 
 
 def _check_evals(study: Study, setting: Setting) -> None:

@@ -1,0 +1,54 @@
+"""Every file in config/experiments/ is a whole study on its own: it loads and resolves with
+nothing but the default config under it, or, where its data is not obtainable here, fails the
+config check naming the missing file and where its authors published it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+
+from inoculate.config import ConfigError, load_study
+from inoculate.doctor import read_config
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "config" / "experiments").glob("*.yaml"))
+UNOBTAINABLE = {  # experiment -> the file the config check must name
+    "tan_advice.yaml": "tan/legal_advice.jsonl",
+    "tan_backdoored.yaml": "tan/secure_code.jsonl",
+    "tan_data_ratio.yaml": "tan/secure_code.jsonl",
+    "tan_negative.yaml": "tan/owl_numbers.jsonl",
+    "tan_spanish_capitalised.yaml": "tan/gsm8k_spanish_capitalised.jsonl",
+}
+
+
+def _load(repo, name: str):
+    config, source = read_config([repo / "config/config.yaml", repo / "config/experiments" / name],
+                                 [f"external_data_dir={SHARED_DATA}"])
+    return load_study(config, source)
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")
+@pytest.mark.parametrize("experiment", [p.name for p in EXPERIMENTS])
+def test_every_experiment_runs_alone(repo, monkeypatch, experiment):
+    monkeypatch.chdir(repo)
+    if experiment in UNOBTAINABLE:
+        with pytest.raises(ConfigError, match=rf"{UNOBTAINABLE[experiment]}.*(published|is not here)"):
+            _load(repo, experiment)
+        return
+    study = _load(repo, experiment)
+    assert study.cells(trained_only=True)
+    for setting in study.setting_names:
+        assert study.eval_specs(setting)  # every eval resolves (Tan's from their description file)
+    if study.config["judge"]["backend"] == "toy":
+        assert all(s.startswith("toy") for s in study.setting_names)
+
+
+def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy_model(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    config, source = read_config([repo / "config/config.yaml"], ["settings=[reward_hacking]"])
+    with pytest.raises(ConfigError, match=r"key 'judge.backend' is toy.*key 'settings' names 'reward_hacking'"):
+        load_study(config, source)
+    config, source = read_config([repo / "config/config.yaml"], ["models=[qwen2.5-0.5b-instruct]"])
+    with pytest.raises(ConfigError, match=r"key 'models' names 'qwen2.5-0.5b-instruct'.*toy setting 'toy_cooking'"):
+        load_study(config, source)
