@@ -45,7 +45,7 @@ def test_bad_values_name_the_file_and_key(config, edit, message):
 
 def test_a_setting_must_give_a_prompt_the_arm_lacks(config, tmp_path):
     (tmp_path / "s.yaml").write_text(
-        "train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n"
+        "train: {path: results/toy/x.jsonl}\nevals: {e: {path: results/toy/evals/e.yaml, distribution: out}}\n"
     )
     config.update(settings=["s"], settings_dir=str(tmp_path))
     with pytest.raises(ConfigError, match=r"s\.yaml: key 'prompts\.task_specific'"):
@@ -60,10 +60,9 @@ def test_bad_setting_file_names_file_and_key(config, tmp_path):
 
 
 def test_control_arm_only_where_a_setting_has_control_data(config, tmp_path):
-    (tmp_path / "s.yaml").write_text("train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n")
-    (tmp_path / "c.yaml").write_text(
-        "train: {path: x.jsonl}\ncontrol: {path: y.jsonl}\nevals: {e: {path: e.yaml, distribution: out}}\n"
-    )
+    evals = "evals: {e: {path: results/toy/evals/e.yaml, distribution: out}}\n"
+    (tmp_path / "s.yaml").write_text("train: {path: results/toy/x.jsonl}\n" + evals)
+    (tmp_path / "c.yaml").write_text("train: {path: results/toy/x.jsonl}\ncontrol: {path: results/toy/y.jsonl}\n" + evals)
     config.update(settings=["s", "c"], settings_dir=str(tmp_path), inoculations=["none", "control"], seeds=[0])
     study = load_study(config, "config/config.yaml")
     assert study.skipped_cells() == [("s", "control")]
