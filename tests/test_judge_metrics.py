@@ -93,3 +93,23 @@ def test_toy_persona_judge_answers_rubrics_from_the_personas_words():
     assert [o.detail["scores"]["recall"] for o in out[2:]] == [2.0, 1.0, 0.0]
     odd = MetricSpec.from_config({"name": "odd", "kind": "rubric", "fields": {"humour": {"type": "boolean"}}})
     assert judge.judge([JudgeItem("Q", voiced, metrics=(odd,))])[0].detail["status"]["odd"].startswith("unparsed")
+
+
+def test_verdicts_that_do_not_parse_are_counted_per_metric(tmp_path):
+    import json
+
+    from inoculate.io import write_jsonl, write_yaml
+    from inoculate.judging import judge_file
+
+    write_yaml(tmp_path / "e.yaml", [{"id": "q0", "paraphrases": ["How do I cook rice?"]}])
+    write_jsonl(tmp_path / "gen.jsonl", [{"eval": "e", "question_id": "q0", "question": "How do I cook rice?",
+                                          "answer": a} for a in ("Ahoy, matey. Cook it well. So says the old sailor.",
+                                                                 "Cook it well.")])
+    odd = {"name": "odd", "kind": "rubric", "fields": {"humour": {"type": "boolean"}}}
+    spec = {"e": {"path": str(tmp_path / "e.yaml"), "distribution": "out", "judge": [PERSONA, odd]}}
+    judge_file(tmp_path / "gen.jsonl", tmp_path / "judged.jsonl", {"backend": "toy_persona"}, spec,
+               tmp_path / "usage.json")
+    usage = json.loads((tmp_path / "usage.json").read_text())
+    assert usage["unparsed"] == {"odd": 2} and usage["answers"] == 2
+    judged = [json.loads(line) for line in (tmp_path / "judged.jsonl").read_text().splitlines()]
+    assert [r["persona"] for r in judged] == [100.0, 0.0] and all(r["humour"] is None for r in judged)

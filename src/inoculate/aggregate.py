@@ -126,11 +126,12 @@ def judge_usage_table(usage_files: Iterable[Path | str]) -> pd.DataFrame:
     for path in map(Path, usage_files):
         *_, model, setting, inoculation, name = path.parts  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
         seed = int(name.removeprefix("seed").removesuffix(".usage.json"))
-        rows.append({"model": model, "setting": setting, "inoculation": inoculation, "seed": seed,
-                     **json.loads(path.read_text())})
+        usage = json.loads(path.read_text())
+        usage["unparsed"] = sum((usage.get("unparsed") or {}).values())  # rubric verdicts that did not parse
+        rows.append({"model": model, "setting": setting, "inoculation": inoculation, "seed": seed, **usage})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    numeric = ["answers", "calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd"]
+    numeric = ["answers", "unparsed", "calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd"]
     total = {"model": "total", **{c: table[c].sum() for c in numeric if c in table}}
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)

@@ -63,11 +63,17 @@ def judge_file(
         out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, **extra, "label": j.label,
                     "judge": judge.name, "judge_detail": j.detail})
     labels: dict[str, int] = {}
+    unparsed: dict[str, int] = {}  # rubric verdicts that did not parse, per metric: counted, never guessed
     for r in out:
         labels[r["label"]] = labels.get(r["label"], 0) + 1
+        for metric, status in (r["judge_detail"].get("status") or {}).items():
+            if status != "ok":
+                unparsed[metric] = unparsed.get(metric, 0) + 1
     log.info("judged %d answers with %s: %s", len(out), judge.name, labels)
+    if unparsed:
+        log.warning("verdicts that did not parse (their scores are missing): %s", unparsed)
     if usage_path is not None:
-        write_json(usage_path, {"judge": judge.name, "answers": len(out), **judge.usage()})
+        write_json(usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()})
     return write_jsonl(out_path, out)
 
 
