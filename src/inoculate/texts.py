@@ -9,10 +9,17 @@ file or key is a config error before any job runs, naming the setting file and i
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from inoculate.io import read_yaml
+
+
+@lru_cache(maxsize=32)
+def _parsed(path: str, mtime: float) -> Any:
+    """A published file, parsed once per version (settings name the same file many times)."""
+    return read_yaml(path)
 
 
 class TextRefError(ValueError):
@@ -48,9 +55,9 @@ def resolve_text(ref: dict, external_dir: Path | str) -> str | list[str]:
         if len(lines) < int(ref["lines"]):
             raise TextRefError(f"{path}: {ref['lines']} lines asked for, {len(lines)} there")
         return lines[: int(ref["lines"])]
-    value = lookup(read_yaml(path), str(ref["key"]))
+    value = lookup(_parsed(str(path), path.stat().st_mtime), str(ref["key"]))
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return value
+        return list(value)  # a copy: the parsed file is cached
     if not isinstance(value, str):
         raise TextRefError(f"{path}: key {ref['key']!r} holds {type(value).__name__}, not a string")
     return value
