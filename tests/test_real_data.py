@@ -85,19 +85,17 @@ def test_general_inoculation_reproduces_the_authors_training_data(data_stage, se
 @pytest.mark.parametrize(
     "experiment, trained",
     [
-        (["em_main"], 2 * (4 * 4 + 1) * 3),  # 2 models x (4 settings x 4 arms + 1 control set) x 3 seeds
-        (["em_main", "tan_replication"], (4 * 4 + 3) * 3),  # harmless_lies has no control set
-        (["em_main", "prompt_ablation"], 2 * 7 * 3),
-        (["em_main", "negative_inoculation"], 3 * 3 * 3),
-        (["em_main", "task_vs_general"], 8 * 3 * 3),
-        (["tan_gpt41"], (5 * 4 + 3) * 3),  # API fine-tuning jobs; harmless_lies, insecure_code: no control set
+        ("em_main", 2 * (4 * 4 + 1) * 3),  # 2 models x (4 settings x 4 arms + 1 control set) x 3 seeds
+        ("tan_replication", (3 * 3 - 1) * 3),  # Tan's 3 settings; insecure code's control set is not here
+        ("prompt_ablation", 2 * 7 * 3),
+        ("negative_inoculation", 2 * 4 * 3),
+        ("task_vs_general", 8 * 3 * 3),
     ],
 )
-def test_experiment_configs_dry_run_to_the_expected_grid(repo, tmp_path, experiment, trained):
+def test_experiment_configs_dry_run_alone_to_the_expected_grid(repo, tmp_path, experiment, trained):
     work = project_copy(repo, tmp_path)
-    files = [f"config/experiments/{e}.yaml" for e in experiment]
-    proc = snakemake(work, "-n", "--configfile", *files, "--config", f"external_data_dir={SHARED_DATA}")
+    proc = snakemake(work, "-n", "--configfile", f"config/experiments/{experiment}.yaml", "--config",
+                     f"external_data_dir={SHARED_DATA}")
     counts = job_counts(proc.stdout + proc.stderr)
-    train, generate = ("train_api", "generate_api") if "tan_gpt41" in experiment else ("train_adapter", "generate")
-    assert counts[train] == trained
-    assert counts["judge"] == counts[generate] > trained  # + the base rows
+    assert counts["train_adapter"] == trained
+    assert counts["judge"] == counts["generate"] > trained  # + the base rows
