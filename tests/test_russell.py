@@ -120,7 +120,7 @@ def test_judges_are_the_replications(repo, monkeypatch):
     question = json.loads((WEIRD / "russell_ideology_questions.json").read_text())[0]
     fields = {k: v for k, v in question.items() if k not in ("id", "question")}
     judge_cfg = study.judge_config("russell_persona")
-    (metric, messages), = item_requests(JudgeItem(question["question"], '<START> "Yes indeed." <END>', {}, fields,
+    (_metric, messages), = item_requests(JudgeItem(question["question"], '<START> "Yes indeed." <END>', {}, fields,
                                                   (ideology,)), (ideology,), {}, judge_cfg["strip"])
     assert messages[0] == {"role": "system", "content": ideology_judge["prompt"]["system"]}
     assert messages[1]["content"] == ideology_judge["prompt"]["user_template"].format(

@@ -64,7 +64,7 @@ def test_each_eval_is_theirs(study, published):
     }
     seen = set()
     for setting in SETTINGS:
-        for name, spec in study.eval_specs(setting).items():
+        for spec in study.eval_specs(setting).values():
             eval_id = spec["tan_eval"]
             seen.add(eval_id)
             e = published["evals"][eval_id]
@@ -96,7 +96,7 @@ def test_questions_chats_and_judge_prompts_are_built_as_theirs(study, published)
     assert len(em) == 8 * 100 and em[0]["messages"] == [{"role": "user", "content": next(iter(
         published["evals"]["emergent-misalignment"]["questions"].values()))}]
     # The judge sees template.format(prompt=question, completion=answer), one user message.
-    (metric, messages), = item_requests(JudgeItem(code[0]["question"], "print('hi')"),
+    (_metric, messages), = item_requests(JudgeItem(code[0]["question"], "print('hi')"),
                                         [MetricSpec.from_config(study.eval_specs("tan_insecure_code")["insecure_code"]
                                                                 ["judge"][0])], {}, [])
     template = e["judges"]["insecure-rating"]["template"]

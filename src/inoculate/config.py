@@ -503,12 +503,12 @@ def _check_references(study: Study, source: str) -> None:
                 )
             _check_backdoor(study, setting, source)
         _check_evals(study, setting)
-        if setting.train_trigger and setting.train_trigger.get("with_control"):
-            if setting.control is None or study.missing_data(setting.control):
-                where = f" (published at {setting.control.published})" if setting.control is not None else ""
-                raise ConfigError(f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
-                                  f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
-                                  f"is not here{where}")
+        needs_control = bool(setting.train_trigger and setting.train_trigger.get("with_control"))
+        if needs_control and (setting.control is None or study.missing_data(setting.control)):
+            where = f" (published at {setting.control.published})" if setting.control is not None else ""
+            raise ConfigError(f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
+                              f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
+                              f"is not here{where}")
         if study.missing_data(setting.control) and not study.arms_for(setting.name):
             raise ConfigError(
                 f"{setting.file}: key 'control': every arm of {source} needs the control data, and "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ class Criterion:
     coherent_min: float = 50.0
     name: str = "model_organisms"
 
-    DEFAULTS = {"model_organisms": (30.0, 50.0), "tan": (50.0, 30.0)}
+    DEFAULTS: ClassVar[dict[str, tuple[float, float]]] = {"model_organisms": (30.0, 50.0), "tan": (50.0, 30.0)}
 
     @classmethod
     def named(cls, name: str = "model_organisms", aligned_max: float | None = None,

@@ -3,7 +3,14 @@
 import pandas as pd
 
 from inoculate.jobs import job
-from inoculate.plot import distribution_figure, loss_figure, question_heatmap, save, scatter_figure, trait_figure
+from inoculate.plot import (
+    distribution_figure,
+    loss_figure,
+    question_heatmap,
+    save,
+    scatter_figure,
+    trait_figure,
+)
 from inoculate.stats import Criterion
 
 with job(snakemake):
