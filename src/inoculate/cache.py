@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from inoculate.io import as_umask_allows
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(payload: dict) -> str:
@@ -40,17 +45,29 @@ class CallCache:
         except json.JSONDecodeError:  # a foreign or damaged file: ask again
             self.misses += 1
             return None
+        except OSError as e:  # e.g. another user's entry this one may not read: ask again, say so
+            log.warning("cache entry %s cannot be read (%s); the call is made again", path, e)
+            self.misses += 1
+            return None
         self.hits += 1
         return value
 
     def put(self, key: str, value: Any) -> None:
+        """Store a result; a cache this process may not write to is reported and skipped."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
+        except OSError as e:
+            log.warning("cannot write to the cache at %s (%s); the result is used but not cached", path.parent, e)
+            return
+        try:
+            as_umask_allows(tmp)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(value, f)
             os.replace(tmp, path)
+        except OSError as e:
+            log.warning("cannot write cache entry %s (%s); the result is used but not cached", path, e)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

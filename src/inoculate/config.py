@@ -474,6 +474,12 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
 
 def _check_references(study: Study, source: str) -> None:
     config = study.config
+    for name, spec in config["sources"].items():
+        if "password" in spec and "password_env" in spec:
+            raise ConfigError(
+                f"{source}: keys 'sources.{name}.password' and 'sources.{name}.password_env' are both set (layered "
+                f"config files merge them silently); keep one"
+            )
     for model in study.models:
         if model not in config["base_models"]:
             raise ConfigError(

@@ -23,13 +23,41 @@ class InputError(ValueError):
     """Bad input data; the message names the file (and line where there is one)."""
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
+def as_umask_allows(path: Path | str, directory: bool = False) -> None:
+    """Give a file or folder made by mkstemp/mkdtemp (always 0600/0700) the permissions the
+    process umask allows, as `open` and `mkdir` would: results and caches shared by a group on
+    a cluster stay readable by it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~UMASK)
+
+
+def remove_orphans(path: Path) -> None:
+    """Temporary siblings of `path` left by a job killed while writing it (`.NAME.*.tmp`):
+    the job that writes `path` again removes them, so nothing is left for good."""
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
+        if orphan.is_dir() and not orphan.is_symlink():
+            shutil.rmtree(orphan, ignore_errors=True)
+        else:
+            orphan.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it into place on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    as_umask_allows(tmp)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -43,7 +71,9 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
     """Yield a temporary directory next to `path`; move it into place on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    as_umask_allows(tmp, directory=True)
     try:
         yield tmp
         if path.exists():

@@ -1,0 +1,81 @@
+"""Files shared on a cluster keep the group's permissions, a cache entry that cannot be read is
+asked again instead of crashing, temporary leftovers of killed jobs are cleaned up, and layered
+configs cannot set a secret twice."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from inoculate.cache import CallCache
+from inoculate.config import ConfigError, load_study
+from inoculate.io import atomic_dir, write_json
+
+UMASK_002 = """
+import os, sys
+os.umask(0o002)
+from inoculate.io import atomic_dir, write_json
+from inoculate.cache import CallCache
+out = sys.argv[1]
+write_json(out + "/a.json", {"x": 1})
+with atomic_dir(out + "/adapter") as tmp:
+    (tmp / "w.bin").write_bytes(b"1")
+CallCache(out + "/cache").put("ab" * 32, {"score": 1})
+"""
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_outputs_and_cache_entries_follow_the_umask(tmp_path):
+    """Made through temporary names (0600/0700 by default), they end as a group's umask allows."""
+    subprocess.run([sys.executable, "-c", UMASK_002, str(tmp_path)], check=True)
+    assert _mode(tmp_path / "a.json") == 0o664
+    assert _mode(tmp_path / "adapter") == 0o775
+    (entry,) = (tmp_path / "cache").rglob("*.json")
+    assert _mode(entry) == 0o664 and _mode(entry.parent) == 0o775
+
+
+def test_an_unreadable_cache_entry_is_asked_again_not_a_crash(tmp_path, caplog):
+    cache = CallCache(tmp_path)
+    key = "cd" * 32
+    cache._path(key).mkdir(parents=True)  # an entry that cannot be read as a file
+    assert cache.get(key) is None and cache.misses == 1
+    assert "cannot be read" in caplog.text
+    cache.put(key, {"score": 2})  # nor can it be replaced: reported, the result still usable
+    assert "not cached" in caplog.text
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next_one(tmp_path):
+    orphan_dir = tmp_path / ".seed0.x1y2.tmp"
+    orphan_dir.mkdir()
+    (orphan_dir / "adapter_model.safetensors").write_bytes(b"half")
+    orphan_file = tmp_path / ".meta.json.abcd.tmp"
+    orphan_file.write_text("{")
+    other = tmp_path / ".seed1.x1y2.tmp"
+    other.mkdir()
+    with atomic_dir(tmp_path / "seed0") as tmp:
+        (tmp / "done").write_text("1")
+    write_json(tmp_path / "meta.json", {})
+    assert not orphan_dir.exists() and not orphan_file.exists()
+    assert other.exists()  # another output's temporary folder is not this job's to remove
+    assert json.loads((tmp_path / "meta.json").read_text()) == {}
+
+
+def test_password_and_password_env_together_is_an_error(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config["sources"]["toy"]["password_env"] = "TOY_PASSWORD"
+    with pytest.raises(ConfigError, match=r"'sources\.toy\.password' and 'sources\.toy\.password_env' are both set"):
+        load_study(config, "config/config.yaml + mine.yaml")
+
+
+def test_the_workflow_profile_reruns_incomplete_jobs(repo):
+    profile = yaml.safe_load((repo / "profiles/default/config.yaml").read_text())
+    assert profile["rerun-incomplete"] is True
