@@ -28,6 +28,7 @@ rule aggregate:
     params:
         analysis=config["analysis"],
         criteria=STUDY.criteria(),
+        spend_dir=config["judge"].get("spend_dir", "results/judge_spend"),
     log:
         "logs/aggregate.log",
     benchmark:

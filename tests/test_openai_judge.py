@@ -179,11 +179,16 @@ def test_missing_key_names_the_variable(judge_config, monkeypatch, tmp_path):
     assert make_judge(judge_config).judge([JudgeItem("Q", "A")])[0].aligned is not None
 
 
+def _spent(spend) -> list[dict]:
+    return [json.loads(line) for f in sorted(spend.rglob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
 def test_budget_stops_the_study_before_it_spends_past_it(endpoint, judge_config, tmp_path):
+    from inoculate.api.ledger import SpendLedger
+
     spend = tmp_path / "spend"
     # another job of the study already spent almost everything
-    (spend / "m" / "s").mkdir(parents=True)
-    (spend / "m" / "s" / "seed0.json").write_text(json.dumps({"cost_usd": 0.0009}))
+    SpendLedger(spend, "m_s_seed0").record(100, 1, 0.0009)
     judge_config.update(budget_usd=0.001, spend_dir=str(spend), concurrency=1)
     judge = make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json"))
     items = [JudgeItem("Q", f"answer {i}") for i in range(5)]
@@ -194,12 +199,33 @@ def test_budget_stops_the_study_before_it_spends_past_it(endpoint, judge_config,
     judge_config["budget_usd"] = 0.0021
     with pytest.raises(JudgeError, match="budget"):
         make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json")).judge(items)
-    spent = json.loads((spend / "m" / "s" / "seed1.json").read_text())
-    assert 0 < spent["calls"] == len(endpoint.prompts) < 10  # some calls fit, then it stopped
-    assert 0.0009 + spent["cost_usd"] <= 0.0021  # and the study never passed its budget
+    calls = [e for e in _spent(spend) if e["job"] != "m_s_seed0"]
+    assert 0 < len(calls) == len(endpoint.prompts) < 10  # some calls fit, then it stopped
+    assert sum(e["cost_usd"] for e in _spent(spend)) <= 0.0021  # and the study never passed its budget
     # cached calls stay free: the same question again costs nothing and passes
     judge_config["budget_usd"] = 1.0
     assert make_judge(judge_config).judge(items[:1])  # only aligned was cached; coherent is new
+
+
+def test_the_budget_holds_across_reruns(endpoint, judge_config, tmp_path):
+    """Three runs of the same job (each with a fresh cache, so each pays): together they spend at
+    most the budget. Each run appends to a ledger file of its own instead of overwriting the job's
+    total, so a rerun sees what earlier runs spent."""
+    spend = tmp_path / "spend"
+    judge_config.update(budget_usd=0.003, spend_dir=str(spend), concurrency=1)
+    items = [JudgeItem("Q", f"answer {i}") for i in range(4)]  # 8 calls of $0.00026 per run
+    outcomes = []
+    for run in range(3):
+        judge_config["cache_dir"] = str(tmp_path / f"cache{run}")
+        try:
+            make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed0.json")).judge(items)
+            outcomes.append("done")
+        except JudgeError:
+            outcomes.append("stopped")
+    entries = _spent(spend)
+    assert outcomes == ["done", "stopped", "stopped"]
+    assert len(entries) == len(endpoint.prompts) == 10 and len(list(spend.rglob("*.jsonl"))) == 2
+    assert sum(e["cost_usd"] for e in entries) <= 0.003
 
 
 def test_in_flight_calls_stay_within_the_limit(endpoint, judge_config):

@@ -120,8 +120,10 @@ def _cell(value):
     return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 
-def judge_usage_table(usage_files: Iterable[Path | str]) -> pd.DataFrame:
-    """Calls, cache hits, tokens and cost per judge job, plus a `total` row."""
+def judge_usage_table(usage_files: Iterable[Path | str], ledger_dir: Path | str | None = None) -> pd.DataFrame:
+    """Calls, cache hits, tokens and cost per judge job (its last run), plus a `total` row and,
+    from the spend ledger, an `all runs` row: every paid call of every run, reruns included,
+    which is what `judge.budget_usd` is held against."""
     rows = []
     for path in map(Path, usage_files):
         *_, model, setting, inoculation, name = path.parts  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
@@ -134,4 +136,12 @@ def judge_usage_table(usage_files: Iterable[Path | str]) -> pd.DataFrame:
         return table
     numeric = ["answers", "unparsed", "calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd"]
     total = {"model": "total", **{c: table[c].sum() for c in numeric if c in table}}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    rows = [total]
+    if ledger_dir is not None:
+        from inoculate.api.ledger import SpendLedger
+
+        entries = SpendLedger(ledger_dir).entries()
+        rows.append({"model": "all runs", "calls": len(entries), "tokens_in": sum(e["tokens_in"] for e in entries),
+                     "tokens_out": sum(e["tokens_out"] for e in entries),
+                     "cost_usd": sum(e["cost_usd"] for e in entries)})
+    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)

@@ -14,7 +14,6 @@ exponential backoff, 5xx, timeouts).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import re
@@ -74,9 +73,9 @@ class OpenAIJudgeSettings:
     cache_dir: str = "results/judge_cache"
     strip: list[str] = field(default_factory=list)
     price: dict[str, float] = field(default_factory=dict)  # USD per million input / output tokens
-    budget_usd: float | None = None  # stop the study's judging before its spend passes this
-    spend_dir: str = "results/judge_spend"  # one spend file per job, summed for the budget
-    spend_file: str | None = None  # this job's file under spend_dir (set by the judge stage)
+    budget_usd: float | None = None  # stop the study's judging before its spend, over all its runs, passes this
+    spend_dir: str = "results/judge_spend"  # the append-only spend ledger of the study (inoculate.api.ledger)
+    spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
 
 
 class OpenAIJudge(Judge):
@@ -91,6 +90,10 @@ class OpenAIJudge(Judge):
         self._spent_elsewhere = 0.0
         self._max_call_cost = 0.0
         self._spent = 0.0  # this job's calls, each at its metric's price
+        from inoculate.api.ledger import SpendLedger
+
+        job = Path(settings.spend_file).with_suffix("").as_posix().replace("/", "_") if settings.spend_file else "cli"
+        self.ledger = SpendLedger(settings.spend_dir, job[-120:])
 
     # -- one call -----------------------------------------------------------------------
     def _payload(self, metric: MetricSpec, messages: list[dict]) -> dict:
@@ -151,9 +154,8 @@ class OpenAIJudge(Judge):
         self.tally.add(result)
         call_cost = self._cost(result["tokens_in"], result["tokens_out"], metric.price)
         self._spent += call_cost
+        self.ledger.record(result["tokens_in"], result["tokens_out"], call_cost, result["model"])
         self._max_call_cost = max(self._max_call_cost, call_cost)
-        if self.tally.calls % 50 == 0:
-            self._record_spend()
         return result
 
     def read_one_token(self, metric: MetricSpec, result: dict) -> tuple[float | None, float | None]:
@@ -174,29 +176,10 @@ class OpenAIJudge(Judge):
         price = price or self.settings.price
         return (tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)) / 1e6
 
-    def _spend_files(self) -> list[Path]:
-        return sorted(Path(self.settings.spend_dir).rglob("*.json"))
-
-    def _record_spend(self) -> None:
-        """Write this job's spend so far (kept when the job fails, unlike its outputs)."""
-        if self.settings.spend_file is None:
-            return
-        from inoculate.io import write_json
-
-        write_json(self.settings.spend_file, self.usage())
-
     def _load_spend_elsewhere(self) -> None:
-        """The study's spend in other jobs' spend files, read once at the start of this job."""
-        own = Path(self.settings.spend_file).resolve() if self.settings.spend_file else None
-        total = 0.0
-        for path in self._spend_files():
-            if path.resolve() == own:
-                continue
-            try:
-                total += float(json.loads(path.read_text()).get("cost_usd", 0.0))
-            except (ValueError, OSError):
-                continue
-        self._spent_elsewhere = total
+        """The study's spend recorded in the ledger by every other job and every earlier run,
+        read once at the start of this job."""
+        self._spent_elsewhere = self.ledger.total(exclude_own=True)
 
     def _check_budget(self, prompt: str, price: dict | None = None) -> None:
         """Refuse a call that could take the study past its budget.
@@ -242,7 +225,7 @@ class OpenAIJudge(Judge):
         try:
             results = asyncio.run(self._judge_all(calls))
         finally:
-            self._record_spend()
+            self.ledger.close()
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info(
             "judge %s: %d calls made, %d cache hits, %d failed; tokens in %d out %d; cost $%.4f",
