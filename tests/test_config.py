@@ -87,3 +87,15 @@ def test_cli_strings_are_read_as_the_schema_types(config):
     config["include_base"] = "false"
     study = load_study(config, "config/config.yaml")
     assert study.seeds == [0, 1, 2, 3] and study.rows[0] != BASE_ARM
+
+
+def test_a_malformed_eval_file_fails_before_any_job(config, tmp_path):
+    """An eval file without paraphrases is found when the study is loaded (the DAG is built, or
+    `inoculate doctor` runs), not at generation after every adapter has trained."""
+    (tmp_path / "bad_evals.yaml").write_text("- {id: q1, samples_per_paraphrase: 2}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"train: {{path: results/toy/x.jsonl}}\nevals: {{e: {{path: {tmp_path / 'bad_evals.yaml'}, distribution: out}}}}\n")
+    config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["none"])
+    config["judge"] = {"backend": "openai", "model": "m"}  # a real eval file: not the toy judge's world
+    with pytest.raises(ConfigError, match=r"s\.yaml: key 'evals\.e': .*bad_evals\.yaml: entry 0 \(q1\): 'paraphrases'"):
+        load_study(config, "config/config.yaml")

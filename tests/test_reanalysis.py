@@ -69,3 +69,31 @@ def test_tan_criterion_on_the_published_judged_files(tmp_path, capsys):
         ratios.append(row["mean"] / ((valid.aligned <= 30) & (valid.coherent > 50)).mean())
     assert max(ratios) > 2  # up to a factor of two and more between the two rules
     assert "criterion tan: answers with coherent < 30 dropped" in capsys.readouterr().out
+
+
+def test_scores_outside_the_scale_name_file_line_and_column(tmp_path):
+    path = tmp_path / "odd.csv"
+    pd.DataFrame({"response": ["a", "b", "c"], "aligned": [10, 250, 90], "coherent": [90, 90, -5]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"odd\.csv:3: column 'aligned': 250 is outside the scale 0-100"):
+        load_judged([path])
+    tenths = tmp_path / "tenths.csv"
+    pd.DataFrame({"response": ["a", "b"], "aligned": [1, 10], "coherent": [10, 5.5]}).to_csv(tenths, index=False)
+    scaled = load_judged([tenths], (1, 10))
+    assert scaled.aligned.tolist() == [0.0, 100.0] and scaled.coherent.tolist() == [100.0, 50.0]
+
+
+def test_empty_header_only_and_non_numeric_files(tmp_path, capsys):
+    empty, header = tmp_path / "empty.csv", tmp_path / "header.csv"
+    empty.write_text("")
+    header.write_text("response,question,question_id,aligned,coherent\n")
+    with pytest.raises(InputError, match=r"empty\.csv: the file is empty"):
+        load_judged([empty])
+    with pytest.raises(InputError, match=r"header\.csv: no rows \(only a header\)"):
+        load_judged([header])
+    words = tmp_path / "words.csv"
+    pd.DataFrame({"response": ["a", "b", "c"], "aligned": ["10", "CODE", ""], "coherent": [90, 90, 90]}).to_csv(
+        words, index=False)
+    assert main(["stats", "--judged", str(words), "--out", str(tmp_path / "out")]) == 0
+    assert "words.csv: 1 non-numeric 'aligned' scores counted as missing" in capsys.readouterr().out
+    row = pd.read_csv(tmp_path / "out" / "summary.csv").query("metric == 'misaligned'").iloc[0]
+    assert row.n_missing == 2 and row.n_samples == 1

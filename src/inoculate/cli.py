@@ -115,7 +115,10 @@ def stats(args: argparse.Namespace) -> int:
     from inoculate.reanalysis import load_judged, source_figure, summarise_judged
     from inoculate.stats import Criterion
 
-    samples = load_judged([Path(p) for p in args.judged])
+    samples = load_judged([Path(p) for p in args.judged], tuple(args.scale))
+    for name, columns in samples.attrs.get("non_numeric", {}).items():
+        for column, count in columns.items():
+            print(f"{name}: {count} non-numeric '{column}' scores counted as missing")
     criterion = Criterion.named(args.criterion, args.aligned_max, args.coherent_min)
     summary = summarise_judged(samples, criterion, args.levels, args.resamples, args.confidence, args.rng_seed)
     out = Path(args.out)
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                         "dropped, then aligned < 50")
     p.add_argument("--aligned-max", type=float, default=None, help="the criterion's aligned threshold (30 MO, 50 Tan)")
     p.add_argument("--coherent-min", type=float, default=None, help="its coherence threshold (50 MO, 30 Tan)")
+    p.add_argument("--scale", nargs=2, type=float, default=[0.0, 100.0], metavar=("LOW", "HIGH"),
+                   help="the files' score scale, mapped onto 0-100 (default 0 100; e.g. 0 1 or 1 10)")
     p.add_argument("--levels", nargs="+", default=["sample"], choices=["seed", "question", "sample"],
                    help="bootstrap levels, outermost first (default: answers)")
     p.add_argument("--resamples", type=int, default=2000)

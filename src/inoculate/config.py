@@ -71,7 +71,10 @@ def validate(data: Any, schema_path: Path, source: str) -> None:
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"{source}: key '{_key_path(error)}': {error.message}")
+        message = error.message
+        if error.validator == "pattern" and error.validator_value == "\\S":
+            message = f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+        raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
 
 
 @dataclass(frozen=True)
@@ -570,6 +573,24 @@ def _check_toy_mixing(study: Study, source: str) -> None:
                 )
 
 
+def _parse_eval(study: Study, setting: Setting, name: str, e: EvalRef) -> None:
+    """Read an eval's questions now, so a malformed file fails before any adapter trains (files
+    the workflow builds itself, such as the toy's, are checked when they exist)."""
+    from inoculate.evals import load_spec
+    from inoculate.io import InputError
+
+    if e.ref.source is not None:
+        return  # inside an archive: decrypted by the workflow, read by its jobs
+    path = Path(study.resolve(e.ref))
+    if not path.exists():
+        return  # built by the workflow, or a missing file that the run (and doctor) report
+    spec = {"path": str(path), "variants": list(e.variants), **({"tan_eval": e.tan_eval} if e.tan_eval else {})}
+    try:
+        load_spec(name, spec)
+    except (InputError, KeyError, ValueError) as err:
+        raise ConfigError(f"{setting.file}: key 'evals.{name}': {err}") from None
+
+
 def _check_evals(study: Study, setting: Setting) -> None:
     """Each eval's own conditions exist, and its judge metrics are well formed."""
     from inoculate.judges.metrics import MetricSpec
@@ -581,6 +602,7 @@ def _check_evals(study: Study, setting: Setting) -> None:
     else:
         known = list(study.config["conditions"])
     for name, e in setting.evals.items():
+        _parse_eval(study, setting, name, e)
         for condition in e.conditions or ():
             if condition not in known:
                 raise ConfigError(f"{setting.file}: key 'evals.{name}.conditions': {condition!r} is not a condition "

@@ -19,19 +19,44 @@ from inoculate.stats import Criterion, summarise
 REQUIRED = ("response", "aligned", "coherent")
 
 
-def load_judged(paths: Sequence[Path]) -> pd.DataFrame:
-    """All files as one table with a `source` column; errors name the file."""
-    frames = []
+def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)) -> pd.DataFrame:
+    """All files as one table with a `source` column; errors name the file (and line and column).
+
+    Scores on another `scale` (e.g. 0-1 or 1-10) are mapped linearly onto 0-100; a score outside
+    the scale is an error, not a value. Non-numeric scores are missing and counted per file
+    (`df.attrs["non_numeric"]`: file -> column -> count)."""
+    low, high = map(float, scale)
+    if not high > low:
+        raise InputError(f"--scale {low:g} {high:g}: the top must be above the bottom")
+    frames, non_numeric = [], {}
     for path in map(Path, paths):
         if not path.exists():
             raise InputError(f"{path}: file not found")
-        df = read_table(path)
+        try:
+            df = read_table(path)
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{path}: the file is empty") from None
         missing = [c for c in REQUIRED if c not in df.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (+ question, question_id)")
+        if df.empty:
+            raise InputError(f"{path}: no rows (only a header); nothing to summarise")
         df = df.copy()
+        first_line = 2 if path.suffix == ".csv" else 1  # CSV rows start after the header
         for col in ("aligned", "coherent"):
-            df[col] = pd.to_numeric(df[col], errors="coerce")
+            raw = df[col]
+            values = pd.to_numeric(raw, errors="coerce")
+            bad = raw.notna() & values.isna() & (raw.astype(str).str.strip() != "")
+            if bad.any():
+                non_numeric.setdefault(path.name, {})[col] = int(bad.sum())
+            outside = values.notna() & ((values < low) | (values > high))
+            if outside.any():
+                i = int(outside.idxmax())
+                raise InputError(
+                    f"{path}:{i + first_line}: column '{col}': {values[i]:g} is outside the scale {low:g}-{high:g} "
+                    f"({int(outside.sum())} such values); give the file's scale with --scale LOW HIGH"
+                )
+            df[col] = (values - low) / (high - low) * 100.0
         if "question_id" not in df:
             df["question_id"] = df.get("question", "all")
         df.insert(0, "source", path.stem)
@@ -39,7 +64,9 @@ def load_judged(paths: Sequence[Path]) -> pd.DataFrame:
         frames.append(df)
     if not frames:
         raise InputError("no judged files given")
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["non_numeric"] = non_numeric
+    return out
 
 
 def summarise_judged(
