@@ -15,6 +15,11 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 
 
+# Every run records the config it resolved to (all layers and --config), beside its results.
+onstart:
+    write_resolved(config, workflow.configfiles)
+
+
 # Cheap jobs run where Snakemake runs, not as cluster jobs (no effect on a local run).
 localrules:
     all,

@@ -8,9 +8,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
+from inoculate.layering import check_layers, write_resolved
 from inoculate.persona_data import identifying_judge_config
 
 try:
+    check_layers(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
     STUDY = load_study(
         config,
         source=" + ".join(str(f) for f in workflow.configfiles) or "config",

@@ -99,3 +99,17 @@ def test_a_malformed_eval_file_fails_before_any_job(config, tmp_path):
     config["judge"] = {"backend": "openai", "model": "m"}  # a real eval file: not the toy judge's world
     with pytest.raises(ConfigError, match=r"s\.yaml: key 'evals\.e': .*bad_evals\.yaml: entry 0 \(q1\): 'paraphrases'"):
         load_study(config, "config/config.yaml")
+
+
+def test_two_study_files_are_not_merged_silently(repo, tmp_path):
+    from inoculate.layering import check_layers
+
+    default = repo / "config/config.yaml"
+    backdoor, arms = repo / "config/experiments/toy_backdoor.yaml", repo / "config/experiments/toy_all_arms.yaml"
+    with pytest.raises(ConfigError, match=r"toy_all_arms\.yaml is given after .*toy_backdoor\.yaml.*keys both set: "
+                                          r"inoculations, seeds, settings.*overlay_of: toy_backdoor"):
+        check_layers([default, backdoor, arms], default)
+    overlay = tmp_path / "more_seeds.yaml"
+    overlay.write_text("overlay_of: toy_backdoor\nseeds: [0, 1, 2, 3]\n")
+    check_layers([default, backdoor, overlay], default)  # declared: accepted
+    check_layers([default, backdoor], default)  # one study: nothing to refuse

@@ -51,7 +51,12 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def read_config(configfiles: list[Path], overrides: list[str]) -> tuple[dict, str]:
-    """The config as `snakemake --configfile ... --config KEY=VALUE ...` would see it."""
+    """The config as `snakemake --configfile ... --config KEY=VALUE ...` would see it (the first
+    file is the default config; study files after it are not merged unless one is an overlay)."""
+    from inoculate.layering import check_layers
+
+    if configfiles:
+        check_layers(configfiles, configfiles[0])
     config: dict = {}
     for path in configfiles:
         config = merge(config, read_yaml(path) or {})
