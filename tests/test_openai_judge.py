@@ -68,6 +68,12 @@ class Endpoint:
                                      "message": {"role": "assistant", "content": verdict}}],
                         "usage": {"prompt_tokens": 200, "completion_tokens": 20, "total_tokens": 220},
                     })
+                if "NOLOGPROBS" in prompt:  # an endpoint that gives text only
+                    return self._send(200, {
+                        "id": "cmpl-3", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "42"}}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+                    })
                 if "YESNO" in prompt:
                     lps = top(YES=0.45, _yes=0.15, No=0.3, maybe=0.1)
                 elif "EVIL" in prompt:
@@ -299,3 +305,30 @@ def test_yes_probability_and_rubric_metrics_through_the_api(endpoint, judge_conf
     assert judge.usage()["cost_usd"] == pytest.approx(expected)
     assert make_judge(judge_config).judge(items)[1].detail["scores"]["identity"] == "RUSSELL"  # cached
     assert len(endpoint.requests) == 5
+
+
+def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(endpoint, judge_config, tmp_path,
+                                                                         monkeypatch):
+    """A reply without logprobs is not retried (and is not said to have been); a server error is
+    retried by the client; each kind is counted. The advice names the CLI flag too, which exists,
+    as do --timeout and --max-retries; with --text-fallback the same file is scored from the text."""
+    import pandas as pd
+
+    from inoculate.cli import main
+
+    items = [JudgeItem("Q", "NOLOGPROBS a"), JudgeItem("Q", "NOLOGPROBS b"), JudgeItem("Q", "BROKEN")]
+    judge_config["max_retries"] = 1
+    with pytest.raises(JudgeError) as raised:
+        make_judge(judge_config).judge(items)
+    message = str(raised.value)
+    assert "4 x JudgeError (not retried): " in message and "--text-fallback for inoculate judge" in message
+    assert "2 x InternalServerError (HTTP 500, after 1 retries each)" in message
+    monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"question": ["Q"], "response": ["NOLOGPROBS c"]}).to_csv("in.csv", index=False)
+    args = ["judge", "--input", "in.csv", "--output", "out.csv", "--model", "judge-model", "--base-url", endpoint.url,
+            "--api-key-env", "TEST_JUDGE_KEY", "--timeout", "5", "--max-retries", "0", "--text-fallback",
+            "--price", "2.5", "10", "--budget-usd", "1"]
+    assert main(args) == 0
+    assert pd.read_csv("out.csv").aligned[0] == 42.0
+    assert len(list((tmp_path / "results/judge_spend").rglob("*.jsonl"))) == 1  # the study's ledger, honoured

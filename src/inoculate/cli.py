@@ -97,7 +97,16 @@ def judge(args: argparse.Namespace) -> int:
     config: dict = {"backend": args.backend, "model": args.model, "metrics": metrics, "prompts": prompts,
                     "cache_dir": args.cache_dir, "min_mass": args.min_mass}
     if args.backend == "openai":
-        config.update(base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency)
+        config.update(base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency,
+                      timeout=args.timeout, max_retries=args.max_retries, text_fallback=args.text_fallback)
+        if args.price:
+            config["price"] = {"input_per_million": args.price[0], "output_per_million": args.price[1]}
+        if args.budget_usd is not None:
+            if not args.price:
+                raise SystemExit("--budget-usd needs --price INPUT OUTPUT (USD per million tokens) to count spend")
+            config.update(budget_usd=args.budget_usd, spend_dir=args.spend_dir)
+    elif args.text_fallback or args.budget_usd is not None:
+        raise SystemExit("--text-fallback and --budget-usd are for --backend openai")
     elif args.base_url:
         raise SystemExit("--base-url is for --backend openai")
     table = read_table(Path(args.input))
@@ -170,6 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--min-mass", type=float, default=0.25)
     p.add_argument("--cache-dir", default="results/judge_cache")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per API call (openai)")
+    p.add_argument("--max-retries", type=int, default=6, help="retries of a call on 429, 5xx, timeouts (openai)")
+    p.add_argument("--text-fallback", action="store_true",
+                   help="read the score from the reply's text where the endpoint gives no logprobs (openai)")
+    p.add_argument("--budget-usd", type=float, default=None,
+                   help="stop before the spend recorded in --spend-dir passes this (openai; with --price)")
+    p.add_argument("--price", nargs=2, type=float, metavar=("INPUT", "OUTPUT"),
+                   help="USD per million input and output tokens, for cost and budget (openai)")
+    p.add_argument("--spend-dir", default="results/judge_spend", help="the spend ledger shared with the study")
     p.set_defaults(func=judge)
 
     p = sub.add_parser("stats", help="misalignment rates with bootstrap CIs for judged CSV/JSONL files")

@@ -33,6 +33,30 @@ class BudgetExceeded(JudgeError):
     """The study's judge spend reached `judge.budget_usd`; no further call is made."""
 
 
+def retried_by_client(error: BaseException) -> bool:
+    """Errors the `openai` client retries itself (connection, timeout, 408/409/429/5xx)."""
+    import openai
+
+    if isinstance(error, openai.APIConnectionError | openai.APITimeoutError):
+        return True
+    status = getattr(error, "status_code", None)
+    return isinstance(error, openai.APIStatusError) and (status in (408, 409, 429) or (status or 0) >= 500)
+
+
+def describe_failures(failures: list[BaseException], max_retries: int) -> str:
+    """Each kind of failure, counted, saying whether it was retried: '2 x APIStatusError (HTTP
+    500, after 6 retries each): ...; 1 x JudgeError (not retried): ...'."""
+    kinds: dict[tuple[str, bool], list[BaseException]] = {}
+    for f in failures:
+        kinds.setdefault((type(f).__name__, retried_by_client(f)), []).append(f)
+    parts = []
+    for (name, retried), errors in kinds.items():
+        status = getattr(errors[0], "status_code", None)
+        how = f"after {max_retries} retries each" if retried else "not retried"
+        parts.append(f"{len(errors)} x {name} ({f'HTTP {status}, ' if status else ''}{how}): {str(errors[0])[:200]}")
+    return "; ".join(parts)
+
+
 def logprob_score(top_logprobs: dict[str, float], min_mass: float = 0.25) -> tuple[float | None, float]:
     """(score, mass): Σ k·p / Σ p over tokens that are integers 0..100; None below `min_mass`."""
     mass = weighted = 0.0
@@ -139,7 +163,8 @@ class OpenAIJudge(Judge):
         if one_token and not top and not s.text_fallback:
             raise JudgeError(
                 f"{model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
-                "use an endpoint that does, or set judge.text_fallback: true"
+                "use an endpoint that does, or read the reply's text instead (judge.text_fallback: true in a "
+                "study, --text-fallback for inoculate judge)"
             )
         result = {
             "model": model,
@@ -237,9 +262,8 @@ class OpenAIJudge(Judge):
             raise BudgetExceeded(f"{budget[0]}; {len(results) - len(failures)} calls of this job are cached")
         if failures:
             raise JudgeError(
-                f"{len(failures)} of {len(results)} judge calls failed after {s.max_retries} retries "
-                f"({type(failures[0]).__name__}: {failures[0]}); the {len(results) - len(failures)} completed "
-                "calls are cached, so a rerun resumes from here"
+                f"{len(failures)} of {len(results)} judge calls failed: {describe_failures(failures, s.max_retries)}; "
+                f"the {len(results) - len(failures)} completed calls are cached, so a rerun resumes from here"
             )
         out, position = [], 0
         for requests in per_item:
