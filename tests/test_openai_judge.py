@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -332,3 +333,24 @@ def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(endpoi
     assert main(args) == 0
     assert pd.read_csv("out.csv").aligned[0] == 42.0
     assert len(list((tmp_path / "results/judge_spend").rglob("*.jsonl"))) == 1  # the study's ledger, honoured
+
+
+def test_two_judges_sharing_a_cache_ask_each_question_once(endpoint, judge_config):
+    """Two processes judging the same answers at the same time (threads here, each its own judge
+    and event loop): a call in flight is claimed in the cache, and the other judge waits for its
+    answer instead of paying for it again."""
+    endpoint.delay = 0.3
+    items = [JudgeItem("Q", f"answer {i}") for i in range(3)]
+    results = {}
+
+    def run(name):
+        results[name] = make_judge(dict(judge_config)).judge(items)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(endpoint.prompts) == 3 * 2  # each (answer, metric) asked once
+    assert [j.aligned for j in results["a"]] == [j.aligned for j in results["b"]]
+    assert not list(Path(judge_config["cache_dir"]).rglob("*.lock"))  # every claim released

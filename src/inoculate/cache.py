@@ -52,6 +52,9 @@ class CallCache:
         self.hits += 1
         return value
 
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
     def put(self, key: str, value: Any) -> None:
         """Store a result; a cache this process may not write to is reported and skipped."""
         path = self._path(key)
@@ -71,3 +74,37 @@ class CallCache:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    # -- calls in flight, shared across processes ------------------------------------------
+    def _lock(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.lock"
+
+    def claim(self, key: str, stale_after: float) -> bool:
+        """Take the right to make the call of `key` (a lock file made with O_EXCL, atomic on one
+        machine and on NFS v3+); False while another process holds a fresh claim. A claim older
+        than `stale_after` seconds belongs to a process that died and is taken over."""
+        import time
+
+        lock = self._lock(key)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~0o022))
+                return True
+            except FileExistsError:
+                try:
+                    if time.time() - lock.stat().st_mtime < stale_after:
+                        return False
+                    lock.unlink()  # stale: its owner died mid-call
+                except FileNotFoundError:
+                    continue  # released meanwhile: try again
+            except OSError as e:  # a cache folder this process may not write: make the call itself
+                log.warning("cannot claim %s (%s); the call is made without sharing", lock, e)
+                return True
+        return False
+
+    def release(self, key: str) -> None:
+        try:
+            self._lock(key).unlink()
+        except OSError:
+            pass

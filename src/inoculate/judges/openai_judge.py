@@ -141,11 +141,33 @@ class OpenAIJudge(Judge):
         return payload
 
     async def _call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore) -> dict:
-        s = self.settings
+        """One call, unless the cache has it or another process is making it right now (then its
+        answer is awaited: two judges sharing a cache never pay twice for one question)."""
         key = cache_key(self._payload(metric, messages))
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        stale_after = self.settings.timeout * (self.settings.max_retries + 1) + 30
+        waited = 0.0
+        while not self.cache.claim(key, stale_after):
+            await asyncio.sleep(0.2)
+            waited += 0.2
+            answered = self.cache.get(key) if self.cache.exists(key) else None
+            if answered is not None:
+                return answered
+            if waited > stale_after:
+                break
+        try:
+            answered = self.cache.get(key) if self.cache.exists(key) else None  # answered while we waited
+            if answered is not None:
+                return answered
+            return await self._paid_call(client, metric, messages, semaphore, key)
+        finally:
+            self.cache.release(key)
+
+    async def _paid_call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore,
+                         key: str) -> dict:
+        s = self.settings
         model = metric.model or s.model
         one_token = metric.kind != "rubric"
         async with semaphore:
