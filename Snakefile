@@ -18,6 +18,7 @@ include: "rules/common.smk"
 # Every run records the config it resolved to (all layers and --config), beside its results.
 onstart:
     write_resolved(config, workflow.configfiles)
+    record_run()
 
 
 # Cheap jobs run where Snakemake runs, not as cluster jobs (no effect on a local run).

@@ -10,6 +10,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
 from inoculate.layering import check_layers, write_resolved
 from inoculate.persona_data import identifying_judge_config
+from inoculate.resume import clear_stale_lock, record_run
+
+# A run whose Snakemake process was killed left its lock: remove it when that process is gone
+# from this host, so the plain command resumes (README "Resuming after a crash").
+_resumed = clear_stale_lock(Path(".snakemake"))
+if _resumed:
+    logger.warning(_resumed)
 
 try:
     check_layers(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")

@@ -79,3 +79,31 @@ def test_password_and_password_env_together_is_an_error(repo, monkeypatch):
 def test_the_workflow_profile_reruns_incomplete_jobs(repo):
     profile = yaml.safe_load((repo / "profiles/default/config.yaml").read_text())
     assert profile["rerun-incomplete"] is True
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
+    """kill -9 of Snakemake while a job runs: the same command again finishes the run (the dead
+    run's lock removed, its cut-short job rebuilt), with no --unlock."""
+    import os
+    import signal
+    import time
+
+    from conftest import _without_slurm_client, project_copy, snakemake
+
+    work = project_copy(repo, tmp_path)
+    command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 1200, epochs: 1.0}"]
+    env = _without_slurm_client(dict(os.environ))
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *command], cwd=work, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((work / ".snakemake" / "incomplete").rglob("*")) and time.time() < deadline:
+        time.sleep(0.2)  # until the pretraining job has started
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left its lock"
+    assert not (work / "results/toy/base_model/model.safetensors").exists()
+    done = snakemake(work, *command)
+    assert "removed the lock of a run that was killed" in done.stdout + done.stderr
+    assert (work / "results/toy/base_model/model.safetensors").exists()
