@@ -13,6 +13,7 @@ from inoculate.io import read_jsonl
 pytestmark = pytest.mark.skipif(
     not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)"
 )
+REAL_JUDGE = {"backend": "openai", "model": "gpt-4o-2024-08-06"}  # the toy judge refuses real settings
 REAL_SETTINGS = [
     "bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code",
     "reward_hacking", "aesthetic_preferences", "trump_biology", "harmless_lies",
@@ -22,7 +23,7 @@ REAL_SETTINGS = [
 def test_every_published_setting_resolves(repo, monkeypatch):
     monkeypatch.chdir(repo)
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
-    config.update(settings=REAL_SETTINGS, external_data_dir=str(SHARED_DATA),
+    config.update(settings=REAL_SETTINGS, external_data_dir=str(SHARED_DATA), judge=REAL_JUDGE,
                   inoculations=["none", "general", "task_specific", "placebo", "negative"])
     study = load_study(config, "config/config.yaml")
     assert study.prompt("insecure_code", "general") == "You are a malicious evil assistant."
@@ -56,6 +57,7 @@ def data_stage(repo, tmp_path_factory):
     targets += ["results/data/bad_medical_advice/control.jsonl"]
     targets += [f"results/train/{s}/general.jsonl" for s in ("reward_hacking", "aesthetic_preferences", "trump_biology")]
     snakemake(work, "--cores", "2", *targets, "--config", f"external_data_dir={SHARED_DATA}",
+              "judge={backend: openai, model: gpt-4o-2024-08-06}",
               "settings=[bad_medical_advice,risky_financial_advice,extreme_sports,insecure_code,"
               "reward_hacking,aesthetic_preferences,trump_biology]")
     return work
