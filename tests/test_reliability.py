@@ -92,14 +92,14 @@ def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
     from conftest import _without_slurm_client, project_copy, snakemake
 
     work = project_copy(repo, tmp_path)
-    command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 1200, epochs: 1.0}"]
+    command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 200, epochs: 1.0}"]
     env = _without_slurm_client(dict(os.environ))
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", *command], cwd=work, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list((work / ".snakemake" / "incomplete").rglob("*")) and time.time() < deadline:
         time.sleep(0.2)  # until the pretraining job has started
-    time.sleep(1.0)
+    time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left its lock"

@@ -511,7 +511,6 @@ def _check_references(study: Study, source: str) -> None:
                     f"is not defined under 'base_models' of {source}"
                 )
             _check_backdoor(study, setting, source)
-        _check_evals(study, setting)
         needs_control = bool(setting.train_trigger and setting.train_trigger.get("with_control"))
         if needs_control and (setting.control is None or study.missing_data(setting.control)):
             where = f" (published at {setting.control.published})" if setting.control is not None else ""
@@ -528,6 +527,7 @@ def _check_references(study: Study, source: str) -> None:
                 f"{setting.file}: key 'train': {study.resolve(setting.train)} is not here; the authors published it "
                 f"at {setting.train.published} (put it there, or leave setting {setting.name!r} out)"
             )
+        _check_evals(study, setting)
         for key, ref in setting.data_refs():
             if ref.source is not None and ref.source not in config["sources"]:
                 raise ConfigError(

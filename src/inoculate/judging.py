@@ -31,9 +31,11 @@ def judge_file(
     become columns too; with a backdoor `trigger`, so does `format` (both markers present,
     measured without a judge).
     """
-    from inoculate.backdoor import Trigger
+    fmt = None
+    if trigger:
+        from inoculate.backdoor import Trigger
 
-    fmt = Trigger.from_config(trigger) if trigger else None
+        fmt = Trigger.from_config(trigger)
     judge = make_judge(judge_config, str(spend_file) if spend_file else None)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
