@@ -13,7 +13,6 @@ import logging
 import random
 import re
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from inoculate.evals import EvalQuestion
