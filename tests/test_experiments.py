@@ -63,6 +63,9 @@ def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy
     ("tan_paraphrases_mini.yaml", 1 * 4 * 3, 1 * 5 * 3),
     ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
     ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
+    ("tan_prompt_ablation_open.yaml", 1 * 9 * 3, 1 * 10 * 3),  # the open-weights twins
+    ("tan_paraphrases_open.yaml", 1 * 4 * 3, 1 * 5 * 3),
+    ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
 ])
 def test_tan_grids_resolve_to_their_cells(repo, monkeypatch, experiment, trained, rows):
     monkeypatch.chdir(repo)
