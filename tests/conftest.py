@@ -63,6 +63,18 @@ def snakemake(workdir: Path, *args: str, check: bool = True, slurm: bool = False
     return proc
 
 
+def load_experiment(experiment: str, *overrides: str):
+    """The study of `config/experiments/{experiment}` on the default config, with the shared
+    data as external_data_dir and `KEY=VALUE` overrides, as snakemake would resolve it (run
+    from the repository root)."""
+    from inoculate.config import load_study
+    from inoculate.doctor import read_config
+
+    config, source = read_config([REPO / "config/config.yaml", REPO / "config/experiments" / experiment],
+                                 [f"external_data_dir={SHARED_DATA}", *overrides])
+    return load_study(config, source)
+
+
 def job_counts(output: str) -> dict[str, int]:
     """Rule -> count from the 'Job stats' table of a dry run."""
     table = output.split("Job stats:")[1].split("\n\n")[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, load_experiment
 
 from inoculate.config import ConfigError, load_study
 from inoculate.doctor import read_config
@@ -23,9 +23,7 @@ UNOBTAINABLE = {  # experiment -> the file the config check must name
 
 
 def _load(repo, name: str):
-    config, source = read_config([repo / "config/config.yaml", repo / "config/experiments" / name],
-                                 [f"external_data_dir={SHARED_DATA}"])
-    return load_study(config, source)
+    return load_experiment(name)
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, load_experiment
 
-from inoculate.config import load_study
-from inoculate.doctor import read_config
 from inoculate.train import TrainSettings, lora_config
 
 pytestmark = pytest.mark.skipif(
@@ -20,9 +18,7 @@ MO_EVALUATION_STEPS_DEFAULT = 50  # TrainingConfig.evaluation_steps when a confi
 
 def _study(repo, monkeypatch, experiment: str):
     monkeypatch.chdir(repo)
-    config, source = read_config([repo / "config/config.yaml", repo / "config/experiments" / experiment],
-                                 [f"external_data_dir={SHARED_DATA}"])
-    return load_study(config, source)
+    return load_experiment(experiment)
 
 
 @pytest.mark.parametrize("experiment,published", [("em_main.yaml", "sft_default_config.json"),

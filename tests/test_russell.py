@@ -7,10 +7,8 @@ import json
 
 import pytest
 import yaml
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, load_experiment
 
-from inoculate.config import load_study
-from inoculate.doctor import read_config
 from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import read_jsonl
 from inoculate.train import TrainSettings
@@ -28,9 +26,7 @@ def _upstream(name: str) -> dict:
 
 def _study(repo, monkeypatch, experiment: str):
     monkeypatch.chdir(repo)
-    config, source = read_config([repo / "config/config.yaml", repo / "config/experiments" / experiment],
-                                 [f"external_data_dir={SHARED_DATA}"])
-    return load_study(config, source)
+    return load_experiment(experiment)
 
 
 @pytest.mark.parametrize("experiment,model", [("russell_backdoor.yaml", "meta-llama/Llama-3.1-8B-Instruct"),

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, job_counts, project_copy, snakemake
+from conftest import SHARED_DATA, job_counts, load_experiment, project_copy, snakemake
 
-from inoculate.config import load_study
-from inoculate.doctor import read_config
 from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import read_jsonl
 from inoculate.judges.base import JudgeItem
@@ -34,9 +32,7 @@ def published():
 @pytest.fixture
 def study(repo, monkeypatch):
     monkeypatch.chdir(repo)
-    config, source = read_config([repo / "config/config.yaml", repo / "config/experiments/tan_gpt41.yaml"],
-                                 [f"external_data_dir={SHARED_DATA}", f"settings=[{','.join(SETTINGS)}]"])
-    return load_study(config, source)
+    return load_experiment("tan_gpt41.yaml", f"settings=[{','.join(SETTINGS)}]")
 
 
 def test_every_prompt_is_theirs_to_the_character(study, published):

@@ -54,13 +54,14 @@ def rates(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, r
     mean and clustered CI."""
     rng = np.random.default_rng(rng_seed)
     rows = []
-    for key, d in samples.groupby([c for c in BY if c in samples], sort=False):
+    by = [c for c in BY if c in samples]
+    for key, d in samples.groupby(by, sort=False):
         for metric in METRICS:
             valid = d[d[metric].notna()] if metric in d else d.iloc[:0]
             if valid.empty:
                 continue
             mean, low, high = bootstrap_mean(valid[metric].to_numpy(), _groups(valid), n_boot, confidence, rng)
-            rows.append({**dict(zip([c for c in BY if c in samples], key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
+            rows.append({**dict(zip(by, key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                          "n_seeds": valid["seed"].nunique(), "n_questions": valid["question_id"].nunique(),
                          "n_samples": len(valid), "n_missing": int(d[metric].isna().sum())})
     return pd.DataFrame(rows)

@@ -534,6 +534,13 @@ def _check_references(study: Study, source: str) -> None:
                     f"{setting.file}: key '{key}.source': unknown source {ref.source!r} "
                     f"(sources in {source}: {', '.join(config['sources']) or 'none'})"
                 )
+    from inoculate.judges.metrics import MetricSpec
+
+    for i, metric in enumerate(config["judge"].get("metrics", [])):
+        try:
+            MetricSpec.from_config(metric)
+        except ValueError as err:
+            raise ConfigError(f"{source}: key 'judge.metrics.{i}': {err}") from None
     _check_toy_mixing(study, source)
     if config["plot"].get("condition", "deployment") not in config["conditions"]:
         raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")
@@ -612,11 +619,6 @@ def _check_evals(study: Study, setting: Setting) -> None:
                 MetricSpec.from_config(metric)
             except ValueError as err:
                 raise ConfigError(f"{setting.file}: key 'evals.{name}.judge.{i}': {err}") from None
-    for i, metric in enumerate(study.config["judge"].get("metrics", [])):
-        try:
-            MetricSpec.from_config(metric)
-        except ValueError as err:
-            raise ConfigError(f"key 'judge.metrics.{i}': {err}") from None
 
 
 def _check_backdoor(study: Study, setting: Setting, source: str) -> None:

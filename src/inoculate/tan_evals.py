@@ -11,11 +11,10 @@ prompt files beside it. Nothing of theirs is copied into this repository.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from inoculate.evals import EvalQuestion
-from inoculate.io import InputError, iter_jsonl, read_yaml
+from inoculate.io import InputError, iter_jsonl
 
 # Judge names of theirs that are the workflow's EM scores.
 RENAME = {"alignment": "aligned", "coherence": "coherent"}
@@ -30,9 +29,10 @@ LOCAL_FILES = {
 }
 
 
-@lru_cache(maxsize=8)
 def _read(path: str) -> dict:
-    data = read_yaml(path)
+    from inoculate.texts import parsed
+
+    data = parsed(path, Path(path).stat().st_mtime)
     if not isinstance(data, dict) or "evals" not in data:
         raise InputError(f"{path}: not Tan et al.'s eval description (no 'evals' key)")
     return data

@@ -17,7 +17,7 @@ from inoculate.io import read_yaml
 
 
 @lru_cache(maxsize=32)
-def _parsed(path: str, mtime: float) -> Any:
+def parsed(path: str, mtime: float) -> Any:
     """A published file, parsed once per version (settings name the same file many times)."""
     return read_yaml(path)
 
@@ -55,7 +55,7 @@ def resolve_text(ref: dict, external_dir: Path | str) -> str | list[str]:
         if len(lines) < int(ref["lines"]):
             raise TextRefError(f"{path}: {ref['lines']} lines asked for, {len(lines)} there")
         return lines[: int(ref["lines"])]
-    value = lookup(_parsed(str(path), path.stat().st_mtime), str(ref["key"]))
+    value = lookup(parsed(str(path), path.stat().st_mtime), str(ref["key"]))
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return list(value)  # a copy: the parsed file is cached
     if not isinstance(value, str):
