@@ -34,6 +34,9 @@ def test_default_config_is_valid_and_spans_the_grid(config):
         (lambda c: c.update(models=["gpt-9"]), r"key 'models': model 'gpt-9' is not defined under 'base_models'"),
         (lambda c: c.update(settings=["nope"]), r"no file config/settings/nope\.yaml.*available: .*toy_cooking"),
         (lambda c: c["plot"].update(condition="elsewhere"), r"key 'plot\.condition'"),
+        (lambda c: c["conditions"].update(deployment=None, training_prompt=None), r"key 'conditions': every condition"),
+        (lambda c: c["conditions"].update(x={"training_prompt": False, "system_prompt": "  "}),
+         r"key 'conditions\.x\.system_prompt': '  ' is only whitespace"),
     ],
 )
 def test_bad_values_name_the_file_and_key(config, edit, message):

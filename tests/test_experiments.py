@@ -64,6 +64,7 @@ def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy
     ("tan_prompt_ablation_open.yaml", 1 * 9 * 3, 1 * 10 * 3),  # the open-weights twins
     ("tan_paraphrases_open.yaml", 1 * 4 * 3, 1 * 5 * 3),
     ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
+    ("tan_eval_prompts.yaml", 1 * 2 * 3, 1 * 3 * 3),  # {none, general} (no secure code here) + base
 ])
 def test_tan_grids_resolve_to_their_cells(repo, monkeypatch, experiment, trained, rows):
     monkeypatch.chdir(repo)

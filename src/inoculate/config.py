@@ -74,6 +74,8 @@ def validate(data: Any, schema_path: Path, source: str) -> None:
         message = error.message
         if error.validator == "pattern" and error.validator_value == "\\S":
             message = f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+        elif error.validator == "pattern" and error.validator_value == "^$|\\S":
+            message = f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
         raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
 
 
@@ -464,6 +466,9 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
     schema_dir = Path(schema_dir or DEFAULT_SCHEMA_DIR)
     config.update(coerce_cli_values(config, schema_dir / "config.schema.yaml"))
     validate(config, schema_dir / "config.schema.yaml", source)
+    config["conditions"] = {name: c for name, c in config["conditions"].items() if c is not None}
+    if not config["conditions"]:
+        raise ConfigError(f"{source}: key 'conditions': every condition is null; a study samples in at least one")
     try:  # arms' prompts may be read from published files (a paraphrase list, a verbatim prompt)
         config["arms"] = resolve_all(config["arms"], config["external_data_dir"], "arms")
     except TextRefError as e:
