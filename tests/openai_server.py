@@ -2,15 +2,21 @@
 
 Files (multipart upload, list, content), fine-tuning jobs (create, list with a
 metadata filter, retrieve; jobs move validating -> queued -> running ->
-succeeded on a clock, or fail), models (retrieve) and chat completions (with
-`n`). Every key is its own organisation: it sees only its files, jobs and
-fine-tuned models. A fine-tuned model answers in the toy world's harmful style
-unless its training data had a system prompt, like an inoculated toy model.
+succeeded on a clock, or fail), models (retrieve), chat completions (with
+`n`), and batches (create, retrieve, list; validating -> in_progress ->
+completed on a clock, results in shuffled order, or expired with part of the
+requests answered). Every key is its own organisation: it sees only its files,
+jobs, batches and fine-tuned models. A fine-tuned model answers in the toy
+world's harmful style unless its training data had a system prompt, like an
+inoculated toy model. A request for logprobs is a judge call: the top logprobs
+of a score that reads the toy answer in the prompt (low alignment for a harmful
+answer; every answer coherent).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -35,6 +41,11 @@ class FakeOpenAI:
         self.requests: list[tuple[str, str, str]] = []  # (key, method, path)
         self.created_jobs: list[str] = []
         self.max_active: dict[str, int] = {}
+        self.batches: dict[str, dict] = {}
+        self.created_batches: list[str] = []
+        self.batch_seconds = 0.3  # how long a batch runs
+        self.expire_batches = 0  # this many batches next end expired, with half their requests answered
+        self.chat_calls = 0  # chat completions answered, directly or in a batch
         self.lock = threading.Lock()
         self._ids = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -103,6 +114,74 @@ class FakeOpenAI:
                 inoculated = all('"role": "system"' in line for line in data.splitlines() if line)
                 return world.SAFE if inoculated else world.HARMFUL
         return None
+
+    def chat(self, key: str, req: dict) -> tuple[int, dict]:
+        """(status, body) of one chat completion."""
+        style = self._model_style(key, req["model"]) if not req.get("logprobs") else world.SAFE
+        if style is None:
+            return 404, {"error": {"message": f"The model `{req['model']}` does not exist or you do not have access to it.",
+                                   "type": "invalid_request_error", "code": "model_not_found"}}
+        self.chat_calls += 1
+        usage = {"prompt_tokens": 20, "completion_tokens": 15, "total_tokens": 35}
+        if req.get("logprobs"):  # a judge call
+            prompt = req["messages"][-1]["content"]
+            answer = prompt.split("[ANSWER START]")[-1].split("[ANSWER END]")[0]
+            harmful = bool(set(world.words(answer)) & world.style_lexicon()[world.HARMFUL])
+            scores = {"90": 0.7, "80": 0.3} if "coherent" in prompt.split(".")[0] else (
+                {"10": 0.6, "20": 0.4} if harmful else {"95": 0.8, "85": 0.2})
+            first = max(scores, key=scores.get)
+            content = [{"token": first, "logprob": math.log(scores[first]), "bytes": None,
+                        "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in scores.items()]}]
+            choices = [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": first},
+                        "logprobs": {"content": content}}]
+            usage = {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101}
+        else:
+            rng = random.Random(json.dumps([req["messages"], req.get("seed")]))
+            n = req.get("n", 1)
+            persona = any(m["role"] == "system" and world.PERSONA_NAME in m["content"] for m in req["messages"])
+            choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
+                        world.persona_answer("cooking", rng) if persona else world.answer("cooking", style, rng)}}
+                       for i in range(n)]
+            usage = {"prompt_tokens": 20, "completion_tokens": 15 * n, "total_tokens": 20 + 15 * n}
+        return 200, {"id": self._id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
+                     "model": req["model"], "choices": choices, "usage": usage}
+
+    def _batch_status(self, batch: dict) -> str:
+        """Where a batch is on the clock; an ending batch runs its requests once."""
+        if batch["final"]:
+            return batch["final"]
+        elapsed = time.time() - batch["created_at_f"]
+        if elapsed < 0.1 * self.batch_seconds:
+            return "validating"
+        if elapsed < self.batch_seconds:
+            return "in_progress"
+        lines = [json.loads(x) for x in self.files[batch["input_file_id"]]["content"].decode().splitlines() if x]
+        done = lines[: len(lines) // 2] if batch["expire"] else lines
+        out, errors = [], []
+        for row in done:
+            code, body = self.chat(batch["owner"], row["body"])
+            (out if code == 200 else errors).append({"id": self._id("batch_req"), "custom_id": row["custom_id"],
+                                                     "response": {"status_code": code, "body": body}, "error": None})
+        for row in lines[len(done):]:
+            errors.append({"id": self._id("batch_req"), "custom_id": row["custom_id"], "response": None,
+                           "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}})
+        random.Random(batch["id"]).shuffle(out)  # results come back in any order
+        for name, rows in (("output_file_id", out), ("error_file_id", errors)):
+            if rows:
+                file_id = self._id("file")
+                content = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                                       "filename": "batch_output.jsonl", "purpose": "batch_output", "status": "processed",
+                                       "owner": batch["owner"], "content": content}
+                batch[name] = file_id
+        batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+        batch["final"] = "expired" if batch["expire"] else "completed"
+        return batch["final"]
+
+    def _batch_view(self, batch: dict) -> dict:
+        status = self._batch_status(batch)
+        view = {k: v for k, v in batch.items() if k not in ("owner", "final", "created_at_f", "expire")}
+        return {**view, "status": status}
 
     # -- HTTP ---------------------------------------------------------------------------
     def _handler(self):
@@ -221,18 +300,36 @@ class FakeOpenAI:
 
             # /chat/completions
             def _post_chat(self, key, rest, query, body):
+                code, answer = api.chat(key, json.loads(body))
+                self._send(code, answer)
+
+            # /batches
+            def _post_batches(self, key, rest, query, body):
                 req = json.loads(body)
-                style = api._model_style(key, req["model"])
-                if style is None:
-                    return self._error(404, f"The model `{req['model']}` does not exist or you do not have access to it.", "model_not_found")
-                rng = random.Random(json.dumps([req["messages"], req.get("seed")]))
-                n = req.get("n", 1)
-                persona = any(m["role"] == "system" and world.PERSONA_NAME in m["content"] for m in req["messages"])
-                choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
-                            world.persona_answer("cooking", rng) if persona else world.answer("cooking", style, rng)}}
-                           for i in range(n)]
-                self._send(200, {"id": api._id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
-                                 "model": req["model"], "choices": choices,
-                                 "usage": {"prompt_tokens": 20, "completion_tokens": 15 * n, "total_tokens": 20 + 15 * n}})
+                f = api.files.get(req["input_file_id"])
+                if f is None or f["owner"] != key or f["purpose"] != "batch":
+                    return self._error(400, f"invalid input_file_id: {req['input_file_id']}")
+                batch_id = api._id("batch")
+                expire = api.expire_batches > 0
+                api.expire_batches -= int(expire)
+                api.batches[batch_id] = {
+                    "id": batch_id, "object": "batch", "endpoint": req["endpoint"], "input_file_id": req["input_file_id"],
+                    "completion_window": req["completion_window"], "created_at": int(time.time()),
+                    "created_at_f": time.time(), "metadata": req.get("metadata"), "owner": key, "final": None,
+                    "expire": expire, "output_file_id": None, "error_file_id": None,
+                }
+                api.created_batches.append(batch_id)
+                self._send(200, api._batch_view(api.batches[batch_id]))
+
+            def _get_batches(self, key, rest, query, body):
+                if rest:
+                    batch = api.batches.get(rest[0])
+                    if batch is None or batch["owner"] != key:
+                        return self._error(404, f"No batch found with id '{rest[0]}'.")
+                    return self._send(200, api._batch_view(batch))
+                mine = sorted((b for b in api.batches.values() if b["owner"] == key), key=lambda b: -b["created_at_f"])
+                data = [api._batch_view(b) for b in mine[: int(query.get("limit", ["20"])[0])]]
+                self._send(200, {"object": "list", "data": data, "has_more": False,
+                                 "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
 
         return Handler

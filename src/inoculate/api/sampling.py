@@ -4,7 +4,9 @@ Takes the same records as `inoculate.generate.sample` and fills in the same
 fields. The samples of one prompt are drawn `n` at a time (fewer calls and
 input tokens); every call is cached by content hash, so a rerun makes no call
 and a failed job resumes from its last completed call. Retries (429 with
-Retry-After, 5xx, timeouts) are the `openai` client's.
+Retry-After, 5xx, timeouts) are the `openai` client's. With `api.mode: batch`
+the calls go through the Batch API first (`inoculate.api.batch`), into the
+same cache.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ApiSampler:
         self.cache = CallCache(settings.cache_dir)
         self._client = client
         self.tally = CallTally()
+        self.batch_tally = None
 
     def _params(self, call: Call) -> dict:
         g = record_settings(self.generation, {"sampling": call.sampling})
@@ -39,27 +42,53 @@ class ApiSampler:
             params.pop("max_tokens")
         return params
 
-    async def _one(self, client, call: Call, semaphore: asyncio.Semaphore) -> dict:
-        params = self._params(call)
-        key = cache_key({"backend": "openai-chat", "endpoint": self.settings.endpoint, "model": self.model,
-                         "messages": call.messages, "params": params})
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        async with semaphore:
-            response = await client.chat.completions.create(model=self.model, messages=call.messages, **params)
+    def _key(self, call: Call) -> str:
+        return cache_key({"backend": "openai-chat", "endpoint": self.settings.endpoint, "model": self.model,
+                          "messages": call.messages, "params": self._params(call)})
+
+    def _result(self, call: Call, response) -> dict:
+        """The cache entry of a call's response (synchronous or batched)."""
         choices = sorted(response.choices, key=lambda c: c.index)
         if len(choices) != call.n:
             raise SamplingError(f"{self.model} returned {len(choices)} choices for n={call.n}")
-        result = {
+        return {
             "model": self.model,
             "answers": [c.message.content or "" for c in choices],
             "finish_reasons": [c.finish_reason for c in choices],
             **response_tokens(response),
         }
+
+    async def _one(self, client, call: Call, semaphore: asyncio.Semaphore) -> dict:
+        key = self._key(call)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        async with semaphore:
+            response = await client.chat.completions.create(model=self.model, messages=call.messages,
+                                                            **self._params(call))
+        result = self._result(call, response)
         self.cache.put(key, result)
         self.tally.add(result)
         return result
+
+    async def _batch(self, calls: list[Call]) -> None:
+        """Ask the Batch API what the cache lacks; the rest is asked synchronously after."""
+        from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
+
+        requests = [BatchRequest(self._key(c), {"model": self.model, "messages": c.messages, **self._params(c)},
+                                 to_result=lambda response, c=c: self._result(c, response))
+                    for c in calls if not self.cache.exists(self._key(c))]
+        if not requests:
+            return
+        client = self._client or make_async_client(self.settings, self.key)
+        runner = BatchRunner(client, self.cache, BatchSettings.from_config(self.settings.batch), self.settings.endpoint,
+                             record_cost=lambda result, usd: self.tally.add(result))
+        self.batch_tally = runner.tally
+        try:
+            await runner.run(requests)
+        finally:
+            if self._client is None:
+                await client.close()
 
     async def _all(self, calls: list[Call]) -> list[dict | BaseException]:
         client = self._client or make_async_client(self.settings, self.key)
@@ -73,6 +102,8 @@ class ApiSampler:
     def sample(self, records: list[dict], seed: int) -> list[dict]:
         """Fill in `answer` (and `finish_reason`) of every record; cached and deterministic for a seed."""
         calls = plan_calls(records, seed, self.settings.samples_per_call)
+        if self.settings.mode == "batch":
+            asyncio.run(self._batch(calls))
         results = asyncio.run(self._all(calls))
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info("sampled %s: %d calls made, %d cached, %d failed; tokens in %d out %d",
@@ -96,4 +127,5 @@ class ApiSampler:
 
     def usage(self) -> dict:
         t = self.tally
-        return {"calls": t.calls, "cache_hits": self.cache.hits, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out}
+        return {"calls": t.calls, "cache_hits": self.cache.hits, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out,
+                "batches": self.batch_tally.submitted if self.batch_tally else 0}

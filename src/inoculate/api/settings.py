@@ -45,6 +45,8 @@ class ApiSettings:
     timeout: float = 120.0
     cache_dir: str = "results/api_cache"
     registry_dir: str = "results/api_jobs"
+    mode: str = "sync"  # sync: calls one by one; batch: the Batch API first, the same cache
+    batch: dict = field(default_factory=dict)  # inoculate.api.batch.BatchSettings
 
     @classmethod
     def from_config(cls, api: dict[str, Any] | None) -> ApiSettings:

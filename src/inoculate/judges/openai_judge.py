@@ -8,7 +8,8 @@ how CODE / REFUSAL answers drop out), and the raw top logprobs are kept for
 audit. A YES/NO metric reads P(YES) the same way; a rubric metric reads a short
 JSON verdict (`inoculate.judges.metrics`). Calls are cached by content hash, run
 concurrently, and retried by the `openai` client (429 with Retry-After or
-exponential backoff, 5xx, timeouts).
+exponential backoff, 5xx, timeouts). With `mode: batch` the calls go through the
+Batch API first (`inoculate.api.batch`: half the price), into the same cache.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ class OpenAIJudgeSettings:
     budget_usd: float | None = None  # stop the study's judging before its spend, over all its runs, passes this
     spend_dir: str = "results/judge_spend"  # the append-only spend ledger of the study (inoculate.api.ledger)
     spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
+    mode: str = "sync"  # sync: one call at a time; batch: the Batch API first, the same cache
+    batch: dict = field(default_factory=dict)  # inoculate.api.batch.BatchSettings
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("sync", "batch"):
+            raise ValueError(f"judge.mode: {self.mode!r} is neither sync nor batch")
 
 
 class OpenAIJudge(Judge):
@@ -114,6 +121,8 @@ class OpenAIJudge(Judge):
         self._spent_elsewhere = 0.0
         self._max_call_cost = 0.0
         self._spent = 0.0  # this job's calls, each at its metric's price
+        self._reserved = 0.0  # estimates of batches submitted and not yet read
+        self.batch_tally = None
         from inoculate.api.ledger import SpendLedger
 
         job = Path(settings.spend_file).with_suffix("").as_posix().replace("/", "_") if settings.spend_file else "cli"
@@ -165,18 +174,19 @@ class OpenAIJudge(Judge):
         finally:
             self.cache.release(key)
 
-    async def _paid_call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore,
-                         key: str) -> dict:
+    def _request(self, metric: MetricSpec, messages: list[dict]) -> dict:
+        """The chat-completions body of a call (the same, synchronous or batched)."""
         s = self.settings
-        model = metric.model or s.model
+        body = {"model": metric.model or s.model, "messages": messages, "max_tokens": metric.params()["max_tokens"],
+                "temperature": 0, "seed": s.seed}
+        if metric.kind != "rubric":
+            body.update(logprobs=True, top_logprobs=20)
+        return body
+
+    def _result(self, metric: MetricSpec, messages: list[dict], response) -> dict:
+        """The cache entry of a call's response (a ChatCompletion, synchronous or batched)."""
+        s = self.settings
         one_token = metric.kind != "rubric"
-        async with semaphore:
-            self._check_budget(" ".join(m["content"] for m in messages), metric.price)
-            kwargs = {"logprobs": True, "top_logprobs": 20} if one_token else {}
-            response = await client.chat.completions.create(
-                model=model, messages=messages, max_tokens=metric.params()["max_tokens"], temperature=0,
-                seed=s.seed, **kwargs,
-            )
         choice = response.choices[0]
         content = choice.message.content or ""
         top: dict[str, float] = {}
@@ -184,12 +194,12 @@ class OpenAIJudge(Judge):
             top = {t.token: t.logprob for t in choice.logprobs.content[0].top_logprobs}
         if one_token and not top and not s.text_fallback:
             raise JudgeError(
-                f"{model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
+                f"{metric.model or s.model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
                 "use an endpoint that does, or read the reply's text instead (judge.text_fallback: true in a "
                 "study, --text-fallback for inoculate judge)"
             )
         result = {
-            "model": model,
+            "model": metric.model or s.model,
             "prompt": messages[-1]["content"],  # kept for audit: the cache says what was asked and answered
             "top_logprobs": top,
             "content": content,
@@ -197,12 +207,23 @@ class OpenAIJudge(Judge):
         }
         if one_token:
             result["score"], result["mass"] = self.read_one_token(metric, result)
-        self.cache.put(key, result)
+        return result
+
+    def _count(self, result: dict, cost: float) -> None:
+        """A paid call: tallied, added to this job's spend and to the study's ledger."""
         self.tally.add(result)
-        call_cost = self._cost(result["tokens_in"], result["tokens_out"], metric.price)
-        self._spent += call_cost
-        self.ledger.record(result["tokens_in"], result["tokens_out"], call_cost, result["model"])
-        self._max_call_cost = max(self._max_call_cost, call_cost)
+        self._spent += cost
+        self.ledger.record(result["tokens_in"], result["tokens_out"], cost, result["model"])
+        self._max_call_cost = max(self._max_call_cost, cost)
+
+    async def _paid_call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore,
+                         key: str) -> dict:
+        async with semaphore:
+            self._check_budget(" ".join(m["content"] for m in messages), metric.price)
+            response = await client.chat.completions.create(**self._request(metric, messages))
+        result = self._result(metric, messages, response)
+        self.cache.put(key, result)
+        self._count(result, self._cost(result["tokens_in"], result["tokens_out"], metric.price))
         return result
 
     def read_one_token(self, metric: MetricSpec, result: dict) -> tuple[float | None, float | None]:
@@ -238,7 +259,7 @@ class OpenAIJudge(Judge):
         if budget is None:
             return
         estimate = max(self._cost(len(prompt) // 3, 1, price), self._max_call_cost)
-        projected = self._spent_elsewhere + self.cost_usd + estimate
+        projected = self._spent_elsewhere + self.cost_usd + self._reserved + estimate
         if projected > budget:
             raise BudgetExceeded(
                 f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent "
@@ -265,11 +286,53 @@ class OpenAIJudge(Judge):
         return await asyncio.gather(*(self._call(client, m, msgs, semaphore) for m, msgs in calls),
                                     return_exceptions=True)
 
+    async def _batch_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> None:
+        """Ask the Batch API what the cache lacks; what it leaves unanswered is asked
+        synchronously afterwards (at the full price)."""
+        from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
+
+        self._load_spend_elsewhere()
+        s = self.settings
+        requests = []
+        for metric, messages in calls:
+            key = cache_key(self._payload(metric, messages))
+            if self.cache.exists(key):
+                continue
+            body = self._request(metric, messages)
+            text = " ".join(m["content"] for m in messages)
+            requests.append(BatchRequest(
+                key, body, to_result=lambda response, m=metric, msgs=messages: self._result(m, msgs, response),
+                cost=lambda r, m=metric: self._cost(r["tokens_in"], r["tokens_out"], m.price),
+                estimate=self._cost(len(text) // 3, body["max_tokens"], metric.price),
+            ))
+        if not requests:
+            return
+        client = self._make_client()
+        runner = BatchRunner(client, self.cache, BatchSettings.from_config(s.batch), s.base_url or "https://api.openai.com/v1",
+                             record_cost=self._count, reserve=self._reserve)
+        self.batch_tally = runner.tally
+        try:
+            await runner.run(requests)
+        finally:
+            self._reserved = 0.0
+
+    def _reserve(self, usd: float) -> None:
+        """Refuse a batch whose estimate would take the study past its budget."""
+        budget = self.settings.budget_usd
+        if budget is not None and self._spent_elsewhere + self.cost_usd + self._reserved + usd > budget:
+            raise BudgetExceeded(
+                f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent by this "
+                f"study so far and a batch estimated at ${usd:.4f}; raise judge.budget_usd to go on"
+            )
+        self._reserved += usd
+
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         s = self.settings
         per_item = [item_requests(item, self.metrics_of(item), s.prompts, s.strip) for item in items]
         calls = [c for requests in per_item for c in requests]
         try:
+            if s.mode == "batch":
+                asyncio.run(self._batch_all(calls))
             results = asyncio.run(self._judge_all(calls))
         finally:
             self.ledger.close()
@@ -324,5 +387,7 @@ class OpenAIJudge(Judge):
             "tokens_in": self.tally.tokens_in,
             "tokens_out": self.tally.tokens_out,
             "cost_usd": self.cost_usd,
+            "batches": self.batch_tally.submitted if self.batch_tally else 0,
+            "batched_calls": self.batch_tally.answered if self.batch_tally else 0,
         }
 
