@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
+from inoculate.judges import result_settings
 from inoculate.layering import check_layers, write_resolved
 from inoculate.persona_data import identifying_judge_config
 from inoculate.resume import clear_stale_lock, record_run

@@ -9,7 +9,8 @@ rule judge:
         judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
         usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.usage.json",
     params:
-        judge=lambda wildcards: STUDY.judge_config(wildcards.setting),
+        judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),  # call settings
+        # (concurrency, retries, batch mode, budget, price) are read inside the job: changing them reruns nothing
         backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(

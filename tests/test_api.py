@@ -227,7 +227,9 @@ def test_sampling_is_batched_cached_and_owned(tmp_path, server):
 
 @pytest.mark.slow
 def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path, server):
-    """The workflow trains and samples API models; a rerun creates no job and makes no call."""
+    """The workflow trains, samples and judges through the API, sampling and judging in batch
+    mode; a rerun creates no job and makes no call, and judging again synchronously makes no
+    call either and gives the same tables."""
     import pandas as pd
     import yaml
     from conftest import project_copy, snakemake
@@ -240,8 +242,11 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
         "seeds": [0, 1],
         "base_models": {"api-toy": {"backend": "openai", "base": BASE, "hyperparameters": {"n_epochs": 1}}},
         "api": {"base_url": server.url, "keys": list(KEYS), "max_concurrent_jobs": 1,
-                "poll_seconds": 0.05, "poll_max_seconds": 0.2, "max_retries": 3},
+                "poll_seconds": 0.05, "poll_max_seconds": 0.2, "max_retries": 3,
+                "mode": "batch", "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1}},
         "generation": {"samples_per_question": 4},
+        "judge": {"backend": "openai", "model": "judge-model", "base_url": server.url, "api_key_env": "TEST_KEY_A",
+                  "mode": "batch", "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1}},
     }
     (work / "api_study.yaml").write_text(yaml.safe_dump(study))
     server.rate_limited = 2
@@ -250,6 +255,8 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     assert len(server.created_jobs) == 4
     assert {server.jobs[j]["owner"] for j in server.created_jobs} == set(KEYS.values())
     assert max(server.max_active.values()) == 1
+    assert server.calls("POST", "/v1/chat") == 0  # every answer and every score came from a batch
+    assert len(server.created_batches) == 2 * 6  # a sampling and a judging batch per cell (4 + base per seed)
 
     summary = pd.read_csv(work / "results/tables/summary.csv")
     rate = summary.query("metric == 'misaligned' and condition == 'deployment' and distribution == 'out'").set_index("inoculation")["mean"]
@@ -263,6 +270,12 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
                      "--config", "api={retry_failed: true, max_concurrent_jobs: 3}")
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert len(server.requests) == requests and len(server.created_jobs) == 4
+    # Nor is the judge's mode; judged again synchronously, every score comes from the cache.
+    tables = (work / "results/tables/summary.csv").read_text()
+    proc = snakemake(work, *targets, "--cores", "4", "--forcerun", "judge", "--configfile", "api_study.yaml",
+                     "--config", "judge={mode: sync, concurrency: 2}")
+    assert len(server.requests) == requests
+    assert (work / "results/tables/summary.csv").read_text() == tables
     no_key_on_disk(work)
 
 
