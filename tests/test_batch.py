@@ -151,7 +151,6 @@ def test_a_run_killed_while_polling_resumes_without_submitting_again(server, tmp
 
 
 def test_a_batch_created_just_before_a_kill_is_found_by_its_metadata(server, tmp_path):
-    import asyncio
 
     from openai import AsyncOpenAI
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from inoculate.judges.base import Judge, JudgeItem, Judgment
 
-
 # How a judge's calls are made, not what they answer: read inside the judging job, so that
 # changing them (a higher concurrency, batch mode, a budget) never invalidates judged files.
 CALL_SETTINGS = ("concurrency", "max_retries", "timeout", "budget_usd", "spend_dir", "price", "mode", "batch",
