@@ -188,7 +188,23 @@ def final_targets():
         targets += ["results/figures/main.pdf", "results/figures/distributions.pdf", "results/tables/summary.csv"]
     if STUDY.backdoor_settings:
         targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
+    if STUDY.needs_calibration():
+        if STUDY.calibration_files():
+            targets += ["results/tables/judge_calibration.csv", "results/figures/judge_calibration.pdf"]
+        else:
+            print(f"note: judge {config['judge'].get('model')} is not the published one, but no judged files for "
+                  f"its calibration are here (calibration.files under {config['external_data_dir']}); its rates "
+                  "are not calibrated", file=sys.stderr)
     return targets
+
+
+def calibration_inputs(wildcards):
+    """The judged files calibration samples from; none is an error that says where they were looked for."""
+    files = STUDY.calibration_files()
+    if not files:
+        raise ConfigError(f"calibration.files: no file matches {config['calibration']['files']} under "
+                          f"{config['external_data_dir']} (set external_data_dir, or give judged files)")
+    return files
 
 
 def export_files():

@@ -28,3 +28,37 @@ rule judge:
         "../envs/judge.yaml"
     script:
         "../workflow/scripts/judge.py"
+
+
+# How the study's judge agrees with the published one (gpt-4o-2024-08-06) on answers whose
+# published scores are known; part of `all` when the judge is another one.
+rule judge_calibration:
+    input:
+        files=calibration_inputs,
+    output:
+        table=report(
+            "results/tables/judge_calibration.csv",
+            caption="../report/judge_calibration.rst",
+            category="Tables",
+            labels={"table": "judge calibration"},
+        ),
+        judged="results/calibration/judged.csv",
+        figure="results/figures/judge_calibration.pdf",
+        png=report(
+            "results/figures/judge_calibration.png",
+            caption="../report/judge_calibration.rst",
+            category="Figures",
+            labels={"figure": "judge calibration"},
+        ),
+    params:
+        judge=lambda wildcards: result_settings(config["judge"]),
+        eval=STUDY.calibration_eval(),
+        per_file=config["calibration"]["per_file"],
+        seed=config["calibration"]["seed"],
+        analysis=config["analysis"],
+    log:
+        "logs/judge_calibration.log",
+    conda:
+        "../envs/judge.yaml"
+    script:
+        "../workflow/scripts/judge_calibration.py"

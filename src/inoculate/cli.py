@@ -109,11 +109,46 @@ def judge(args: argparse.Namespace) -> int:
         raise SystemExit("--text-fallback and --budget-usd are for --backend openai")
     elif args.base_url:
         raise SystemExit("--base-url is for --backend openai")
+    if args.batch:
+        if args.backend != "openai":
+            raise SystemExit("--batch is for --backend openai")
+        config["mode"] = "batch"
+    if args.calibrate:
+        return calibrate(args, config)
+    if not args.input:
+        raise SystemExit("--input is needed (or --calibrate FILE ... to calibrate the judge)")
     table = read_table(Path(args.input))
     scored, usage = judge_table(table, config)
     write_table(scored, Path(args.output))
     print(f"{len(scored)} rows judged into {args.output}: {usage['calls']} calls, {usage['cache_hits']} cached, "
           f"${usage['cost_usd']:.4f}")
+    return 0
+
+
+def calibrate(args: argparse.Namespace, config: dict) -> int:
+    """The judge on a seeded sample of answers with published scores; agreement table and figure."""
+    from inoculate.calibration import (
+        judge_name,
+        judge_prompts_by_question,
+        judge_sample,
+        sample_answers,
+        write_calibration,
+    )
+
+    out = Path(args.output)
+    sample = sample_answers([Path(f) for f in args.calibrate], args.per_file, args.seed)
+    judged, usage = judge_sample(sample, {**config, "metrics": ["aligned", "coherent"]},
+                                 judge_prompts_by_question(args.calibration_eval))
+    table = write_calibration(judged, out / "judge_calibration.csv", out / "judge_calibration.pdf", judge_name(config),
+                              out / "judged.csv")
+    for row in table.itertuples():
+        if row.kind == "score":
+            print(f"{row.name}: mean |difference| {row.mean_abs_diff:.1f}, Spearman {row.spearman:.3f} (n={row.n})")
+        else:
+            print(f"misaligned ({row.name}): kappa {row.kappa:.3f}; rate {row.rate_published:.3f} published vs "
+                  f"{row.rate_judge:.3f} this judge (n={row.n})")
+    print(f"{len(judged)} answers judged ({usage['calls']} calls, {usage['cache_hits']} cached, "
+          f"${usage['cost_usd']:.4f}); wrote {out / 'judge_calibration.csv'} and {out / 'judge_calibration.pdf'}")
     return 0
 
 
@@ -169,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=chat)
 
     p = sub.add_parser("judge", help="score question/response pairs from a CSV or JSONL file")
-    p.add_argument("--input", required=True, help="CSV or JSONL with 'question' and 'response' columns")
-    p.add_argument("--output", required=True, help="CSV or JSONL: the input's columns plus one score column per prompt")
+    p.add_argument("--input", help="CSV or JSONL with 'question' and 'response' columns")
+    p.add_argument("--output", required=True, help="CSV or JSONL: the input's columns plus one score column per "
+                                                   "prompt (with --calibrate: a folder)")
     p.add_argument("--backend", default="openai", choices=["openai", "hf"])
     p.add_argument("--model", required=True, help="judge model (API model name, or local path / hub id for hf)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
@@ -188,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--price", nargs=2, type=float, metavar=("INPUT", "OUTPUT"),
                    help="USD per million input and output tokens, for cost and budget (openai)")
     p.add_argument("--spend-dir", default="results/judge_spend", help="the spend ledger shared with the study")
+    p.add_argument("--batch", action="store_true", help="through the Batch API, at half the price (openai)")
+    p.add_argument("--calibrate", nargs="+", metavar="FILE",
+                   help="judged files with published scores: measure how this judge agrees with theirs")
+    p.add_argument("--calibration-eval", help="the eval file whose judge prompts scored them (by question id)")
+    p.add_argument("--per-file", type=int, default=50, help="answers drawn from each --calibrate file")
+    p.add_argument("--seed", type=int, default=0, help="which answers are drawn")
     p.set_defaults(func=judge)
 
     p = sub.add_parser("stats", help="misalignment rates with bootstrap CIs for judged CSV/JSONL files")

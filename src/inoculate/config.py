@@ -391,6 +391,32 @@ class Study:
                     out[f"{name}/{eval_name}"] = spec
         return out
 
+    def needs_calibration(self) -> bool:
+        """Whether the study's judge is other than the published one (gpt-4o-2024-08-06 at
+        OpenAI), so that its rates are comparable with published ones only once calibrated.
+        The toy judge scores the toy world only: there is nothing published to compare it with."""
+        from inoculate.calibration import PUBLISHED_JUDGE
+
+        judge = self.config["judge"]
+        if judge["backend"] == "toy":
+            return False
+        official = judge.get("base_url") in (None, "", "https://api.openai.com/v1")
+        return not (judge["backend"] == "openai" and judge.get("model") == PUBLISHED_JUDGE and official)
+
+    def calibration_files(self) -> list[str]:
+        """The judged files (with published scores) that calibration samples from."""
+        from inoculate.calibration import calibration_files
+
+        spec = self.config.get("calibration") or {}
+        return [str(p) for p in calibration_files(spec.get("files", []), self.config["external_data_dir"])]
+
+    def calibration_eval(self) -> str | None:
+        """The eval file whose judge prompts scored the calibration files."""
+        name = (self.config.get("calibration") or {}).get("eval")
+        if not name:
+            return None
+        return name if Path(name).is_absolute() else str(Path(self.config["external_data_dir"]) / name)
+
     def conditions(self) -> dict[str, bool | dict]:
         """Condition name -> whether the arm's prompt is present at test time, or the condition's
         whole spec where it also sets a test-time `system_prompt` or a `user_prefix`."""

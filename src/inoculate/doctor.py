@@ -305,6 +305,43 @@ def check_disk(study: Study, results: Path = Path("results")) -> Check:
     return Check("PASS" if free_mb > 1.5 * need_mb else "FAIL", "disk", detail)
 
 
+def check_calibration(study: Study, results: Path = Path("results")) -> Check | None:
+    """Whether a judge other than the published one has been calibrated against it."""
+    from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
+
+    if not study.needs_calibration():
+        return None
+    name = judge_name(study.config["judge"])
+    if name in calibrated_judges(results / "tables" / "judge_calibration.csv"):
+        return Check("PASS", "judge calibration", f"{name} calibrated against {PUBLISHED_JUDGE} "
+                                                  "(results/tables/judge_calibration.csv)")
+    where = ("the study runs it" if study.calibration_files()
+             else "no judged files here: set calibration.files or external_data_dir")
+    return Check("WARN", "judge calibration", f"{name} has never been calibrated against {PUBLISHED_JUDGE}: its rates "
+                                              f"are not comparable with published ones until `snakemake "
+                                              f"judge_calibration` ({where})")
+
+
+def check_judge_cost(study: Study) -> Check | None:
+    """What judging the whole study costs, synchronously and in batch mode (paying judges only)."""
+    if study.config["judge"]["backend"] != "openai":
+        return None
+    from inoculate.judges.workload import judge_workload
+
+    try:
+        work = judge_workload(study)
+    except (OSError, ValueError, KeyError) as e:  # eval files not here: the data checks say which
+        return Check("INFO", "judge cost", f"not estimated ({type(e).__name__}: {str(e)[:120]})")
+    discount = (study.config["judge"].get("batch") or {}).get("discount", 0.5)
+    mode = study.config["judge"].get("mode", "sync")
+    detail = (f"{work.answers:,} answers, {work.calls:,} calls, about {work.tokens_in / 1e6:.1f}M tokens in: "
+              f"about ${work.usd:,.2f} synchronously, ${work.batch_usd(discount):,.2f} in batch mode "
+              f"(judge.mode: {mode}; cached calls are free)")
+    if not work.usd:
+        detail = f"{work.answers:,} answers, {work.calls:,} calls (set judge.price to see what they cost)"
+    return Check("INFO", "judge cost", detail)
+
+
 def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
     checks = [check_python(), *check_packages()]
     try:
@@ -322,6 +359,9 @@ def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
     if online:
         checks += check_endpoints(study)
     checks += check_data(study)
+    for check in (check_calibration(study), check_judge_cost(study)):
+        if check is not None:
+            checks.append(check)
     checks.append(check_disk(study))
     return checks
 

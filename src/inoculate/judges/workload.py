@@ -1,0 +1,65 @@
+"""How many judge calls a study makes and what they cost, synchronously and in batch mode,
+counted from the study's own grid (cells x evals x questions x samples x conditions x metrics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ANSWER_TOKENS = 300  # an answer's length where the study leaves max_new_tokens to the provider
+CHARS_PER_TOKEN = 4
+
+
+@dataclass
+class JudgeWorkload:
+    answers: int
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    usd: float  # at the synchronous price (judge.price, or each metric's own)
+
+    def batch_usd(self, discount: float = 0.5) -> float:
+        return self.usd * discount
+
+
+def judge_workload(study) -> JudgeWorkload:
+    """Every answer the study samples, judged once: answers are assumed half of
+    `generation.max_new_tokens` long (or ANSWER_TOKENS where it is unset)."""
+    from inoculate.config import BASE_ARM
+    from inoculate.generate import GenerationSettings, cell_requests
+    from inoculate.judges.metrics import MetricSpec
+    from inoculate.judges.prompts import DEFAULT_PROMPTS
+
+    generation = GenerationSettings(**study.config["generation"])
+    answer_tokens = (generation.max_new_tokens // 2) if generation.max_new_tokens else ANSWER_TOKENS
+    total = JudgeWorkload(0, 0, 0, 0, 0.0)
+    for setting in study.setting_names:
+        cells = study.cells_of([setting])
+        if not cells:
+            continue
+        _, _, arm, seed = cells[0]
+        judge = study.judge_config(setting)
+        default = [MetricSpec.from_config(m) for m in judge.get("metrics", ["aligned", "coherent"])]
+        price = judge.get("price") or {}
+        backdoor = None
+        if study.is_backdoor(setting):
+            spec = study.backdoor(setting)
+            backdoor = {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
+        specs = study.eval_specs(setting)
+        records = cell_requests(specs, study.conditions(), study.prompt(setting, arm) if arm != BASE_ARM else None,
+                                study.placement(arm), generation, {"seed": seed}, backdoor)
+        own = {name: [MetricSpec.from_config(m) for m in spec["judge"]] for name, spec in specs.items()
+               if spec.get("judge")}
+        for r in records:
+            for metric in own.get(r.get("eval"), default):
+                template = metric.template or judge.get("prompts", {}).get(metric.name) or DEFAULT_PROMPTS.get(
+                    metric.name, "")
+                tokens_in = (len(template) + len(r.get("question", ""))) // CHARS_PER_TOKEN + answer_tokens
+                tokens_out = metric.params()["max_tokens"]
+                p = metric.price or price
+                usd = (tokens_in * p.get("input_per_million", 0) + tokens_out * p.get("output_per_million", 0)) / 1e6
+                total.calls += len(cells)
+                total.tokens_in += tokens_in * len(cells)
+                total.tokens_out += tokens_out * len(cells)
+                total.usd += usd * len(cells)
+        total.answers += len(records) * len(cells)
+    return total
