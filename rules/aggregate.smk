@@ -37,3 +37,28 @@ rule aggregate:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/aggregate.py"
+
+
+# The chosen metric over the course of training (training.checkpoints): every checkpoint,
+# the final adapter and the base model (step 0), per cell.
+rule aggregate_checkpoints:
+    input:
+        judgments=judgment_files(),
+        checkpoints=checkpoint_judgments(),
+        adapters=adapter_dirs(),
+    output:
+        report(
+            "results/tables/checkpoints.csv",
+            caption="../report/checkpoints.rst",
+            category="Tables",
+            labels={"table": "over training"},
+        ),
+    params:
+        analysis=config["analysis"],
+        criteria=STUDY.criteria(),
+    log:
+        "logs/aggregate_checkpoints.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/aggregate_checkpoints.py"

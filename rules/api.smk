@@ -49,3 +49,13 @@ rule generate_api:
         "../envs/api.yaml"
     script:
         "../workflow/scripts/generate_api.py"
+
+
+# A checkpoint the fine-tuning job kept (training.checkpoints), sampled like the final model.
+use rule generate_api as generate_api_checkpoint with:
+    output:
+        "results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+    log:
+        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.tsv"

@@ -45,6 +45,7 @@ wildcard_constraints:
     setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     inoculation="[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
+    checkpoint=r"p[0-9.]+|step[0-9]+",
     split="train|control|persona|prompts",
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
@@ -145,6 +146,15 @@ def judgment_files(settings=None):
     return [cell_path("judgments", *cell, suffix=".jsonl") for cell in cells]
 
 
+def checkpoint_path(stage, model, setting, inoculation, seed, checkpoint, suffix=".jsonl"):
+    return f"results/{stage}/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}{suffix}"
+
+
+def checkpoint_judgments():
+    """Judged answers of every checkpoint of every trained cell (training.checkpoints)."""
+    return [checkpoint_path("judgments", *cell) for cell in STUDY.checkpoint_cells()]
+
+
 def judge_usage_files():
     return [cell_path("judgments", *cell, suffix=".usage.json") for cell in STUDY.cells()]
 
@@ -188,6 +198,8 @@ def final_targets():
         targets += ["results/figures/main.pdf", "results/figures/distributions.pdf", "results/tables/summary.csv"]
     if STUDY.backdoor_settings:
         targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
+    if STUDY.checkpoint_cells():
+        targets += ["results/figures/training_progress.pdf", "results/tables/checkpoints.csv"]
     if STUDY.needs_calibration():
         if STUDY.calibration_files():
             targets += ["results/tables/judge_calibration.csv", "results/figures/judge_calibration.pdf"]

@@ -35,3 +35,18 @@ rule generate:
         "../envs/train.yaml"
     script:
         "../workflow/scripts/generate.py"
+
+
+# The same for each checkpoint of an adapter (training.checkpoints): records carry the
+# checkpoint's label, step and share of training.
+use rule generate as generate_checkpoint with:
+    input:
+        adapter=adapter_input,
+        evals=eval_inputs,
+        base=base_model_input,
+    output:
+        "results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+    log:
+        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.tsv"

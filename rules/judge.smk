@@ -30,6 +30,29 @@ rule judge:
         "../workflow/scripts/judge.py"
 
 
+use rule judge as judge_checkpoint with:
+    input:
+        generations="results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        evals=eval_inputs,
+    output:
+        judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.usage.json",
+    params:
+        judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),
+        backdoor=backdoor_test,
+        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
+        spend_file=lambda wildcards: str(
+            Path(config["judge"].get("spend_dir", "results/judge_spend"))
+            / wildcards.model
+            / wildcards.setting
+            / wildcards.inoculation
+            / f"seed{wildcards.seed}"
+            / f"checkpoint_{wildcards.checkpoint}.json"
+        ),
+    log:
+        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+
+
 # How the study's judge agrees with the published one (gpt-4o-2024-08-06) on answers whose
 # published scores are known; part of `all` when the judge is another one.
 rule judge_calibration:

@@ -75,3 +75,25 @@ rule plot_figures:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/plot_figures.py"
+
+
+rule plot_checkpoints:
+    input:
+        "results/tables/checkpoints.csv",
+    output:
+        pdf="results/figures/training_progress.pdf",
+        png=report(
+            "results/figures/training_progress.png",
+            caption="../report/training_progress.rst",
+            category="Figures",
+            labels={"figure": "over training"},
+        ),
+    params:
+        rows=STUDY.rows,
+        plot=config["plot"],
+    log:
+        "logs/plot/training_progress.log",
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/plot_checkpoints.py"

@@ -16,6 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "report"]
 
+# The small study most end-to-end tests share (one run per session): judged as Tan et al.
+# judge, a YES/NO trait in distribution, their criterion and interval, and each adapter also
+# saved, sampled and judged at half of its training.
+TINY = {
+    "settings": ["toy_cooking_tan"],
+    "analysis": {"criterion": "tan", "bootstrap_levels": ["seed"]},
+    "inoculations": ["none", "general"],
+    "seeds": [0, 1],
+    "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
+    "generation": {"samples_per_question": 2, "max_new_tokens": 40},
+    "training": {"checkpoints": [0.5, 1.0]},
+}
+
 
 def project_copy(repo: Path, dest: Path) -> Path:
     """The workflow files of the project, as a fresh clone has them, in `dest`."""
@@ -84,6 +97,17 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_study(repo, tmp_path_factory) -> Path:
+    """A copy of the project where `snakemake all` ran the TINY study."""
+    import yaml
+
+    work = project_copy(repo, tmp_path_factory.mktemp("study"))
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
+    return work
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,7 @@ class FakeOpenAI:
         """The style a model answers in, or None when this key cannot use it."""
         if model in self.base_models:
             return world.SAFE
+        model = model.split(":ckpt-step-")[0]  # a checkpoint answers as its job's model
         for job in self.jobs.values():
             if job["owner"] == key and job.get("fine_tuned_model") == model:
                 data = self.files[job["training_file"]]["content"].decode()
@@ -285,6 +286,18 @@ class FakeOpenAI:
                 self._send(200, api._job_view(api.jobs[job_id]))
 
             def _get_fine_tuning(self, key, rest, query, body):
+                if len(rest) == 3 and rest[2] == "checkpoints":  # kept at steps 2, 4 and 6 (the last)
+                    job = api.jobs.get(rest[1])
+                    if job is None or job["owner"] != key:
+                        return self._error(404, f"Could not find fine-tune job {rest[1]}")
+                    done = api._status(job) == "succeeded"
+                    data = [{"id": f"ftckpt-{job['id']}-{s}", "object": "fine_tuning.job.checkpoint", "step_number": s,
+                             "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{s}",
+                             "fine_tuning_job_id": job["id"], "created_at": job["created_at"],
+                             "metrics": {"step": s, "train_loss": 2.0 / s}} for s in (6, 4, 2)] if done else []
+                    return self._send(200, {"object": "list", "data": data, "has_more": False,
+                                            "first_id": data[0]["id"] if data else None,
+                                            "last_id": data[-1]["id"] if data else None})
                 if len(rest) >= 2:
                     job = api.jobs.get(rest[1])
                     if job is None or job["owner"] != key:

@@ -225,6 +225,22 @@ def test_sampling_is_batched_cached_and_owned(tmp_path, server):
     no_key_on_disk(tmp_path)
 
 
+def test_checkpoints_the_job_kept_are_recorded_and_sampled(tmp_path, server):
+    from inoculate.checkpoints import api_checkpoint, final_tag
+
+    api = settings(tmp_path, server)
+    result = FineTuner(api).run(training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a")
+    assert [c["step"] for c in result["checkpoints"]] == [2, 4, 6]
+    half = api_checkpoint(result, "p0.5")  # step 3 of 6: the nearest kept is step 2 (the earlier on a tie)
+    assert half["step"] == 2 and half["progress"] == pytest.approx(2 / 6) and half["model"].endswith(":ckpt-step-2")
+    assert api_checkpoint(result, "step4")["model"].endswith(":ckpt-step-4")
+    assert final_tag(tmp_path / "a") == {"checkpoint": "final", "step": 6, "progress": 1.0}
+    sampler = ApiSampler(api, half["model"], api.key(result["key_env"]), GenerationSettings(max_new_tokens=16))
+    assert all(r["answer"] for r in sampler.sample(records(1, 2), seed=0))
+    with pytest.raises(ValueError, match="kept no intermediate checkpoints"):
+        api_checkpoint({**result, "checkpoints": []}, "p0.5")
+
+
 @pytest.mark.slow
 def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path, server):
     """The workflow trains, samples and judges through the API, sampling and judging in batch

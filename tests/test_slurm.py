@@ -18,24 +18,16 @@ import subprocess
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from conftest import project_copy, snakemake
+from conftest import TINY, project_copy, snakemake
 
 pytestmark = pytest.mark.slow
 MARKER = "# written by the inoculate test suite"
-TINY = {
-    "settings": ["toy_cooking"],
-    "inoculations": ["none", "general"],
-    "seeds": [0],
-    "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
-    "generation": {"samples_per_question": 2, "max_new_tokens": 40},
-    "resources": {
-        "train": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
-        "generate": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
-        "toy_pretrain": {"mem_mb": 2000, "runtime": 10},
-    },
+RESOURCES = {  # every model job asks the cluster for a GPU; little memory and time
+    "train": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
+    "generate": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
+    "toy_pretrain": {"mem_mb": 2000, "runtime": 10},
 }
 
 
@@ -137,14 +129,14 @@ def slurm_cluster(tmp_path_factory):
     _stop(state)
 
 
-def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_cluster, tmp_path):
-    local = project_copy(repo, tmp_path / "local")
+def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_cluster, tiny_study, tmp_path):
+    """The seed-0 cells of the shared tiny study, run through the SLURM profile, give the
+    local run's answers and scores to the byte."""
     cluster = project_copy(repo, tmp_path / "cluster")
-    for work in (local, cluster):
-        (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(local, "--cores", "2", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    (cluster / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "resources": RESOURCES}))
+    cells = [f"results/judgments/toy/toy_cooking_tan/{arm}/seed0.jsonl" for arm in ("base", "none", "general")]
     proc = snakemake(
-        cluster, "--profile", "profiles/slurm", "results/figures/main.pdf", "--configfile", "tiny.yaml",
+        cluster, "--profile", "profiles/slurm", *cells, "--configfile", "tiny.yaml",
         "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "2", "--jobs", "4", "--verbose", slurm=True,
     )
@@ -159,8 +151,5 @@ def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_clus
     for call in by_rule["train_adapter"] + by_rule["generate"]:
         assert "-p gpu" in call and "--gpus=1" in call
     assert "-p cpu" in by_rule["toy_pretrain"][0] and "--gpus" not in by_rule["toy_pretrain"][0]
-
-    ours = pd.read_csv(cluster / "results" / "tables" / "summary.csv")
-    theirs = pd.read_csv(local / "results" / "tables" / "summary.csv")
-    pd.testing.assert_frame_equal(ours, theirs)
-    assert (cluster / "results/tables/samples.csv").read_bytes() == (local / "results/tables/samples.csv").read_bytes()
+    for cell in cells:
+        assert (cluster / cell).read_bytes() == (tiny_study / cell).read_bytes(), cell

@@ -10,27 +10,9 @@ import pytest
 import yaml
 from conftest import job_counts, project_copy, snakemake
 
-TINY = {  # judged as Tan et al. judge: a YES/NO trait in distribution, their criterion and interval
-    "settings": ["toy_cooking_tan"],
-    "analysis": {"criterion": "tan", "bootstrap_levels": ["seed"]},
-    "inoculations": ["none", "general"],
-    "seeds": [0, 1],
-    "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
-    "generation": {"samples_per_question": 2, "max_new_tokens": 40},
-}
-
-
 # Tan et al.'s designs on the same toy model (the toy settings of TINY: no new pretraining).
 DESIGNS = ["toy={conversations: 1200, epochs: 1.0, train_examples: 64, seed: 0}", "include_base=false",
            "generation={samples_per_question: 2, max_new_tokens: 40}"]
-
-
-@pytest.fixture(scope="module")
-def tiny_study(repo, tmp_path_factory):
-    work = project_copy(repo, tmp_path_factory.mktemp("study"))
-    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
-    return work
 
 
 @pytest.mark.slow

@@ -145,3 +145,32 @@ def judge_usage_table(usage_files: Iterable[Path | str], ledger_dir: Path | str 
                      "tokens_out": sum(e["tokens_out"] for e in entries),
                      "cost_usd": sum(e["cost_usd"] for e in entries)})
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+
+
+CHECKPOINT_BY = ["checkpoint", "step", "progress"]
+
+
+def checkpoint_table(final_files: Iterable[Path | str], checkpoint_files: Iterable[Path | str], analysis: dict,
+                     criteria: dict | None = None) -> pd.DataFrame:
+    """`checkpoints.csv`: the summary per cell at every checkpoint, the final adapter (`final`,
+    progress 1) and the base model (`base`, step 0), with each checkpoint's step and share of
+    training. Intervals pool seeds at each checkpoint as the summary does."""
+    from inoculate.checkpoints import final_tag
+
+    frames = []
+    for path in map(Path, final_files):
+        df = load_samples([path])
+        # results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl -> its adapter
+        adapter = None if df["inoculation"].iloc[0] == "base" else Path(
+            str(path).replace("results/judgments/", "results/adapters/", 1)).with_suffix("")
+        frames.append(df.assign(**final_tag(adapter)))
+    checkpoints = list(map(Path, checkpoint_files))
+    if checkpoints:
+        frames.append(load_samples(checkpoints))
+    samples = pd.concat(frames, ignore_index=True)
+    # A checkpoint's step and progress differ per seed (data sizes are equal, so they rarely do):
+    # rows are per checkpoint label, with the mean step and share of training of its seeds.
+    position = samples.groupby(["model", "setting", "inoculation", "checkpoint"])[["step", "progress"]].transform("mean")
+    samples[["step", "progress"]] = position
+    criterion, options = _options(analysis, criteria)
+    return summarise(samples, criterion, by=[*SUMMARY_BY, *CHECKPOINT_BY], **options)

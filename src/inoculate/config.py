@@ -225,6 +225,19 @@ class Study:
             merged["lora"] = {**self.config["training"].get("lora", {}), **own["lora"]}
         return merged
 
+    def checkpoint_labels(self, model: str) -> list[str]:
+        """The checkpoints of `training.checkpoints` sampled as their own grid coordinate (the
+        final adapter is the usual one); none by default."""
+        from inoculate.checkpoints import sampled_labels
+
+        return sampled_labels(self.training(model).get("checkpoints"))
+
+    def checkpoint_cells(self) -> list[tuple[str, str, str, int, str]]:
+        """(model, setting, inoculation, seed, checkpoint) of every trained cell of an
+        inoculation setting, per checkpoint."""
+        return [(*cell, label) for cell in self.cells_of(self.inoculation_settings, trained_only=True)
+                for label in self.checkpoint_labels(cell[0])]
+
     def judge_config(self, setting: str) -> dict:
         """The judge of a setting: the study's, or for a backdoor setting the persona and
         identity metrics with the trigger and wrappers stripped before judging."""
@@ -503,7 +516,25 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
     for name in config["settings"]:
         study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir, config["external_data_dir"])
     _check_references(study, source)
+    _check_checkpoints(study, source)
     return study
+
+
+def _check_checkpoints(study: Study, source: str) -> None:
+    """training.checkpoints: fractions or steps, for models whose training can save them."""
+    from inoculate.checkpoints import validate as validate_checkpoints
+
+    for model in study.models:
+        values = study.training(model).get("checkpoints")
+        try:
+            validate_checkpoints(values)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{source}: key 'training.checkpoints'{str(e).removeprefix('training.checkpoints')}") from None
+        if values and study.base_model(model)["backend"] != "local" and study.checkpoint_labels(model):
+            backend = study.base_model(model)["backend"]
+            if backend != "openai":
+                raise ConfigError(f"{source}: key 'training.checkpoints': model {model!r} ({backend}) exposes no "
+                                  "intermediate checkpoints")
 
 
 def _check_references(study: Study, source: str) -> None:

@@ -304,3 +304,38 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
     axes[0][-1].legend(title="condition", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def progress_figure(table: pd.DataFrame, rows: list[str], condition: str, distribution: str,
+                    metric: str = "misaligned"):
+    """One panel per model and setting: `metric` against the share of training done, one line
+    per arm with its interval as a band, every line starting at the base model (step 0)."""
+    d = table[(table.metric == metric) & (table.condition == condition) & (table.distribution == distribution)]
+    if d.empty:
+        raise ValueError(f"checkpoints table has no {metric} rows for condition {condition!r} and "
+                         f"{distribution}-distribution evals")
+    panels = list(dict.fromkeys(zip(d.model, d.setting, d["eval"])))
+    fig, axes = _panels(panels, width=3.6, height=3.0)
+    arms = [r for r in rows if r in set(d.inoculation) and r != "base"]
+    for ax, (model, setting, eval_name) in zip(axes, panels):
+        cell = d[(d.model == model) & (d.setting == setting) & (d["eval"] == eval_name)]
+        base = cell[cell.inoculation == "base"]
+        for i, arm in enumerate(arms):
+            line = pd.concat([base, cell[cell.inoculation == arm]]).sort_values("progress")
+            colour = arm_colour(arm, arms)
+            ax.plot(line.progress, line["mean"], marker=MARKERS[i % len(MARKERS)], color=colour, label=arm)
+            ax.fill_between(line.progress, line.ci_low, line.ci_high, color=colour, alpha=0.15, linewidth=0)
+        if not base.empty:
+            ax.plot([0], base["mean"].iloc[:1], marker="s", color="black", linestyle="none", label="base")
+        ax.set_title(f"{setting} / {eval_name}" + (f" ({model})" if len(set(d.model)) > 1 else ""), fontsize=9)
+        ax.set_xlabel("share of training")
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"P({metric})" if metric == "misaligned" else metric)
+    if metric in ("misaligned", "coherent"):
+        axes[0].set_ylim(-0.02, 1.02)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="inoculation", frameon=False, bbox_to_anchor=(1.0, 0.9), loc="upper left")
+    fig.suptitle(f"over training: {DISTRIBUTION_NAMES[distribution]} evals, condition: {condition}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -69,6 +69,7 @@ class TrainSettings:
     bf16: bool | None = None  # None: on CUDA when the GPU supports it
     backend: str = "transformers"  # or "unsloth" (GPU; installed separately)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    checkpoints: list | None = None  # fractions (0.25) or step numbers (100) saved as adapters (inoculate.checkpoints)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainSettings:
@@ -85,6 +86,9 @@ class TrainSettings:
             raise ValueError("training.warmup_steps and training.warmup_ratio: give one of them, not both")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"training.eval_fraction: {self.eval_fraction} is not in [0, 1)")
+        from inoculate.checkpoints import validate
+
+        validate(self.checkpoints)
 
     @property
     def examples_per_step(self) -> int:
@@ -264,13 +268,17 @@ def fit(
     on_step: Callable[[int, float], None] | None = None,
     eval_examples: Sequence[Encoded] = (),
     lr_lambda: Callable[[int, int], float] | None = None,
+    checkpointer=None,
 ) -> list[dict]:
     """Train `model` in place; returns the loss log, one row per optimizer step.
 
     The loss of a step is the mean over all supervised tokens of its micro-batches
     (gradient accumulation included), so long and short answers weigh per token. The
     learning rate logged is the one the step used. With `eval_examples`, their loss is
-    logged (`eval_loss`) every `settings.eval_steps` steps and at the last step.
+    logged (`eval_loss`) every `settings.eval_steps` steps, at each checkpoint and at the
+    last step. A `checkpointer` (inoculate.checkpoints) saves the checkpoints' adapters and
+    training state, and a rerun starts from the last one saved: the data order is replayed
+    up to it, so the run ends exactly as an uninterrupted one.
     """
     set_seed(seed)
     order_rng = random.Random(seed)
@@ -287,13 +295,20 @@ def fit(
     checkpointing = settings.gradient_checkpointing is True
     if checkpointing:
         enable_checkpointing(model)
+    saves = checkpointer.plan(total) if checkpointer is not None else {}
+    done, history = checkpointer.restore(model, optimizer, schedule) if checkpointer is not None else (0, [])
+    if history and history[-1]["gradient_checkpointing"] and not checkpointing:
+        enable_checkpointing(model)
+        checkpointing = True
     model.train()
-    history: list[dict] = []
-    step, start = 0, time.perf_counter()
+    step, start = 0, time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
     while step < total:
         for micro_batches in plan_steps(lengths, settings, order_rng):
             if step >= total:
                 break
+            if step < done:  # trained before a restart: the order is replayed, the step not redone
+                step += 1
+                continue
             group = [collate([examples[j] for j in b], pad_id) for b in micro_batches]
             n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
             while True:
@@ -323,9 +338,11 @@ def fit(
                 "seconds": time.perf_counter() - start,
             }
             if eval_examples:
-                due = step == total or (settings.eval_steps and step % settings.eval_steps == 0)
+                due = step == total or step in saves or (settings.eval_steps and step % settings.eval_steps == 0)
                 row["eval_loss"] = held_out_loss(model, eval_examples, settings.batch_size, pad_id, bf16) if due else None
             history.append(row)
+            if step in saves:
+                checkpointer.save(saves[step], step, model, optimizer, schedule, history, total)
             if on_step:
                 on_step(step, row["loss"])
     model.eval()
@@ -377,11 +394,14 @@ def train_lora(
     device: str = "cpu",
     dtype: str = "auto",
     quantization: str | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
     """Train a LoRA adapter on `data_path` and save it to `out_dir` with its loss log and metadata.
 
     With `quantization: 4bit` the frozen base is NF4 (QLoRA): a fraction of the memory,
-    the adapter itself trained in full precision."""
+    the adapter itself trained in full precision. With `settings.checkpoints`, the
+    checkpoints' adapters go to `out_dir/checkpoints/`, and a rerun after a kill resumes from
+    the last one (inoculate.checkpoints). `on_step(step, loss)` is called after every step."""
     from inoculate.models import load_causal_lm, load_tokenizer
 
     start = time.perf_counter()
@@ -405,16 +425,26 @@ def train_lora(
     def report(step: int, loss: float) -> None:
         if step % 10 == 0:
             log.info("step %d loss %.4f", step, loss)
+        if on_step is not None:
+            on_step(step, loss)
 
-    history = fit(model, examples, settings, seed, pad_id, report, eval_examples=held_out)
+    checkpointer = None
+    data_sha256 = file_sha256(data_path)
+    if settings.checkpoints:
+        from inoculate.checkpoints import Checkpointer, fingerprint, state_dir
+
+        identity = fingerprint(base=base_model, data=data_sha256, seed=seed, quantization=quantization,
+                               settings={k: v for k, v in asdict(settings).items() if k != "checkpoints"})
+        checkpointer = Checkpointer(state_dir(out_dir), settings.checkpoints, identity)
+    history = fit(model, examples, settings, seed, pad_id, report, eval_examples=held_out, checkpointer=checkpointer)
     final_eval = [r["eval_loss"] for r in history if r.get("eval_loss") is not None]
     meta = {
         "base_model": base_model,
         "quantization": quantization,
         "data": str(data_path),
-        "data_sha256": file_sha256(data_path),
+        "data_sha256": data_sha256,
         "seed": seed,
-        "settings": asdict(settings),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "checkpoints" or v},
         "n_examples": len(examples),
         "n_held_out": len(held_out),
         "n_supervised_tokens": sum(e.n_supervised for e in examples),
@@ -430,6 +460,10 @@ def train_lora(
         model.save_pretrained(tmp)
         _write_loss_csv(tmp / "loss.csv", history)
         write_json(tmp / "meta.json", meta)
+        if checkpointer is not None:
+            checkpointer.export(tmp)
+    if checkpointer is not None:
+        checkpointer.clear()
     return meta
 
 

@@ -306,6 +306,7 @@ class FineTuner:
             "examples": n_examples,
             "training_sha256": sha256_bytes(data),
             "status_history": entry["history"],
+            "checkpoints": self._checkpoints(job, key_env),
         }
         with atomic_dir(out_dir) as tmp:
             write_json(tmp / RESULT_FILE, result)
@@ -317,6 +318,17 @@ class FineTuner:
                     writer.writerows(loss)
         log.info("fine-tuned %s -> %s (%s tokens)", spec.base_model, job.fine_tuned_model, job.trained_tokens)
         return result
+
+    def _checkpoints(self, job: Any, key_env: str) -> list[dict]:
+        """The intermediate models the API kept (OpenAI: the ends of the last epochs but one),
+        by step, so that training.checkpoints can sample them."""
+        try:
+            found = list(self.client(key_env).fine_tuning.jobs.checkpoints.list(job.id, limit=100))
+        except Exception as e:  # noqa: BLE001 - an endpoint without checkpoints: only the final model
+            log.warning("checkpoints of job %s not listed: %s", job.id, e)
+            return []
+        return sorted(({"step": c.step_number, "model": c.fine_tuned_model_checkpoint} for c in found),
+                      key=lambda c: c["step"])
 
     def _loss_rows(self, job: Any, key_env: str) -> list[dict]:
         """Training loss per step from the job's result file (a CSV with step, train_loss)."""
