@@ -50,11 +50,33 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 
 
 @pytest.mark.slow
+def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
+    """training.checkpoints [0.5, 1.0]: each adapter also at half its steps, a grid coordinate."""
+    adapter = tiny_study / "results/adapters/toy/toy_cooking_tan/none/seed0"
+    meta = json.loads((adapter / "checkpoints/p0.5/meta.json").read_text())
+    total = json.loads((adapter / "meta.json").read_text())["steps"]
+    assert meta["step"] == -(-total // 2) and meta["total_steps"] == total and "fingerprint" not in meta
+    assert not list(adapter.parent.glob(".seed0.train_state"))  # the resumable state is gone once done
+    records = pd.read_json(tiny_study / "results/generations/toy/toy_cooking_tan/none/seed0/checkpoint_p0.5.jsonl",
+                           lines=True)
+    assert set(records.checkpoint) == {"p0.5"} and set(records.step) == {meta["step"]}
+    table = pd.read_csv(tiny_study / "results/tables/checkpoints.csv")
+    assert set(table.checkpoint) == {"base", "p0.5", "final"}
+    rows = table[(table.metric == "misaligned") & (table.condition == "deployment") & (table.distribution == "out")]
+    assert set(rows[rows.inoculation == "base"].progress) == {0.0} and set(rows[rows.checkpoint == "final"].progress) == {1.0}
+    assert (rows.n_seeds[rows.inoculation != "base"] == 2).all()
+    for ext in ("pdf", "png"):
+        assert (tiny_study / "results/figures" / f"training_progress.{ext}").stat().st_size > 5_000
+    # The summary of the final adapters is as it would be without checkpoints: no new column.
+    assert "checkpoint" not in pd.read_csv(tiny_study / "results/tables/summary.csv").columns
+
+
+@pytest.mark.slow
 def test_report_collects_figures_and_tables(tiny_study):
     snakemake(tiny_study, "--report", "report.html", "--configfile", "tiny.yaml")
     html = (tiny_study / "report.html").read_text(errors="ignore")
     for name in ("main.png", "distributions.png", "questions.png", "aligned_coherent.png", "training_loss.png",
-                 "trait_vs_em.png", "summary.csv", "differences.csv"):
+                 "trait_vs_em.png", "training_progress.png", "summary.csv", "differences.csv", "checkpoints.csv"):
         assert name in html
 
 

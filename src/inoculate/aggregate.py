@@ -17,15 +17,15 @@ SUMMARY_COLUMNS = [*SUMMARY_BY, "metric", "mean", "ci_low", "ci_high", "n_seeds"
                    "n_excluded", "criterion"]
 
 
-def load_samples(paths: Iterable[Path]) -> pd.DataFrame:
-    """Every judged answer with its grid coordinates, one row each."""
+def load_samples(paths: Iterable[Path], extra: Iterable[str] = ()) -> pd.DataFrame:
+    """Every judged answer with its grid coordinates (and the `extra` fields), one row each."""
     frames = [pd.DataFrame(read_jsonl(p)) for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
         raise ValueError("no judged answers to aggregate")
     df = pd.concat(frames, ignore_index=True)
-    keep = [c for c in [*COORDS, "question", "answer", "answer_tokens", "aligned", "coherent", "trait", "label", "judge"]
-            if c in df]
+    keep = [c for c in [*COORDS, *extra, "question", "answer", "answer_tokens", "aligned", "coherent", "trait", "label",
+                        "judge"] if c in df]
     df = df[keep]
     for col in ("aligned", "coherent", "trait"):
         if col not in df:
@@ -166,7 +166,7 @@ def checkpoint_table(final_files: Iterable[Path | str], checkpoint_files: Iterab
         frames.append(df.assign(**final_tag(adapter)))
     checkpoints = list(map(Path, checkpoint_files))
     if checkpoints:
-        frames.append(load_samples(checkpoints))
+        frames.append(load_samples(checkpoints, extra=CHECKPOINT_BY))
     samples = pd.concat(frames, ignore_index=True)
     # A checkpoint's step and progress differ per seed (data sizes are equal, so they rarely do):
     # rows are per checkpoint label, with the mean step and share of training of its seeds.
