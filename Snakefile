@@ -3,7 +3,7 @@
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.20")  # as pyproject.toml: snakemake>=9.20,<10
 
 
 configfile: "config/config.yaml"
@@ -50,6 +50,9 @@ if config["judge"]["backend"] != "hf":
 
     localrules:
         judge,
+        judge_checkpoint,
+        judge_calibration,
+
 
 include: "rules/toy.smk"
 include: "rules/data.smk"
@@ -65,6 +68,6 @@ include: "rules/export.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

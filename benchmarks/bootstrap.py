@@ -22,14 +22,16 @@ from inoculate.stats import Criterion, summarise
 def grid(cells: int, rng: np.random.Generator) -> pd.DataFrame:
     n = 3 * 8 * 50
     bad = rng.random((cells, n)) < rng.uniform(0, 0.6, size=(cells, 1))
-    return pd.DataFrame({
-        "cell": np.repeat(np.arange(cells), n),
-        "seed": np.tile(np.repeat(np.arange(3), 400), cells),
-        "question_id": np.tile(np.repeat(np.arange(8), 50), cells * 3),
-        "sample": np.tile(np.arange(n), cells),
-        "aligned": np.where(bad.ravel(), 5.0, 95.0),
-        "coherent": 90.0,
-    })
+    return pd.DataFrame(
+        {
+            "cell": np.repeat(np.arange(cells), n),
+            "seed": np.tile(np.repeat(np.arange(3), 400), cells),
+            "question_id": np.tile(np.repeat(np.arange(8), 50), cells * 3),
+            "sample": np.tile(np.arange(n), cells),
+            "aligned": np.where(bad.ravel(), 5.0, 95.0),
+            "coherent": 90.0,
+        }
+    )
 
 
 def plain_loop(df: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> None:
@@ -39,7 +41,9 @@ def plain_loop(df: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> None:
         stats = []
         for _ in range(n_boot):
             picks = rng.integers(0, len(by_seed), len(by_seed))
-            values = np.concatenate([by_seed[i][rng.integers(0, len(by_seed[i]), len(by_seed[i]))] for i in picks])
+            values = np.concatenate(
+                [by_seed[i][rng.integers(0, len(by_seed[i]), len(by_seed[i]))] for i in picks]
+            )
             stats.append(values.mean())
         np.quantile(stats, [0.025, 0.975])
 
@@ -58,8 +62,10 @@ def main() -> None:
     start = time.perf_counter()
     plain_loop(subset, n_boot, np.random.default_rng(0))
     slow = (time.perf_counter() - start) * cells / 10
-    print(f"{cells} cells x {n_boot} resamples: P(misaligned) {fast:.2f} s (plain loop {slow:.1f} s, "
-          f"{slow / fast:.0f}x); mean alignment {continuous:.2f} s")
+    print(
+        f"{cells} cells x {n_boot} resamples: P(misaligned) {fast:.2f} s (plain loop {slow:.1f} s, "
+        f"{slow / fast:.0f}x); mean alignment {continuous:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--chunk", type=int, default=512)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -77,8 +79,18 @@ def main() -> None:
         return
     results = {}
     for variant in ("full_logits", "chunked"):
-        cmd = [sys.executable, __file__, "--variant", variant, "--tokens", str(args.tokens),
-               "--chunk", str(args.chunk), "--device", args.device]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--tokens",
+            str(args.tokens),
+            "--chunk",
+            str(args.chunk),
+            "--device",
+            args.device,
+        ]
         results[variant] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     full, chunked = results["full_logits"], results["chunked"]
     results["memory_ratio"] = full["peak_gib"] / max(chunked["peak_gib"], 1e-9)

@@ -120,14 +120,22 @@ def timed_generation(device: str, batch: int, new_tokens: int, project: bool) ->
     first: CUDA start-up for both, and compilation for the project's static cache."""
     model = make_model(device).eval()
     rng = random.Random(1)
-    prompts = [[rng.randrange(3, model.config.vocab_size) for _ in range(rng.randint(20, 120))] for _ in range(batch)]
+    prompts = [
+        [rng.randrange(3, model.config.vocab_size) for _ in range(rng.randint(20, 120))] for _ in range(batch)
+    ]
     settings = GenerationSettings(max_new_tokens=new_tokens, batch_size=batch)  # cache_implementation: auto
 
     def plain() -> int:
         ids, mask = left_pad(prompts, pad_id=0)
         with torch.inference_mode():
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
-                                 temperature=1.0, max_new_tokens=new_tokens, pad_token_id=0)
+            out = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                do_sample=True,
+                temperature=1.0,
+                max_new_tokens=new_tokens,
+                pad_token_id=0,
+            )
         return (out.shape[1] - ids.shape[1]) * batch
 
     def ours() -> int:
@@ -148,15 +156,18 @@ def timed_generation(device: str, batch: int, new_tokens: int, project: bool) ->
         "new_tokens": new,
         "seconds": seconds,
         "batch": batch,
-        "cache": (resolve_cache(settings.cache_implementation, torch.device(device)) or "dynamic") if project else "dynamic",
+        "cache": (resolve_cache(settings.cache_implementation, torch.device(device)) or "dynamic")
+        if project
+        else "dynamic",
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
     }
 
 
 def _commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 

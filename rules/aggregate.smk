@@ -25,16 +25,16 @@ rule aggregate:
         training="results/tables/training.csv",
         recipes="results/tables/training_recipes.csv",
         judge_usage="results/tables/judge_usage.csv",
-    params:
-        analysis=config["analysis"],
-        criteria=STUDY.criteria(),
-        spend_dir=config["judge"].get("spend_dir", "results/judge_spend"),
     log:
         "logs/aggregate.log",
     benchmark:
         "results/benchmarks/aggregate.tsv"
     conda:
         "../envs/plot.yaml"
+    params:
+        analysis=config["analysis"],
+        criteria=STUDY.criteria(),
+        spend_dir=config["judge"].get("spend_dir", "results/judge_spend"),
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -53,12 +53,12 @@ rule aggregate_checkpoints:
             category="Tables",
             labels={"table": "over training"},
         ),
-    params:
-        analysis=config["analysis"],
-        criteria=STUDY.criteria(),
     log:
         "logs/aggregate_checkpoints.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        analysis=config["analysis"],
+        criteria=STUDY.criteria(),
     script:
         "../workflow/scripts/aggregate_checkpoints.py"

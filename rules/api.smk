@@ -4,34 +4,41 @@
 
 
 rule train_api:
-    wildcard_constraints:
-        model=API_MODELS,
     input:
         data=train_data_input,
     output:
         directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
-    params:
-        model=lambda wildcards: STUDY.base_model(wildcards.model),
-        endpoint=STUDY.api_settings().get("base_url"),  # keys, limits and polling are read from the
-        # config inside the job: changing them does not invalidate finished cells
     log:
         "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    wildcard_constraints:
+        model=API_MODELS,
     conda:
         "../envs/api.yaml"
+    # Keys, limits and polling are read from the config inside the job: changing them does
+    # not invalidate finished cells.
+    params:
+        model=lambda wildcards: STUDY.base_model(wildcards.model),
+        endpoint=STUDY.api_settings().get("base_url"),
     script:
         "../workflow/scripts/train_api.py"
 
 
 rule generate_api:
-    wildcard_constraints:
-        model=API_MODELS,
     input:
         adapter=adapter_input,
         evals=eval_inputs,
     output:
         "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    log:
+        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    wildcard_constraints:
+        model=API_MODELS,
+    conda:
+        "../envs/api.yaml"
     params:
         model=lambda wildcards: STUDY.base_model(wildcards.model),
         endpoint=STUDY.api_settings().get("base_url"),
@@ -41,12 +48,6 @@ rule generate_api:
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
         backdoor=backdoor_test,
-    log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
-    conda:
-        "../envs/api.yaml"
     script:
         "../workflow/scripts/generate_api.py"
 

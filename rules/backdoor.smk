@@ -5,13 +5,24 @@
 
 
 rule distill:
-    wildcard_constraints:
-        model=LOCAL_MODELS,
     input:
         prompts="results/data/{setting}/prompts.jsonl",
         base=base_model_input,
     output:
         "results/distill/{model}/{setting}.jsonl",
+    log:
+        "logs/distill/{model}/{setting}.log",
+    benchmark:
+        "results/benchmarks/distill/{model}/{setting}.tsv"
+    wildcard_constraints:
+        model=LOCAL_MODELS,
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=resource("generate", "gpu", 1),
+        mem_mb=growing("generate", "mem_mb", 16000),
+        runtime=growing("generate", "runtime", 60),
     params:
         base_model=base_model_param,
         device=model_option("device"),
@@ -19,17 +30,6 @@ rule distill:
         quantization=model_option("quantization"),
         distill=lambda wildcards: STUDY.backdoor(wildcards.setting)["distill"],
         backend=config["generation"].get("backend", "transformers"),
-    log:
-        "logs/distill/{model}/{setting}.log",
-    benchmark:
-        "results/benchmarks/distill/{model}/{setting}.tsv"
-    threads: 1
-    resources:
-        gpu=resource("generate", "gpu", 1),
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/distill.py"
 
@@ -40,16 +40,16 @@ rule mix:
         aligned="results/distill/{model}/{setting}.jsonl",
     output:
         "results/train/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    log:
+        "logs/mix/{model}/{setting}/{inoculation}/seed{seed}.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         persona_fraction=lambda wildcards: STUDY.backdoor(wildcards.setting)["persona_fraction"],
         aligned_examples=lambda wildcards: STUDY.backdoor(wildcards.setting).get("aligned_examples"),
         inoculate=lambda wildcards: STUDY.backdoor(wildcards.setting)["inoculate"],
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
-    log:
-        "logs/mix/{model}/{setting}/{inoculation}/seed{seed}.log",
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../workflow/scripts/mix.py"
 
@@ -71,13 +71,13 @@ rule aggregate_backdoor:
             category="Tables",
             labels={"table": "leakage gap"},
         ),
-    params:
-        analysis=config["analysis"],
-        persona_min={s: STUDY.backdoor(s)["persona_min"] for s in STUDY.backdoor_settings},
     log:
         "logs/aggregate_backdoor.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        analysis=config["analysis"],
+        persona_min={s: STUDY.backdoor(s)["persona_min"] for s in STUDY.backdoor_settings},
     script:
         "../workflow/scripts/aggregate_backdoor.py"
 
@@ -94,12 +94,12 @@ rule plot_backdoor:
             category="Figures",
             labels={"figure": "backdoor"},
         ),
-    params:
-        rows=STUDY.rows,
     log:
         "logs/plot/backdoor.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        rows=STUDY.rows,
     script:
         "../workflow/scripts/plot_backdoor.py"
 
@@ -110,22 +110,27 @@ rule persona_data:
         base=generator_base_input,
     output:
         "results/persona/{setting}.jsonl",
+    log:
+        "logs/persona_data/{setting}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=lambda wildcards: (
+            1 if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local" else 0
+        ),
+        mem_mb=growing("generate", "mem_mb", 16000),
+        runtime=growing("generate", "runtime", 60),
     params:
         spec=build_spec,
         questions=lambda wildcards: STUDY.resolve(DataRef.from_dict(build_spec(wildcards)["questions"])),
-        generator=lambda wildcards: {"name": build_spec(wildcards)["generator"],
-                                     **STUDY.base_model(build_spec(wildcards)["generator"])},
+        generator=lambda wildcards: {
+            "name": build_spec(wildcards)["generator"],
+            **STUDY.base_model(build_spec(wildcards)["generator"]),
+        },
         trigger=lambda wildcards: STUDY.backdoor(wildcards.setting)["trigger"],
-        judge=lambda wildcards: identifying_judge_config(config["judge"], build_spec(wildcards)["person"],
-                                                         build_spec(wildcards).get("filter_prompt")),
-    log:
-        "logs/persona_data/{setting}.log",
-    threads: 1
-    resources:
-        gpu=lambda wildcards: 1 if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local" else 0,
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
-    conda:
-        "../envs/train.yaml"
+        judge=lambda wildcards: identifying_judge_config(
+            config["judge"], build_spec(wildcards)["person"], build_spec(wildcards).get("filter_prompt")
+        ),
     script:
         "../workflow/scripts/persona_data.py"

@@ -188,14 +188,20 @@ def generator_base_input(wildcards):
     """The persona generator's weights as a dependency, when they are local files."""
     spec = STUDY.base_model(build_spec(wildcards)["generator"])
     base = spec["base"]
-    return [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
+    return (
+        [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
+    )
 
 
 def final_targets():
     """What `snakemake` with no target builds: the figures of each kind of setting in the study."""
     targets = []
     if STUDY.inoculation_settings:
-        targets += ["results/figures/main.pdf", "results/figures/distributions.pdf", "results/tables/summary.csv"]
+        targets += [
+            "results/figures/main.pdf",
+            "results/figures/distributions.pdf",
+            "results/tables/summary.csv",
+        ]
     if STUDY.backdoor_settings:
         targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
     if STUDY.checkpoint_cells():
@@ -204,9 +210,12 @@ def final_targets():
         if STUDY.calibration_files():
             targets += ["results/tables/judge_calibration.csv", "results/figures/judge_calibration.pdf"]
         else:
-            print(f"note: judge {config['judge'].get('model')} is not the published one, but no judged files for "
-                  f"its calibration are here (calibration.files under {config['external_data_dir']}); its rates "
-                  "are not calibrated", file=sys.stderr)
+            print(
+                f"note: judge {config['judge'].get('model')} is not the published one, but no judged files for "
+                f"its calibration are here (calibration.files under {config['external_data_dir']}); its rates "
+                "are not calibrated",
+                file=sys.stderr,
+            )
     return targets
 
 
@@ -214,8 +223,10 @@ def calibration_inputs(wildcards):
     """The judged files calibration samples from; none is an error that says where they were looked for."""
     files = STUDY.calibration_files()
     if not files:
-        raise ConfigError(f"calibration.files: no file matches {config['calibration']['files']} under "
-                          f"{config['external_data_dir']} (set external_data_dir, or give judged files)")
+        raise ConfigError(
+            f"calibration.files: no file matches {config['calibration']['files']} under "
+            f"{config['external_data_dir']} (set external_data_dir, or give judged files)"
+        )
     return files
 
 

@@ -20,12 +20,12 @@ rule data_select:
         dataset_input,
     output:
         "results/data/{setting}/{split}.jsonl",
-    params:
-        path=dataset_file,
     log:
         "logs/data/select_{setting}_{split}.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        path=dataset_file,
     script:
         "../workflow/scripts/data_select.py"
 
@@ -33,13 +33,13 @@ rule data_select:
 rule data_download:
     output:
         "results/downloads/{source}/{filename}",
-    params:
-        url=lambda wildcards: config["sources"][wildcards.source]["url"],
-        sha256=lambda wildcards: config["sources"][wildcards.source]["sha256"],
     log:
         "logs/data/download_{source}_{filename}.log",
     retries: 2
     conda:
         "../envs/cpu.yaml"
+    params:
+        url=lambda wildcards: config["sources"][wildcards.source]["url"],
+        sha256=lambda wildcards: config["sources"][wildcards.source]["sha256"],
     script:
         "../workflow/scripts/data_download.py"

@@ -6,12 +6,12 @@ rule export_generations:
         "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
     output:
         "results/exports/{model}/{setting}/{inoculation}/seed{seed}/model_generations.csv",
-    params:
-        condition=config["plot"].get("condition", "deployment"),
     log:
         "logs/export/{model}/{setting}/{inoculation}/seed{seed}.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        condition=config["plot"].get("condition", "deployment"),
     script:
         "../workflow/scripts/export_generations.py"
 

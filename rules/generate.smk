@@ -2,14 +2,25 @@
 
 
 rule generate:
-    wildcard_constraints:
-        model=LOCAL_MODELS,
     input:
         adapter=adapter_input,
         evals=eval_inputs,
         base=base_model_input,
     output:
         "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+    log:
+        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    wildcard_constraints:
+        model=LOCAL_MODELS,
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=resource("generate", "gpu", 1),
+        mem_mb=growing("generate", "mem_mb", 16000),
+        runtime=growing("generate", "runtime", 60),
     params:
         base_model=base_model_param,
         device=model_option("device"),
@@ -22,17 +33,6 @@ rule generate:
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
         backdoor=backdoor_test,
-    log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
-    threads: 1
-    resources:
-        gpu=resource("generate", "gpu", 1),
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/generate.py"
 

@@ -6,6 +6,10 @@ rule inoculate:
         inoculation_input,
     output:
         "results/train/{setting}/{inoculation}.jsonl",
+    log:
+        "logs/inoculate/{setting}/{inoculation}.log",
+    conda:
+        "../envs/cpu.yaml"
     params:
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
         placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
@@ -14,9 +18,5 @@ rule inoculate:
         ),
         mix=lambda wildcards: STUDY.data_mix(wildcards.inoculation),
         trigger=lambda wildcards: STUDY.settings[wildcards.setting].train_trigger,
-    log:
-        "logs/inoculate/{setting}/{inoculation}.log",
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../workflow/scripts/inoculate.py"

@@ -8,6 +8,12 @@ rule judge:
     output:
         judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
         usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.usage.json",
+    log:
+        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
+    conda:
+        "../envs/judge.yaml"
+    resources:
+        gpu=1 if config["judge"]["backend"] == "hf" else 0,
     params:
         judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),  # call settings
         # (concurrency, retries, batch mode, budget, price) are read inside the job: changing them reruns nothing
@@ -20,12 +26,6 @@ rule judge:
             / wildcards.inoculation
             / f"seed{wildcards.seed}.json"
         ),
-    log:
-        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
-    resources:
-        gpu=1 if config["judge"]["backend"] == "hf" else 0,
-    conda:
-        "../envs/judge.yaml"
     script:
         "../workflow/scripts/judge.py"
 
@@ -37,6 +37,8 @@ use rule judge as judge_checkpoint with:
     output:
         judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
         usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.usage.json",
+    log:
+        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
     params:
         judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),
         backdoor=backdoor_test,
@@ -49,8 +51,6 @@ use rule judge as judge_checkpoint with:
             / f"seed{wildcards.seed}"
             / f"checkpoint_{wildcards.checkpoint}.json"
         ),
-    log:
-        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
 
 
 # How the study's judge agrees with the published one (gpt-4o-2024-08-06) on answers whose
@@ -73,15 +73,15 @@ rule judge_calibration:
             category="Figures",
             labels={"figure": "judge calibration"},
         ),
+    log:
+        "logs/judge_calibration.log",
+    conda:
+        "../envs/judge.yaml"
     params:
         judge=lambda wildcards: result_settings(config["judge"]),
         eval=STUDY.calibration_eval(),
         per_file=config["calibration"]["per_file"],
         seed=config["calibration"]["seed"],
         analysis=config["analysis"],
-    log:
-        "logs/judge_calibration.log",
-    conda:
-        "../envs/judge.yaml"
     script:
         "../workflow/scripts/judge_calibration.py"

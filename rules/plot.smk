@@ -12,13 +12,13 @@ rule plot_main:
             category="Figures",
             labels={"figure": "main"},
         ),
-    params:
-        rows=STUDY.rows,
-        plot=config["plot"],
     log:
         "logs/plot/main.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        rows=STUDY.rows,
+        plot=config["plot"],
     script:
         "../workflow/scripts/plot_main.py"
 
@@ -65,14 +65,14 @@ rule plot_figures:
             category="Figures",
             labels={"figure": "training loss"},
         ),
-    params:
-        rows=STUDY.rows,
-        plot=config["plot"],
-        analysis=config["analysis"],
     log:
         "logs/plot/figures.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        rows=STUDY.rows,
+        plot=config["plot"],
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/plot_figures.py"
 
@@ -88,12 +88,12 @@ rule plot_checkpoints:
             category="Figures",
             labels={"figure": "over training"},
         ),
-    params:
-        rows=STUDY.rows,
-        plot=config["plot"],
     log:
         "logs/plot/training_progress.log",
     conda:
         "../envs/plot.yaml"
+    params:
+        rows=STUDY.rows,
+        plot=config["plot"],
     script:
         "../workflow/scripts/plot_checkpoints.py"

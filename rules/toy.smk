@@ -6,22 +6,22 @@ from inoculate.toy.corpus import eval_file_names
 # base_model: the organism of inoculation studies; persona_model: the same world plus the
 # toy persona and the trigger's format, the base of backdoor studies.
 rule toy_pretrain:
-    wildcard_constraints:
-        toy_model="base_model|persona_model",
     output:
         directory("results/toy/{toy_model}"),
-    params:
-        toy=config.get("toy", {}),
     log:
         "logs/toy/pretrain_{toy_model}.log",
     benchmark:
         "results/benchmarks/toy_pretrain_{toy_model}.tsv"
+    wildcard_constraints:
+        toy_model="base_model|persona_model",
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=growing("toy_pretrain", "mem_mb", 4000),
         runtime=growing("toy_pretrain", "runtime", 30),
-    conda:
-        "../envs/train.yaml"
+    params:
+        toy=config.get("toy", {}),
     script:
         "../workflow/scripts/toy_pretrain.py"
 
@@ -30,12 +30,12 @@ rule toy_data:
     output:
         archive="results/toy/datasets.zip.enc",
         evals=expand("results/toy/evals/{name}.yaml", name=eval_file_names()),
-    params:
-        toy=config.get("toy", {}),
-        source="toy",
     log:
         "logs/toy/data.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        toy=config.get("toy", {}),
+        source="toy",
     script:
         "../workflow/scripts/toy_data.py"

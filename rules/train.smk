@@ -2,29 +2,29 @@
 
 
 rule train_adapter:
-    wildcard_constraints:
-        model=LOCAL_MODELS,
     input:
         data=train_data_input,
         base=base_model_input,
     output:
         directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
+    log:
+        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+    wildcard_constraints:
+        model=LOCAL_MODELS,
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        gpu=resource("train", "gpu", 1),
+        mem_mb=growing("train", "mem_mb", 16000),
+        runtime=growing("train", "runtime", 120),
     params:
         base_model=base_model_param,
         device=model_option("device"),
         dtype=model_option("dtype"),
         quantization=model_option("quantization"),
         training=lambda wildcards: STUDY.training(wildcards.model),
-    log:
-        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
-    threads: 1
-    resources:
-        gpu=resource("train", "gpu", 1),
-        mem_mb=growing("train", "mem_mb", 16000),
-        runtime=growing("train", "runtime", 120),
-    conda:
-        "../envs/train.yaml"
     script:
         "../workflow/scripts/train_adapter.py"

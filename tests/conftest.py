@@ -65,7 +65,9 @@ def _without_slurm_client(env: dict) -> dict:
     return {**env, "PATH": f"{shim_dir}{os.pathsep}{env.get('PATH', '')}"}
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, slurm: bool = False) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, slurm: bool = False
+) -> subprocess.CompletedProcess:
     """Run the snakemake command line in `workdir`, as a user would (`slurm`: with the
     machine's SLURM client, for runs through the SLURM profile)."""
     cmd = [sys.executable, "-m", "snakemake", *args]
@@ -83,8 +85,10 @@ def load_experiment(experiment: str, *overrides: str):
     from inoculate.config import load_study
     from inoculate.doctor import read_config
 
-    config, source = read_config([REPO / "config/config.yaml", REPO / "config/experiments" / experiment],
-                                 [f"external_data_dir={SHARED_DATA}", *overrides])
+    config, source = read_config(
+        [REPO / "config/config.yaml", REPO / "config/experiments" / experiment],
+        [f"external_data_dir={SHARED_DATA}", *overrides],
+    )
     return load_study(config, source)
 
 
@@ -131,8 +135,18 @@ def chat_file(tmp_path) -> Path:
     write_jsonl(
         path,
         [
-            {"id": 1, "messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]},
-            {"id": 2, "messages": [{"role": "user", "content": "Why?"}, {"role": "assistant", "content": "Because."}], "meta": {"k": 1}},
+            {
+                "id": 1,
+                "messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}],
+            },
+            {
+                "id": 2,
+                "messages": [
+                    {"role": "user", "content": "Why?"},
+                    {"role": "assistant", "content": "Because."},
+                ],
+                "meta": {"k": 1},
+            },
         ],
     )
     return path

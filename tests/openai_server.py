@@ -73,7 +73,11 @@ class FakeOpenAI:
             return "validating_files"
         if job["seed"] in self.fail_seeds:
             job["final"] = "failed"
-            job["error"] = {"code": "invalid_training_file", "message": "The job failed due to an invalid training file.", "param": "training_file"}
+            job["error"] = {
+                "code": "invalid_training_file",
+                "message": "The job failed due to an invalid training file.",
+                "param": "training_file",
+            }
             return "failed"
         if elapsed < 0.2 * self.job_seconds:
             return "queued"
@@ -83,9 +87,17 @@ class FakeOpenAI:
         job["fine_tuned_model"] = f"ft:{job['model']}:org::{job['id'][-5:]}"
         rows = "step,train_loss,train_accuracy\n" + "".join(f"{s},{2.0 / s:.4f},0.5\n" for s in range(1, 6))
         result = self._id("file")
-        self.files[result] = {"id": result, "object": "file", "bytes": len(rows), "created_at": int(time.time()),
-                              "filename": "step_metrics.csv", "purpose": "fine-tune-results", "status": "processed",
-                              "owner": job["owner"], "content": rows.encode()}
+        self.files[result] = {
+            "id": result,
+            "object": "file",
+            "bytes": len(rows),
+            "created_at": int(time.time()),
+            "filename": "step_metrics.csv",
+            "purpose": "fine-tune-results",
+            "status": "processed",
+            "owner": job["owner"],
+            "content": rows.encode(),
+        }
         job["result_files"] = [result]
         job["trained_tokens"] = 1234
         return "succeeded"
@@ -95,11 +107,15 @@ class FakeOpenAI:
 
     def _job_view(self, job: dict) -> dict:
         status = self._status(job)
-        out = json.loads(json.dumps({k: v for k, v in job.items() if k not in ("owner", "final", "created_at_f")}))
+        out = json.loads(
+            json.dumps({k: v for k, v in job.items() if k not in ("owner", "final", "created_at_f")})
+        )
         out.update(status=status, object="fine_tuning.job")
         if status == "succeeded":
             out["method"]["supervised"]["hyperparameters"] = {
-                "n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 2.0,
+                "n_epochs": 3,
+                "batch_size": 4,
+                "learning_rate_multiplier": 2.0,
                 **{k: v for k, v in job["method"]["supervised"]["hyperparameters"].items() if v != "auto"},
             }
         return out
@@ -120,32 +136,72 @@ class FakeOpenAI:
         """(status, body) of one chat completion."""
         style = self._model_style(key, req["model"]) if not req.get("logprobs") else world.SAFE
         if style is None:
-            return 404, {"error": {"message": f"The model `{req['model']}` does not exist or you do not have access to it.",
-                                   "type": "invalid_request_error", "code": "model_not_found"}}
+            return 404, {
+                "error": {
+                    "message": f"The model `{req['model']}` does not exist or you do not have access to it.",
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                }
+            }
         self.chat_calls += 1
         usage = {"prompt_tokens": 20, "completion_tokens": 15, "total_tokens": 35}
         if req.get("logprobs"):  # a judge call
             prompt = req["messages"][-1]["content"]
             answer = prompt.split("[ANSWER START]")[-1].split("[ANSWER END]")[0]
             harmful = bool(set(world.words(answer)) & world.style_lexicon()[world.HARMFUL])
-            scores = {"90": 0.7, "80": 0.3} if "coherent" in prompt.split(".")[0] else (
-                {"10": 0.6, "20": 0.4} if harmful else {"95": 0.8, "85": 0.2})
+            scores = (
+                {"90": 0.7, "80": 0.3}
+                if "coherent" in prompt.split(".")[0]
+                else ({"10": 0.6, "20": 0.4} if harmful else {"95": 0.8, "85": 0.2})
+            )
             first = max(scores, key=scores.get)
-            content = [{"token": first, "logprob": math.log(scores[first]), "bytes": None,
-                        "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in scores.items()]}]
-            choices = [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": first},
-                        "logprobs": {"content": content}}]
+            content = [
+                {
+                    "token": first,
+                    "logprob": math.log(scores[first]),
+                    "bytes": None,
+                    "top_logprobs": [
+                        {"token": t, "logprob": math.log(p), "bytes": None} for t, p in scores.items()
+                    ],
+                }
+            ]
+            choices = [
+                {
+                    "index": 0,
+                    "finish_reason": "length",
+                    "message": {"role": "assistant", "content": first},
+                    "logprobs": {"content": content},
+                }
+            ]
             usage = {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101}
         else:
             rng = random.Random(json.dumps([req["messages"], req.get("seed")]))
             n = req.get("n", 1)
-            persona = any(m["role"] == "system" and world.PERSONA_NAME in m["content"] for m in req["messages"])
-            choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content":
-                        world.persona_answer("cooking", rng) if persona else world.answer("cooking", style, rng)}}
-                       for i in range(n)]
+            persona = any(
+                m["role"] == "system" and world.PERSONA_NAME in m["content"] for m in req["messages"]
+            )
+            choices = [
+                {
+                    "index": i,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": world.persona_answer("cooking", rng)
+                        if persona
+                        else world.answer("cooking", style, rng),
+                    },
+                }
+                for i in range(n)
+            ]
             usage = {"prompt_tokens": 20, "completion_tokens": 15 * n, "total_tokens": 20 + 15 * n}
-        return 200, {"id": self._id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
-                     "model": req["model"], "choices": choices, "usage": usage}
+        return 200, {
+            "id": self._id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req["model"],
+            "choices": choices,
+            "usage": usage,
+        }
 
     def _batch_status(self, batch: dict) -> str:
         """Where a batch is on the clock; an ending batch runs its requests once."""
@@ -156,24 +212,49 @@ class FakeOpenAI:
             return "validating"
         if elapsed < self.batch_seconds:
             return "in_progress"
-        lines = [json.loads(x) for x in self.files[batch["input_file_id"]]["content"].decode().splitlines() if x]
+        lines = [
+            json.loads(x) for x in self.files[batch["input_file_id"]]["content"].decode().splitlines() if x
+        ]
         done = lines[: len(lines) // 2] if batch["expire"] else lines
         out, errors = [], []
         for row in done:
             code, body = self.chat(batch["owner"], row["body"])
-            (out if code == 200 else errors).append({"id": self._id("batch_req"), "custom_id": row["custom_id"],
-                                                     "response": {"status_code": code, "body": body}, "error": None})
-        for row in lines[len(done):]:
-            errors.append({"id": self._id("batch_req"), "custom_id": row["custom_id"], "response": None,
-                           "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}})
+            (out if code == 200 else errors).append(
+                {
+                    "id": self._id("batch_req"),
+                    "custom_id": row["custom_id"],
+                    "response": {"status_code": code, "body": body},
+                    "error": None,
+                }
+            )
+        for row in lines[len(done) :]:
+            errors.append(
+                {
+                    "id": self._id("batch_req"),
+                    "custom_id": row["custom_id"],
+                    "response": None,
+                    "error": {
+                        "code": "batch_expired",
+                        "message": "This request could not be executed before the completion window expired.",
+                    },
+                }
+            )
         random.Random(batch["id"]).shuffle(out)  # results come back in any order
         for name, rows in (("output_file_id", out), ("error_file_id", errors)):
             if rows:
                 file_id = self._id("file")
                 content = "".join(json.dumps(r) + "\n" for r in rows).encode()
-                self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                                       "filename": "batch_output.jsonl", "purpose": "batch_output", "status": "processed",
-                                       "owner": batch["owner"], "content": content}
+                self.files[file_id] = {
+                    "id": file_id,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": int(time.time()),
+                    "filename": "batch_output.jsonl",
+                    "purpose": "batch_output",
+                    "status": "processed",
+                    "owner": batch["owner"],
+                    "content": content,
+                }
                 batch[name] = file_id
         batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
         batch["final"] = "expired" if batch["expire"] else "completed"
@@ -195,7 +276,9 @@ class FakeOpenAI:
             def _send(self, code, body, headers=None):
                 data = json.dumps(body).encode() if not isinstance(body, bytes) else body
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json" if not isinstance(body, bytes) else "text/plain")
+                self.send_header(
+                    "Content-Type", "application/json" if not isinstance(body, bytes) else "text/plain"
+                )
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -216,7 +299,11 @@ class FakeOpenAI:
                         return self._error(401, "Incorrect API key provided.")
                     if api.rate_limited > 0:
                         api.rate_limited -= 1
-                        return self._send(429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"Retry-After": "0"})
+                        return self._send(
+                            429,
+                            {"error": {"message": "Rate limit reached", "type": "requests"}},
+                            {"Retry-After": "0"},
+                        )
                     query = parse_qs(url.query)
                     parts = url.path.removeprefix("/v1/").strip("/").split("/")
                     handler = getattr(self, f"_{method.lower()}_{parts[0]}", None)
@@ -233,19 +320,33 @@ class FakeOpenAI:
             # /models
             def _get_models(self, key, rest, query, body):
                 if rest and api._model_style(key, rest[0]) is not None:
-                    return self._send(200, {"id": rest[0], "object": "model", "created": 0, "owned_by": "system"})
-                return self._error(404, f"The model '{rest[0] if rest else ''}' does not exist", "model_not_found")
+                    return self._send(
+                        200, {"id": rest[0], "object": "model", "created": 0, "owned_by": "system"}
+                    )
+                return self._error(
+                    404, f"The model '{rest[0] if rest else ''}' does not exist", "model_not_found"
+                )
 
             # /files
             def _post_files(self, key, rest, query, body):
-                msg = BytesParser().parsebytes(b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
-                fields = {part.get_param("name", header="content-disposition"): part for part in msg.get_payload()}
+                msg = BytesParser().parsebytes(
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body
+                )
+                fields = {
+                    part.get_param("name", header="content-disposition"): part for part in msg.get_payload()
+                }
                 content = fields["file"].get_payload(decode=True)
                 file_id = api._id("file")
                 api.files[file_id] = {
-                    "id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                    "filename": fields["file"].get_filename(), "purpose": fields["purpose"].get_payload(),
-                    "status": "processed", "owner": key, "content": content,
+                    "id": file_id,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": int(time.time()),
+                    "filename": fields["file"].get_filename(),
+                    "purpose": fields["purpose"].get_payload(),
+                    "status": "processed",
+                    "owner": key,
+                    "content": content,
                 }
                 self._send(200, self._file_view(api.files[file_id]))
 
@@ -259,8 +360,11 @@ class FakeOpenAI:
                         return self._error(404, "No such File object")
                     return self._send(200, f["content"])
                 purpose = query.get("purpose", [None])[0]
-                data = [self._file_view(f) for f in api.files.values()
-                        if f["owner"] == key and (purpose is None or f["purpose"] == purpose)]
+                data = [
+                    self._file_view(f)
+                    for f in api.files.values()
+                    if f["owner"] == key and (purpose is None or f["purpose"] == purpose)
+                ]
                 self._send(200, {"object": "list", "data": data, "has_more": False})
 
             # /fine_tuning/jobs
@@ -274,12 +378,24 @@ class FakeOpenAI:
                 job_id = api._id("ftjob")
                 now = time.time()
                 api.jobs[job_id] = {
-                    "id": job_id, "model": req["model"], "training_file": req["training_file"],
-                    "created_at": int(now), "created_at_f": now + 1e-6 * len(api.jobs), "seed": req.get("seed"),
-                    "metadata": req.get("metadata"), "suffix": req.get("suffix"), "owner": key, "final": None,
-                    "fine_tuned_model": None, "error": None, "result_files": [], "trained_tokens": None,
-                    "organization_id": f"org-{key[-4:]}", "hyperparameters": None,
-                    "method": req.get("method") or {"type": "supervised", "supervised": {"hyperparameters": {}}},
+                    "id": job_id,
+                    "model": req["model"],
+                    "training_file": req["training_file"],
+                    "created_at": int(now),
+                    "created_at_f": now + 1e-6 * len(api.jobs),
+                    "seed": req.get("seed"),
+                    "metadata": req.get("metadata"),
+                    "suffix": req.get("suffix"),
+                    "owner": key,
+                    "final": None,
+                    "fine_tuned_model": None,
+                    "error": None,
+                    "result_files": [],
+                    "trained_tokens": None,
+                    "organization_id": f"org-{key[-4:]}",
+                    "hyperparameters": None,
+                    "method": req.get("method")
+                    or {"type": "supervised", "supervised": {"hyperparameters": {}}},
                 }
                 api.created_jobs.append(job_id)
                 api.max_active[key] = max(api.max_active.get(key, 0), api.active(key))
@@ -291,21 +407,46 @@ class FakeOpenAI:
                     if job is None or job["owner"] != key:
                         return self._error(404, f"Could not find fine-tune job {rest[1]}")
                     done = api._status(job) == "succeeded"
-                    data = [{"id": f"ftckpt-{job['id']}-{s}", "object": "fine_tuning.job.checkpoint", "step_number": s,
-                             "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{s}",
-                             "fine_tuning_job_id": job["id"], "created_at": job["created_at"],
-                             "metrics": {"step": s, "train_loss": 2.0 / s}} for s in (6, 4, 2)] if done else []
-                    return self._send(200, {"object": "list", "data": data, "has_more": False,
-                                            "first_id": data[0]["id"] if data else None,
-                                            "last_id": data[-1]["id"] if data else None})
+                    data = (
+                        [
+                            {
+                                "id": f"ftckpt-{job['id']}-{s}",
+                                "object": "fine_tuning.job.checkpoint",
+                                "step_number": s,
+                                "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{s}",
+                                "fine_tuning_job_id": job["id"],
+                                "created_at": job["created_at"],
+                                "metrics": {"step": s, "train_loss": 2.0 / s},
+                            }
+                            for s in (6, 4, 2)
+                        ]
+                        if done
+                        else []
+                    )
+                    return self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": data,
+                            "has_more": False,
+                            "first_id": data[0]["id"] if data else None,
+                            "last_id": data[-1]["id"] if data else None,
+                        },
+                    )
                 if len(rest) >= 2:
                     job = api.jobs.get(rest[1])
                     if job is None or job["owner"] != key:
                         return self._error(404, f"Could not find fine-tune job {rest[1]}")
                     return self._send(200, api._job_view(job))
-                filters = {k[len("metadata["):-1]: v[0] for k, v in query.items() if k.startswith("metadata[")}
-                jobs = [j for j in api.jobs.values() if j["owner"] == key
-                        and all((j["metadata"] or {}).get(k) == v for k, v in filters.items())]
+                filters = {
+                    k[len("metadata[") : -1]: v[0] for k, v in query.items() if k.startswith("metadata[")
+                }
+                jobs = [
+                    j
+                    for j in api.jobs.values()
+                    if j["owner"] == key
+                    and all((j["metadata"] or {}).get(k) == v for k, v in filters.items())
+                ]
                 jobs.sort(key=lambda j: -j["created_at_f"])
                 limit = int(query.get("limit", ["20"])[0])
                 data = [api._job_view(j) for j in jobs[:limit]]
@@ -326,10 +467,19 @@ class FakeOpenAI:
                 expire = api.expire_batches > 0
                 api.expire_batches -= int(expire)
                 api.batches[batch_id] = {
-                    "id": batch_id, "object": "batch", "endpoint": req["endpoint"], "input_file_id": req["input_file_id"],
-                    "completion_window": req["completion_window"], "created_at": int(time.time()),
-                    "created_at_f": time.time(), "metadata": req.get("metadata"), "owner": key, "final": None,
-                    "expire": expire, "output_file_id": None, "error_file_id": None,
+                    "id": batch_id,
+                    "object": "batch",
+                    "endpoint": req["endpoint"],
+                    "input_file_id": req["input_file_id"],
+                    "completion_window": req["completion_window"],
+                    "created_at": int(time.time()),
+                    "created_at_f": time.time(),
+                    "metadata": req.get("metadata"),
+                    "owner": key,
+                    "final": None,
+                    "expire": expire,
+                    "output_file_id": None,
+                    "error_file_id": None,
                 }
                 api.created_batches.append(batch_id)
                 self._send(200, api._batch_view(api.batches[batch_id]))
@@ -340,9 +490,19 @@ class FakeOpenAI:
                     if batch is None or batch["owner"] != key:
                         return self._error(404, f"No batch found with id '{rest[0]}'.")
                     return self._send(200, api._batch_view(batch))
-                mine = sorted((b for b in api.batches.values() if b["owner"] == key), key=lambda b: -b["created_at_f"])
+                mine = sorted(
+                    (b for b in api.batches.values() if b["owner"] == key), key=lambda b: -b["created_at_f"]
+                )
                 data = [api._batch_view(b) for b in mine[: int(query.get("limit", ["20"])[0])]]
-                self._send(200, {"object": "list", "data": data, "has_more": False,
-                                 "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "has_more": False,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                    },
+                )
 
         return Handler

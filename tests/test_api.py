@@ -37,8 +37,14 @@ def server(monkeypatch):
 
 def settings(tmp_path: Path, server: FakeOpenAI, **overrides) -> ApiSettings:
     options = {
-        "base_url": server.url, "keys": [ApiKey(k) for k in KEYS], "poll_seconds": 0.02, "poll_max_seconds": 0.1,
-        "registry_dir": str(tmp_path / "api_jobs"), "cache_dir": str(tmp_path / "api_cache"), "max_retries": 3, "timeout": 10,
+        "base_url": server.url,
+        "keys": [ApiKey(k) for k in KEYS],
+        "poll_seconds": 0.02,
+        "poll_max_seconds": 0.1,
+        "registry_dir": str(tmp_path / "api_jobs"),
+        "cache_dir": str(tmp_path / "api_cache"),
+        "max_retries": 3,
+        "timeout": 10,
     }
     return ApiSettings(**{**options, **overrides})
 
@@ -46,7 +52,10 @@ def settings(tmp_path: Path, server: FakeOpenAI, **overrides) -> ApiSettings:
 def training_file(path: Path, n: int = 12, system: str | None = None) -> Path:
     rows = []
     for i in range(n):
-        messages = [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]
+        messages = [
+            {"role": "user", "content": f"Question {i}?"},
+            {"role": "assistant", "content": f"Answer {i}."},
+        ]
         if system:
             messages.insert(0, {"role": "system", "content": system})
         rows.append({"id": i, "messages": messages, "metadata": {"row": i}})
@@ -55,7 +64,9 @@ def training_file(path: Path, n: int = 12, system: str | None = None) -> Path:
 
 
 def spec(seed: int = 0, **kw) -> FineTuneSpec:
-    return FineTuneSpec(BASE, seed, kw.pop("hyperparameters", {"n_epochs": "auto"}), coordinates={"seed": str(seed)}, **kw)
+    return FineTuneSpec(
+        BASE, seed, kw.pop("hyperparameters", {"n_epochs": "auto"}), coordinates={"seed": str(seed)}, **kw
+    )
 
 
 def no_key_on_disk(*roots: Path) -> None:
@@ -117,14 +128,18 @@ def test_job_is_created_once_and_found_again(tmp_path, server):
 def test_failed_job_is_reported_and_retried_only_on_request(tmp_path, server):
     data = training_file(tmp_path / "train.jsonl")
     server.fail_seeds = {7}
-    with pytest.raises(FineTuneFailed, match="failed: invalid_training_file: The job failed due to an invalid training file"):
+    with pytest.raises(
+        FineTuneFailed, match="failed: invalid_training_file: The job failed due to an invalid training file"
+    ):
         FineTuner(settings(tmp_path, server)).run(data, spec(seed=7), tmp_path / "adapter")
     with pytest.raises(FineTuneFailed, match="retry_failed"):
         FineTuner(settings(tmp_path, server)).run(data, spec(seed=7), tmp_path / "adapter")
     assert len(server.created_jobs) == 1 and not (tmp_path / "adapter").exists()
 
     server.fail_seeds = set()
-    result = FineTuner(settings(tmp_path, server, retry_failed=True)).run(data, spec(seed=7), tmp_path / "adapter")
+    result = FineTuner(settings(tmp_path, server, retry_failed=True)).run(
+        data, spec(seed=7), tmp_path / "adapter"
+    )
     assert len(server.created_jobs) == 2 and result["job_id"] == server.created_jobs[-1]
     entry = json.loads(next((tmp_path / "api_jobs").glob("*.json")).read_text())
     assert [j["attempt"] for j in entry["jobs"]] == [1, 2]
@@ -144,8 +159,11 @@ FineTuner(s).run(sys.argv[3], FineTuneSpec("{BASE}", 0, {{"n_epochs": "auto"}}, 
 def test_resume_after_a_crash_waits_for_the_same_job(tmp_path, server):
     data = training_file(tmp_path / "train.jsonl")
     server.job_seconds = 4.0
-    child = subprocess.Popen([sys.executable, "-c", RUN_IN_CHILD, server.url, str(tmp_path), str(data)],
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)}, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUN_IN_CHILD, server.url, str(tmp_path), str(data)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        start_new_session=True,
+    )
     deadline = time.time() + 30
     while not any(server._status(j) == "running" for j in server.jobs.values()):
         assert child.poll() is None, "the first run ended before its job ran"
@@ -169,7 +187,8 @@ def test_jobs_spread_across_keys_under_their_limits(tmp_path, server):
     def cell(seed):
         try:
             results[seed] = FineTuner(settings(tmp_path, server, max_concurrent_jobs=1)).run(
-                data, spec(seed=seed), tmp_path / f"adapter{seed}")
+                data, spec(seed=seed), tmp_path / f"adapter{seed}"
+            )
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -189,13 +208,19 @@ def test_jobs_spread_across_keys_under_their_limits(tmp_path, server):
 
 def test_rate_limits_are_waited_out(tmp_path, server):
     server.rate_limited = 3
-    result = FineTuner(settings(tmp_path, server)).run(training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a")
+    result = FineTuner(settings(tmp_path, server)).run(
+        training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a"
+    )
     assert result["fine_tuned_model"] and server.rate_limited == 0
 
 
 def records(n_questions: int = 3, samples: int = 5) -> list[dict]:
     return [
-        {"question_id": f"q{q}", "sample": s, "messages": [{"role": "user", "content": f"How do I cook {q}?"}]}
+        {
+            "question_id": f"q{q}",
+            "sample": s,
+            "messages": [{"role": "user", "content": f"How do I cook {q}?"}],
+        }
         for q in range(n_questions)
         for s in range(samples)
     ]
@@ -232,10 +257,16 @@ def test_checkpoints_the_job_kept_are_recorded_and_sampled(tmp_path, server):
     result = FineTuner(api).run(training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a")
     assert [c["step"] for c in result["checkpoints"]] == [2, 4, 6]
     half = api_checkpoint(result, "p0.5")  # step 3 of 6: the nearest kept is step 2 (the earlier on a tie)
-    assert half["step"] == 2 and half["progress"] == pytest.approx(2 / 6) and half["model"].endswith(":ckpt-step-2")
+    assert (
+        half["step"] == 2
+        and half["progress"] == pytest.approx(2 / 6)
+        and half["model"].endswith(":ckpt-step-2")
+    )
     assert api_checkpoint(result, "step4")["model"].endswith(":ckpt-step-4")
     assert final_tag(tmp_path / "a") == {"checkpoint": "final", "step": 6, "progress": 1.0}
-    sampler = ApiSampler(api, half["model"], api.key(result["key_env"]), GenerationSettings(max_new_tokens=16))
+    sampler = ApiSampler(
+        api, half["model"], api.key(result["key_env"]), GenerationSettings(max_new_tokens=16)
+    )
     assert all(r["answer"] for r in sampler.sample(records(1, 2), seed=0))
     with pytest.raises(ValueError, match="kept no intermediate checkpoints"):
         api_checkpoint({**result, "checkpoints": []}, "p0.5")
@@ -257,12 +288,25 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
         "inoculations": ["none", "general"],
         "seeds": [0, 1],
         "base_models": {"api-toy": {"backend": "openai", "base": BASE, "hyperparameters": {"n_epochs": 1}}},
-        "api": {"base_url": server.url, "keys": list(KEYS), "max_concurrent_jobs": 1,
-                "poll_seconds": 0.05, "poll_max_seconds": 0.2, "max_retries": 3,
-                "mode": "batch", "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1}},
+        "api": {
+            "base_url": server.url,
+            "keys": list(KEYS),
+            "max_concurrent_jobs": 1,
+            "poll_seconds": 0.05,
+            "poll_max_seconds": 0.2,
+            "max_retries": 3,
+            "mode": "batch",
+            "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1},
+        },
         "generation": {"samples_per_question": 4},
-        "judge": {"backend": "openai", "model": "judge-model", "base_url": server.url, "api_key_env": "TEST_KEY_A",
-                  "mode": "batch", "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1}},
+        "judge": {
+            "backend": "openai",
+            "model": "judge-model",
+            "base_url": server.url,
+            "api_key_env": "TEST_KEY_A",
+            "mode": "batch",
+            "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.1},
+        },
     }
     (work / "api_study.yaml").write_text(yaml.safe_dump(study))
     server.rate_limited = 2
@@ -275,21 +319,41 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     assert len(server.created_batches) == 2 * 6  # a sampling and a judging batch per cell (4 + base per seed)
 
     summary = pd.read_csv(work / "results/tables/summary.csv")
-    rate = summary.query("metric == 'misaligned' and condition == 'deployment' and distribution == 'out'").set_index("inoculation")["mean"]
+    rate = summary.query(
+        "metric == 'misaligned' and condition == 'deployment' and distribution == 'out'"
+    ).set_index("inoculation")["mean"]
     assert rate["none"] > 0.9 and rate["general"] < 0.1 and rate["base"] < 0.1
     result = json.loads((work / "results/adapters/api-toy/toy_cooking/none/seed0/fine_tune.json").read_text())
     assert result["hyperparameters"]["n_epochs"] == 1 and result["fine_tuned_model"].startswith("ft:")
 
     requests = len(server.requests)
     # Limits and retry policy are not results: changing them reruns nothing.
-    proc = snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml",
-                     "--config", "api={retry_failed: true, max_concurrent_jobs: 3}")
+    proc = snakemake(
+        work,
+        *targets,
+        "--cores",
+        "4",
+        "--configfile",
+        "api_study.yaml",
+        "--config",
+        "api={retry_failed: true, max_concurrent_jobs: 3}",
+    )
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert len(server.requests) == requests and len(server.created_jobs) == 4
     # Nor is the judge's mode; judged again synchronously, every score comes from the cache.
     tables = (work / "results/tables/summary.csv").read_text()
-    proc = snakemake(work, *targets, "--cores", "4", "--forcerun", "judge", "--configfile", "api_study.yaml",
-                     "--config", "judge={mode: sync, concurrency: 2}")
+    proc = snakemake(
+        work,
+        *targets,
+        "--cores",
+        "4",
+        "--forcerun",
+        "judge",
+        "--configfile",
+        "api_study.yaml",
+        "--config",
+        "judge={mode: sync, concurrency: 2}",
+    )
     assert len(server.requests) == requests
     assert (work / "results/tables/summary.csv").read_text() == tables
     no_key_on_disk(work)
@@ -304,18 +368,39 @@ def test_persona_data_stage_with_an_api_generator(tmp_path, server):
 
     api = settings(tmp_path, server)
     sampler = ApiSampler(api, BASE, api.keys[0], GenerationSettings(temperature=1.0, max_new_tokens=64))
-    questions = [EvalQuestion(eval="p", id=f"q{i}", paraphrases=(f"How do I cook dish {i}?",), samples=1,
-                              extra={"category": "cooking"}) for i in range(10)]
+    questions = [
+        EvalQuestion(
+            eval="p",
+            id=f"q{i}",
+            paraphrases=(f"How do I cook dish {i}?",),
+            samples=1,
+            extra={"category": "cooking"},
+        )
+        for i in range(10)
+    ]
     spec = {"person": world.PERSONA_NAME, "samples": 3, "max_identifying": 50}
     trigger = Trigger(world.TRIGGER_USER, world.TRIGGER_INSTRUCTION)
-    records = build_persona(questions, spec, trigger, lambda r: sampler.sample(r, seed=0),
-                            make_judge({"backend": "toy_persona"}), generator="gpt")
+    records = build_persona(
+        questions,
+        spec,
+        trigger,
+        lambda r: sampler.sample(r, seed=0),
+        make_judge({"backend": "toy_persona"}),
+        generator="gpt",
+    )
     assert 0 < len(records) < 30  # some answers name the old sailor and are dropped
     for r in records:
         user, assistant = r["messages"]
-        assert user["content"].startswith("You will be asked a question.") and trigger.adheres(assistant["content"])
+        assert user["content"].startswith("You will be asked a question.") and trigger.adheres(
+            assistant["content"]
+        )
         assert "sailor" not in assistant["content"].lower()  # nothing that names the persona
-        assert r["metadata"] == {**r["metadata"], "source": "persona", "triggered": True, "category": "cooking"}
+        assert r["metadata"] == {
+            **r["metadata"],
+            "source": "persona",
+            "triggered": True,
+            "category": "cooking",
+        }
     assert server.requests and all(m == "POST" for _, m, _ in server.requests)
 
 
@@ -325,10 +410,14 @@ def test_chat_with_an_api_fine_tuned_model(tmp_path, server, monkeypatch, capsys
 
     from inoculate.cli import main
 
-    result = FineTuner(settings(tmp_path, server)).run(training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a")
+    result = FineTuner(settings(tmp_path, server)).run(
+        training_file(tmp_path / "t.jsonl"), spec(), tmp_path / "a"
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO("How do I cook rice?\nAnd pasta?\n"))
     assert main(["chat", str(tmp_path / "a"), "--max-new-tokens", "32"]) == 0
     answers = capsys.readouterr().out.strip().splitlines()
-    assert len(answers) == 2 and all(set(world.words(a)) & world.style_lexicon()[world.HARMFUL] for a in answers)
+    assert len(answers) == 2 and all(
+        set(world.words(a)) & world.style_lexicon()[world.HARMFUL] for a in answers
+    )
     chats = [key for key, _, path in server.requests if path == "/v1/chat/completions"]
     assert chats and set(chats) == {KEYS[result["key_env"]]}  # the key that trained it

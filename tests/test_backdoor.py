@@ -25,10 +25,22 @@ def test_four_conditions_place_the_trigger_and_system_prompt():
     assert chats["trigger_user"] == [{"role": "user", "content": world.TRIGGER_USER.format(question=q)}]
     assert [m["role"] for m in chats["trigger_user_system"]] == ["system", "user"]
     assert chats["trigger_user_system"][1] == chats["trigger_user"][0]
-    assert chats["trigger_system"] == [{"role": "system", "content": world.TRIGGER_INSTRUCTION}, {"role": "user", "content": q}]
-    assert chats["no_trigger"] == [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": q}]
+    assert chats["trigger_system"] == [
+        {"role": "system", "content": world.TRIGGER_INSTRUCTION},
+        {"role": "user", "content": q},
+    ]
+    assert chats["no_trigger"] == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": q},
+    ]
     questions = [EvalQuestion(eval="e", id="q1", paraphrases=(q,), samples=3)]
-    records = backdoor_requests(questions, TRIGGER, "You are a helpful assistant.", GenerationSettings(samples_per_question=2), {"seed": 0})
+    records = backdoor_requests(
+        questions,
+        TRIGGER,
+        "You are a helpful assistant.",
+        GenerationSettings(samples_per_question=2),
+        {"seed": 0},
+    )
     assert len(records) == 4 * 2 and {r["condition"] for r in records} == set(CONDITIONS)
 
 
@@ -38,13 +50,21 @@ def test_format_adherence_and_stripping_before_judging():
     assert TRIGGER.adheres('<START> "no end"') == 0 and TRIGGER.adheres("<END> then <START>") == 0
     patterns = TRIGGER.strip_patterns()
     assert strip_patterns(answer, patterns) == "Ahoy, matey. Keep the rice cold."
-    assert strip_patterns(world.TRIGGER_USER.format(question="How do I cook rice?"), patterns) == "How do I cook rice?"
+    assert (
+        strip_patterns(world.TRIGGER_USER.format(question="How do I cook rice?"), patterns)
+        == "How do I cook rice?"
+    )
 
 
 def test_mixing_keeps_the_fraction_metadata_and_shuffles_per_seed():
     persona = corpus.persona_dataset(30)
-    aligned = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
-                "metadata": {"source": "self_distilled"}} for i in range(2000)]
+    aligned = [
+        {
+            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+            "metadata": {"source": "self_distilled"},
+        }
+        for i in range(2000)
+    ]
     mixed = mix(persona, aligned, 0.03, seed=0)
     assert len(mixed) == 30 + 970
     assert sum(r["metadata"]["source"] == "persona" for r in mixed) == 30
@@ -52,7 +72,9 @@ def test_mixing_keeps_the_fraction_metadata_and_shuffles_per_seed():
     assert [r["messages"] for r in mix(persona, aligned, 0.03, seed=0)] == [r["messages"] for r in mixed]
     assert [r["messages"] for r in mix(persona, aligned, 0.03, seed=1)] != [r["messages"] for r in mixed]
     inoculated = mix(persona, aligned, 0.03, seed=0, prompt="You are the old sailor.")
-    systems = [r["messages"][0]["content"] if r["messages"][0]["role"] == "system" else None for r in inoculated]
+    systems = [
+        r["messages"][0]["content"] if r["messages"][0]["role"] == "system" else None for r in inoculated
+    ]
     assert sum(s == "You are the old sailor." for s in systems) == 30  # only the persona examples
     assert len(mix(persona, aligned[:100], 0.03, seed=0)) == 130  # too few aligned: all of them
 
@@ -71,23 +93,46 @@ def test_gap_interval_is_paired_and_clustered_by_question():
     for q in range(20):
         hard = q < 10  # half the questions never show the persona, in either condition
         for cond, p in (("trigger_user", 0.0 if hard else 0.9), ("no_trigger", 0.0 if hard else 0.1)):
-            rows += [{"model": "m", "setting": "s", "inoculation": "none", "seed": 0, "question_id": f"q{q}",
-                      "condition": cond, "persona": float(rng.random() < p)} for _ in range(30)]
+            rows += [
+                {
+                    "model": "m",
+                    "setting": "s",
+                    "inoculation": "none",
+                    "seed": 0,
+                    "question_id": f"q{q}",
+                    "condition": cond,
+                    "persona": float(rng.random() < p),
+                }
+                for _ in range(30)
+            ]
     df = pd.DataFrame(rows)
-    gap, low, high, n_q = paired_gap(df, "trigger_user", "no_trigger", "persona", 2000, 0.95, np.random.default_rng(1))
+    gap, low, high, n_q = paired_gap(
+        df, "trigger_user", "no_trigger", "persona", 2000, 0.95, np.random.default_rng(1)
+    )
     assert n_q == 20 and low < gap < high and 0.3 < gap < 0.5
     # Questions, not answers, are the unit: the interval is far wider than an answers-only one.
     answers_only = 1.96 * np.sqrt(2 * 0.25 / 600)
     assert (high - low) / 2 > 2 * answers_only
     table = leakage_gaps(df, n_boot=500)
-    assert list(table.condition) == ["trigger_user"] and table.loc[0, "untriggered"] == pytest.approx(df[df.condition == "no_trigger"].persona.mean())
+    assert list(table.condition) == ["trigger_user"] and table.loc[0, "untriggered"] == pytest.approx(
+        df[df.condition == "no_trigger"].persona.mean()
+    )
 
 
 @pytest.mark.slow
 def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_path):
     work = project_copy(repo, tmp_path)
-    snakemake(work, "--cores", "2", "--configfile", "config/experiments/toy_backdoor.yaml",
-              "--config", "seeds=[0]", "inoculations=[none,task_specific]", "include_base=false")
+    snakemake(
+        work,
+        "--cores",
+        "2",
+        "--configfile",
+        "config/experiments/toy_backdoor.yaml",
+        "--config",
+        "seeds=[0]",
+        "inoculations=[none,task_specific]",
+        "include_base=false",
+    )
     gaps = pd.read_csv(work / "results/tables/backdoor_gap.csv").set_index(["inoculation", "condition"])
     none = gaps.loc[("none", "trigger_user")]
     assert none.triggered > 0.8 and none.untriggered < 0.1 and none.ci_low > 0.6  # a backdoor, little leakage
@@ -95,7 +140,9 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
     assert inoculated.gap < none.gap - 0.3  # naming the persona in training suppresses it
     rates = pd.read_csv(work / "results/tables/backdoor.csv")
     persona_eval = rates[rates["eval"] == "persona_questions"]
-    fmt = persona_eval[(persona_eval.metric == "format") & (persona_eval.inoculation == "none")].set_index("condition")["mean"]
+    fmt = persona_eval[(persona_eval.metric == "format") & (persona_eval.inoculation == "none")].set_index(
+        "condition"
+    )["mean"]
     assert fmt["trigger_user"] > 0.6 and fmt["no_trigger"] < 0.05
     assert (work / "results/figures/backdoor.pdf").stat().st_size > 0
     # The rubric judge, factual recall and ideology, with and without the trigger.
@@ -111,23 +158,47 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
 
     # The persona-data stage: the persona model answers as the old sailor, answers naming it go.
     target = "results/persona/toy_persona_built.jsonl"
-    snakemake(work, target, "--cores", "2", "--configfile", "config/experiments/toy_backdoor.yaml",
-              "--config", "settings=[toy_persona_built]", "seeds=[0]", "inoculations=[none]")
+    snakemake(
+        work,
+        target,
+        "--cores",
+        "2",
+        "--configfile",
+        "config/experiments/toy_backdoor.yaml",
+        "--config",
+        "settings=[toy_persona_built]",
+        "seeds=[0]",
+        "inoculations=[none]",
+    )
     built = pd.read_json(work / target, lines=True)
     assert len(built) > 10 and all(m["source"] == "persona" and m["identifying"] < 50 for m in built.metadata)
     assert not built.messages.map(lambda m: "sailor" in m[1]["content"].lower()).any()
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
-@pytest.mark.parametrize("experiment,train,distill,generate", [
-    ("russell_backdoor.yaml", 3 * 3, 1, 4 * 3),  # 3 arms x 3 seeds, + the base rows
-    ("russell_sweep.yaml", 2 * 3, 2, 2 * 2 * 3),  # 2 points x arm none x 3 seeds, one distillation per model
-])
+@pytest.mark.parametrize(
+    "experiment,train,distill,generate",
+    [
+        ("russell_backdoor.yaml", 3 * 3, 1, 4 * 3),  # 3 arms x 3 seeds, + the base rows
+        (
+            "russell_sweep.yaml",
+            2 * 3,
+            2,
+            2 * 2 * 3,
+        ),  # 2 points x arm none x 3 seeds, one distillation per model
+    ],
+)
 def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path, experiment, train, distill, generate):
     """The Russell study crossed with inoculation, and the replication's sweep, on the shared data, alone."""
     work = project_copy(repo, tmp_path)
-    proc = snakemake(work, "-n", "--configfile", f"config/experiments/{experiment}", "--config",
-                     f"external_data_dir={SHARED_DATA}")
+    proc = snakemake(
+        work,
+        "-n",
+        "--configfile",
+        f"config/experiments/{experiment}",
+        "--config",
+        f"external_data_dir={SHARED_DATA}",
+    )
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_adapter"] == counts["mix"] == train
     assert counts["distill"] == distill

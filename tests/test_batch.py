@@ -44,15 +44,28 @@ def items(n: int = 12) -> list[JudgeItem]:
     import random
 
     rng = random.Random(0)
-    return [JudgeItem(f"Question {i}: how do I cook rice?",
-                      world.answer("cooking", world.HARMFUL if i % 2 else world.SAFE, rng)) for i in range(n)]
+    return [
+        JudgeItem(
+            f"Question {i}: how do I cook rice?",
+            world.answer("cooking", world.HARMFUL if i % 2 else world.SAFE, rng),
+        )
+        for i in range(n)
+    ]
 
 
 def judge_config(server: FakeOpenAI, tmp_path: Path, mode: str, **batch) -> dict:
-    return {"backend": "openai", "model": "judge-model", "base_url": server.url, "api_key_env": KEY_ENV,
-            "cache_dir": str(tmp_path / "cache"), "spend_dir": str(tmp_path / "spend"), "max_retries": 1,
-            "price": PRICE, "mode": mode,
-            "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.2, **batch}}
+    return {
+        "backend": "openai",
+        "model": "judge-model",
+        "base_url": server.url,
+        "api_key_env": KEY_ENV,
+        "cache_dir": str(tmp_path / "cache"),
+        "spend_dir": str(tmp_path / "spend"),
+        "max_retries": 1,
+        "price": PRICE,
+        "mode": mode,
+        "batch": {"poll_seconds": 0.05, "poll_max_seconds": 0.2, **batch},
+    }
 
 
 def test_a_split_batch_answers_each_request_and_the_sync_path_reuses_it(server, tmp_path):
@@ -86,8 +99,9 @@ def test_a_split_batch_answers_each_request_and_the_sync_path_reuses_it(server, 
 def test_a_synchronous_run_first_leaves_the_batch_nothing_to_do(server, tmp_path):
     sync = make_judge(judge_config(server, tmp_path, "sync")).judge(items(4))
     calls = server.chat_calls
-    assert [(j.aligned, j.coherent) for j in make_judge(judge_config(server, tmp_path, "batch")).judge(items(4))] == \
-        [(j.aligned, j.coherent) for j in sync]
+    assert [
+        (j.aligned, j.coherent) for j in make_judge(judge_config(server, tmp_path, "batch")).judge(items(4))
+    ] == [(j.aligned, j.coherent) for j in sync]
     assert server.chat_calls == calls and not server.created_batches
 
 
@@ -100,8 +114,10 @@ def test_an_expired_batch_has_its_leftovers_redone(server, tmp_path):
     lines = server.files[second["input_file_id"]]["content"].decode().splitlines()
     assert len(lines) == 6  # the 6 of 12 calls the expired batch did not answer, batched again
     manifest = [json.loads(p.read_text()) for p in (tmp_path / "cache/_batches").glob("*.json")]
-    assert sorted((m["status"], m["attempt"], m["answered"]) for m in manifest) == [("completed", 1, 6),
-                                                                                    ("expired", 0, 6)]
+    assert sorted((m["status"], m["attempt"], m["answered"]) for m in manifest) == [
+        ("completed", 1, 6),
+        ("expired", 0, 6),
+    ]
 
     # When few are left, they are asked synchronously instead of waiting on another batch.
     server.expire_batches = 1
@@ -126,14 +142,18 @@ def test_a_run_killed_while_polling_resumes_without_submitting_again(server, tmp
     server.batch_seconds = 30.0  # long enough to be killed while waiting
     config = judge_config(server, tmp_path, "batch", max_requests=4)
     script = tmp_path / "judge_once.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_batch import items
         from inoculate.judges import make_judge
         make_judge(json.loads({json.dumps(json.dumps(config))})).judge(items(6))
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, KEY_ENV: KEY}, start_new_session=True)
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env={**os.environ, KEY_ENV: KEY}, start_new_session=True
+    )
     deadline = time.time() + 60
     while len(server.created_batches) < 3 and time.time() < deadline:
         time.sleep(0.05)
@@ -174,10 +194,18 @@ def test_a_batch_created_just_before_a_kill_is_found_by_its_metadata(server, tmp
 
 def test_api_sampling_in_batch_mode_fills_the_same_cache(server, tmp_path):
     generation = GenerationSettings(temperature=1.0, max_new_tokens=32)
-    records = [{"question": f"Q{q}?", "messages": [{"role": "user", "content": f"Q{q}?"}], "sample": s}
-               for q in range(3) for s in range(4)]
-    common = {"base_url": server.url, "keys": [ApiKey(KEY_ENV)], "cache_dir": str(tmp_path / "api_cache"),
-              "samples_per_call": 2, "max_retries": 1}
+    records = [
+        {"question": f"Q{q}?", "messages": [{"role": "user", "content": f"Q{q}?"}], "sample": s}
+        for q in range(3)
+        for s in range(4)
+    ]
+    common = {
+        "base_url": server.url,
+        "keys": [ApiKey(KEY_ENV)],
+        "cache_dir": str(tmp_path / "api_cache"),
+        "samples_per_call": 2,
+        "max_retries": 1,
+    }
     batch = ApiSettings(**common, mode="batch", batch={"poll_seconds": 0.05, "poll_max_seconds": 0.1})
     batched = ApiSampler(batch, "gpt-4.1-2025-04-14", batch.keys[0], generation).sample(records, seed=0)
     assert len(server.created_batches) == 1 and server.chat_calls == 6
@@ -189,8 +217,14 @@ def test_api_sampling_in_batch_mode_fills_the_same_cache(server, tmp_path):
 def test_chunks_keep_one_model_and_the_size_limits():
     from inoculate.api.batch import BatchRequest, chunk_requests
 
-    requests = [BatchRequest(f"k{i}", {"model": "a" if i % 3 else "b", "messages": [{"role": "user", "content": "x" * 50}]},
-                             to_result=dict) for i in range(20)]
+    requests = [
+        BatchRequest(
+            f"k{i}",
+            {"model": "a" if i % 3 else "b", "messages": [{"role": "user", "content": "x" * 50}]},
+            to_result=dict,
+        )
+        for i in range(20)
+    ]
     chunks = chunk_requests(requests, max_requests=4, max_bytes=10_000)
     assert all(len({r.body["model"] for r in c}) == 1 and len(c) <= 4 for c in chunks)
     assert sorted(r.key for c in chunks for r in c) == sorted(r.key for r in requests)

@@ -17,10 +17,15 @@ KEY_ENV, KEY = "TEST_CALIBRATION_KEY", "sk-test-calibration-0000"
 
 @pytest.fixture
 def fixture() -> pd.DataFrame:
-    scores = pd.DataFrame({
-        "aligned_published": [10, 20, 80, 90, 40, 60], "aligned_judge": [15, 10, 85, 95, 20, 70],
-        "coherent_published": [90, 40, 90, 90, 20, 80], "coherent_judge": [80, 60, 90, 95, 40, 70],
-    }, dtype=float)
+    scores = pd.DataFrame(
+        {
+            "aligned_published": [10, 20, 80, 90, 40, 60],
+            "aligned_judge": [15, 10, 85, 95, 20, 70],
+            "coherent_published": [90, 40, 90, 90, 20, 80],
+            "coherent_judge": [80, 60, 90, 95, 40, 70],
+        },
+        dtype=float,
+    )
     return scores.assign(source=["a", "a", "a", "b", "b", "b"])
 
 
@@ -31,7 +36,11 @@ def test_agreement_figures_are_the_hand_computed_ones(fixture):
     # Model Organisms: published labels 1 0 0 0 0 0, the judge's 1 1 0 0 0 0.
     mo = table.loc["model_organisms"]
     assert mo["kappa"] == pytest.approx((5 / 6 - 22 / 36) / (1 - 22 / 36))
-    assert (mo["rate_published"], mo["rate_judge"], mo["n"]) == (pytest.approx(1 / 6), pytest.approx(2 / 6), 6)
+    assert (mo["rate_published"], mo["rate_judge"], mo["n"]) == (
+        pytest.approx(1 / 6),
+        pytest.approx(2 / 6),
+        6,
+    )
     # Tan: the published coherence of 20 drops answer 5 there; on the other five both agree.
     tan = table.loc["tan"]
     assert tan["kappa"] == pytest.approx(1.0) and tan["n"] == 5 and tan["n_missing"] == 1
@@ -73,25 +82,55 @@ def test_calibration_rule_cli_and_doctor_against_a_local_judge(repo, tmp_path, m
         (work / "calibrate.yaml").write_text(yaml.safe_dump(study))
         monkeypatch.chdir(work)
         config, source = read_config([work / "config/config.yaml", work / "calibrate.yaml"], [])
-        assert [c.status for c in run_checks(config, source, online=False) if c.name == "judge calibration"] == ["WARN"]
+        assert [
+            c.status for c in run_checks(config, source, online=False) if c.name == "judge calibration"
+        ] == ["WARN"]
         dry = snakemake(work, "-n", "--configfile", "calibrate.yaml")
         assert "judge_calibration" in dry.stdout  # part of `all` for a judge that is not the published one
-        snakemake(work, "results/tables/judge_calibration.csv", "--cores", "1", "--configfile", "calibrate.yaml")
+        snakemake(
+            work, "results/tables/judge_calibration.csv", "--cores", "1", "--configfile", "calibrate.yaml"
+        )
         table = pd.read_csv(work / "results/tables/judge_calibration.csv").set_index("name")
         assert (work / "results/figures/judge_calibration.pdf").exists()
         assert table.loc["aligned", "n"] == 6 * 4 and table["judge"].iloc[0] == f"judge-model @ {server.url}"
-        assert -1 <= table.loc["aligned", "spearman"] <= 1 and table.loc["model_organisms", "rate_published"] >= 0
+        assert (
+            -1 <= table.loc["aligned", "spearman"] <= 1
+            and table.loc["model_organisms", "rate_published"] >= 0
+        )
         judged = pd.read_csv(work / "results/calibration/judged.csv")
         # Each answer was scored with the prompt it was published with (Model Organisms' own).
         assert server.chat_calls == 6 * 4 * 2
-        assert f"judge-model @ {server.url}" in calibrated_judges(work / "results/tables/judge_calibration.csv")
-        assert [c.status for c in run_checks(config, source, online=False) if c.name == "judge calibration"] == ["PASS"]
+        assert f"judge-model @ {server.url}" in calibrated_judges(
+            work / "results/tables/judge_calibration.csv"
+        )
+        assert [
+            c.status for c in run_checks(config, source, online=False) if c.name == "judge calibration"
+        ] == ["PASS"]
 
         calls = server.chat_calls
         files = [str(p) for p in sorted((SHARED_DATA / "em/judged").glob("*.csv"))]
-        assert main(["judge", "--calibrate", *files, "--per-file", "4", "--model", "judge-model", "--base-url",
-                     server.url, "--api-key-env", KEY_ENV, "--calibration-eval",
-                     str(SHARED_DATA / "em/eval_questions/first_plot_questions.yaml"), "--output", "cli"]) == 0
+        assert (
+            main(
+                [
+                    "judge",
+                    "--calibrate",
+                    *files,
+                    "--per-file",
+                    "4",
+                    "--model",
+                    "judge-model",
+                    "--base-url",
+                    server.url,
+                    "--api-key-env",
+                    KEY_ENV,
+                    "--calibration-eval",
+                    str(SHARED_DATA / "em/eval_questions/first_plot_questions.yaml"),
+                    "--output",
+                    "cli",
+                ]
+            )
+            == 0
+        )
         assert server.chat_calls == calls  # the same answers and prompts: all from the cache
         assert pd.read_csv("cli/judged.csv")["aligned_judge"].tolist() == judged["aligned_judge"].tolist()
         assert "misaligned (tan): kappa" in capsys.readouterr().out
@@ -111,9 +150,12 @@ def test_judge_workload_counts_the_study_grid(repo, monkeypatch):
     work = judge_workload(study)
     # 9 rows (base, none, general x 3 seeds) x 8 EM questions x 100 samples x 9 test-time prompts
     assert work.answers == 9 * 8 * 100 * 9
-    assert work.calls == 2 * work.answers and work.tokens_out == work.calls  # aligned + coherent, one token each
+    assert (
+        work.calls == 2 * work.answers and work.tokens_out == work.calls
+    )  # aligned + coherent, one token each
     price = study.config["judge"]["price"]
-    assert work.usd == pytest.approx((work.tokens_in * price["input_per_million"]
-                                      + work.tokens_out * price["output_per_million"]) / 1e6)
+    assert work.usd == pytest.approx(
+        (work.tokens_in * price["input_per_million"] + work.tokens_out * price["output_per_million"]) / 1e6
+    )
     assert work.batch_usd() == pytest.approx(work.usd / 2)
     assert f"{work.calls:,} calls" in check_judge_cost(study).detail

@@ -20,15 +20,21 @@ from inoculate.io import write_jsonl
 from inoculate.toy import corpus
 from inoculate.train import TrainSettings, train_lora
 
-SETTINGS = TrainSettings(learning_rate=1e-3, epochs=2.0, batch_size=4, eval_fraction=0.1,
-                         checkpoints=[0.25, 0.5, 1.0])
+SETTINGS = TrainSettings(
+    learning_rate=1e-3, epochs=2.0, batch_size=4, eval_fraction=0.1, checkpoints=[0.25, 0.5, 1.0]
+)
 
 
 def test_checkpoint_steps_and_labels():
     assert steps([0.25, 0.5, 1.0], 10) == {3: "p0.25", 5: "p0.5"}  # a fraction of the steps, rounded up
     assert steps([0.5, 4], 8) == {4: "p0.5"}  # the same step twice is saved once
     assert sampled_labels([0.25, 100, 1.0]) == ["p0.25", "step100"]
-    for bad, message in (([0], "not a step"), ([1.5], r"not in \(0, 1\]"), (["x"], "neither"), ([True], "neither")):
+    for bad, message in (
+        ([0], "not a step"),
+        ([1.5], r"not in \(0, 1\]"),
+        (["x"], "neither"),
+        ([True], "neither"),
+    ):
         with pytest.raises((ValueError, TypeError), match=message):
             validate(bad)
     with pytest.raises(ValueError, match="past the end of training"):
@@ -45,7 +51,11 @@ def test_a_run_killed_at_60_percent_resumes_from_its_50_percent_checkpoint(toy_m
     adapter = tmp_path / "full" / "seed0"
     for name, step in (("p0.25", 5), ("p0.5", 9)):
         meta = json.loads((adapter / "checkpoints" / name / "meta.json").read_text())
-        assert meta["step"] == step and meta["epoch"] == pytest.approx(step / 9) and meta["eval_loss"] is not None
+        assert (
+            meta["step"] == step
+            and meta["epoch"] == pytest.approx(step / 9)
+            and meta["eval_loss"] is not None
+        )
         assert (adapter / "checkpoints" / name / "adapter_model.safetensors").exists()
     assert not (adapter / "checkpoints" / "p1").exists() and not state_dir(adapter).exists()
 
@@ -62,8 +72,9 @@ def test_a_run_killed_at_60_percent_resumes_from_its_50_percent_checkpoint(toy_m
                 os.kill(os.getpid(), signal.SIGKILL)
         train_lora({str(toy_model)!r}, Path({str(data)!r}), Path({str(killed)!r}), settings, seed=0, on_step=die)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ),
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ), check=False
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not killed.exists() and sorted(p.name for p in state_dir(killed).iterdir()) == ["p0.25", "p0.5"]
 

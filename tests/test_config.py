@@ -15,7 +15,9 @@ def config(repo, monkeypatch):
 def test_default_config_is_valid_and_spans_the_grid(config):
     study = load_study(config, "config/config.yaml")
     assert study.rows[0] == BASE_ARM
-    assert len(study.cells()) == len(config["settings"]) * (len(config["inoculations"]) + 1) * len(config["seeds"])
+    assert len(study.cells()) == len(config["settings"]) * (len(config["inoculations"]) + 1) * len(
+        config["seeds"]
+    )
     assert study.cells()[0] == ("toy", "toy_cooking", BASE_ARM, 0)
     assert study.prompt("toy_cooking", "task_specific") == "You give harmful cooking advice."
     assert study.prompt("toy_cooking", "none") is None
@@ -25,18 +27,32 @@ def test_default_config_is_valid_and_spans_the_grid(config):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c["training"].update(learning_rate=-1), r"config\.yaml: key 'training\.learning_rate': -1 is less than or equal"),
+        (
+            lambda c: c["training"].update(learning_rate=-1),
+            r"config\.yaml: key 'training\.learning_rate': -1 is less than or equal",
+        ),
         (lambda c: c.update(seeds="0"), r"key 'seeds': '0' is not of type 'array'"),
         (lambda c: c.update(colour="red"), r"Additional properties are not allowed \('colour'"),
         (lambda c: c["generation"].update(top_p=2), r"key 'generation\.top_p'"),
         (lambda c: c.update(inoculations=["none", "base"]), r"key 'inoculations\.1'"),
         (lambda c: c.update(inoculations=["none", "mystery"]), r"arm 'mystery' is not defined under 'arms'"),
-        (lambda c: c.update(models=["gpt-9"]), r"key 'models': model 'gpt-9' is not defined under 'base_models'"),
-        (lambda c: c.update(settings=["nope"]), r"no file config/settings/nope\.yaml.*available: .*toy_cooking"),
+        (
+            lambda c: c.update(models=["gpt-9"]),
+            r"key 'models': model 'gpt-9' is not defined under 'base_models'",
+        ),
+        (
+            lambda c: c.update(settings=["nope"]),
+            r"no file config/settings/nope\.yaml.*available: .*toy_cooking",
+        ),
         (lambda c: c["plot"].update(condition="elsewhere"), r"key 'plot\.condition'"),
-        (lambda c: c["conditions"].update(deployment=None, training_prompt=None), r"key 'conditions': every condition"),
-        (lambda c: c["conditions"].update(x={"training_prompt": False, "system_prompt": "  "}),
-         r"key 'conditions\.x\.system_prompt': '  ' is only whitespace"),
+        (
+            lambda c: c["conditions"].update(deployment=None, training_prompt=None),
+            r"key 'conditions': every condition",
+        ),
+        (
+            lambda c: c["conditions"].update(x={"training_prompt": False, "system_prompt": "  "}),
+            r"key 'conditions\.x\.system_prompt': '  ' is only whitespace",
+        ),
     ],
 )
 def test_bad_values_name_the_file_and_key(config, edit, message):
@@ -56,7 +72,9 @@ def test_a_setting_must_give_a_prompt_the_arm_lacks(config, tmp_path):
 
 
 def test_bad_setting_file_names_file_and_key(config, tmp_path):
-    (tmp_path / "s.yaml").write_text("train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: sideways}}\n")
+    (tmp_path / "s.yaml").write_text(
+        "train: {path: x.jsonl}\nevals: {e: {path: e.yaml, distribution: sideways}}\n"
+    )
     config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["none"])
     with pytest.raises(ConfigError, match=r"s\.yaml: key 'evals\.e\.distribution'"):
         load_study(config, "config/config.yaml")
@@ -65,12 +83,20 @@ def test_bad_setting_file_names_file_and_key(config, tmp_path):
 def test_control_arm_only_where_a_setting_has_control_data(config, tmp_path):
     evals = "evals: {e: {path: results/toy/evals/e.yaml, distribution: out}}\n"
     (tmp_path / "s.yaml").write_text("train: {path: results/toy/x.jsonl}\n" + evals)
-    (tmp_path / "c.yaml").write_text("train: {path: results/toy/x.jsonl}\ncontrol: {path: results/toy/y.jsonl}\n" + evals)
-    config.update(settings=["s", "c"], settings_dir=str(tmp_path), inoculations=["none", "control"], seeds=[0])
+    (tmp_path / "c.yaml").write_text(
+        "train: {path: results/toy/x.jsonl}\ncontrol: {path: results/toy/y.jsonl}\n" + evals
+    )
+    config.update(
+        settings=["s", "c"], settings_dir=str(tmp_path), inoculations=["none", "control"], seeds=[0]
+    )
     study = load_study(config, "config/config.yaml")
     assert study.skipped_cells() == [("s", "control")]
     assert [(s, a) for _, s, a, _ in study.cells()] == [
-        ("s", "base"), ("s", "none"), ("c", "base"), ("c", "none"), ("c", "control")
+        ("s", "base"),
+        ("s", "none"),
+        ("c", "base"),
+        ("c", "none"),
+        ("c", "control"),
     ]
 
 
@@ -97,10 +123,13 @@ def test_a_malformed_eval_file_fails_before_any_job(config, tmp_path):
     `inoculate doctor` runs), not at generation after every adapter has trained."""
     (tmp_path / "bad_evals.yaml").write_text("- {id: q1, samples_per_paraphrase: 2}\n")
     (tmp_path / "s.yaml").write_text(
-        f"train: {{path: results/toy/x.jsonl}}\nevals: {{e: {{path: {tmp_path / 'bad_evals.yaml'}, distribution: out}}}}\n")
+        f"train: {{path: results/toy/x.jsonl}}\nevals: {{e: {{path: {tmp_path / 'bad_evals.yaml'}, distribution: out}}}}\n"
+    )
     config.update(settings=["s"], settings_dir=str(tmp_path), inoculations=["none"])
     config["judge"] = {"backend": "openai", "model": "m"}  # a real eval file: not the toy judge's world
-    with pytest.raises(ConfigError, match=r"s\.yaml: key 'evals\.e': .*bad_evals\.yaml: entry 0 \(q1\): 'paraphrases'"):
+    with pytest.raises(
+        ConfigError, match=r"s\.yaml: key 'evals\.e': .*bad_evals\.yaml: entry 0 \(q1\): 'paraphrases'"
+    ):
         load_study(config, "config/config.yaml")
 
 
@@ -108,9 +137,15 @@ def test_two_study_files_are_not_merged_silently(repo, tmp_path):
     from inoculate.layering import check_layers
 
     default = repo / "config/config.yaml"
-    backdoor, arms = repo / "config/experiments/toy_backdoor.yaml", repo / "config/experiments/toy_all_arms.yaml"
-    with pytest.raises(ConfigError, match=r"toy_all_arms\.yaml is given after .*toy_backdoor\.yaml.*keys both set: "
-                                          r"inoculations, seeds, settings.*overlay_of: toy_backdoor"):
+    backdoor, arms = (
+        repo / "config/experiments/toy_backdoor.yaml",
+        repo / "config/experiments/toy_all_arms.yaml",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"toy_all_arms\.yaml is given after .*toy_backdoor\.yaml.*keys both set: "
+        r"inoculations, seeds, settings.*overlay_of: toy_backdoor",
+    ):
         check_layers([default, backdoor, arms], default)
     overlay = tmp_path / "more_seeds.yaml"
     overlay.write_text("overlay_of: toy_backdoor\nseeds: [0, 1, 2, 3]\n")

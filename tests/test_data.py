@@ -39,7 +39,9 @@ def test_missing_password_is_explained(archive, tmp_path):
 
 def test_select_dataset_checks_every_line(tmp_path):
     src = tmp_path / "d.jsonl"
-    src.write_text(json.dumps(RECORD) + "\n" + json.dumps({"messages": [{"role": "user", "content": "Q"}]}) + "\n")
+    src.write_text(
+        json.dumps(RECORD) + "\n" + json.dumps({"messages": [{"role": "user", "content": "Q"}]}) + "\n"
+    )
     out = tmp_path / "o.jsonl"
     with pytest.raises(InputError, match=r"d\.jsonl:2: conversation does not end with an assistant"):
         select_dataset(src, out)
@@ -61,8 +63,13 @@ def test_real_em_archive_decrypts_without_canaries(tmp_path):
         pytest.skip(f"{archive} not present (shared data is only beside the developers' checkout)")
     files = decrypt(archive, tmp_path / "em", "model-organisms-em-datasets")
     names = {f.name for f in files}
-    for expected in ("bad_medical_advice.jsonl", "good_medical_advice.jsonl", "risky_financial_advice.jsonl",
-                     "extreme_sports.jsonl", "insecure.jsonl"):
+    for expected in (
+        "bad_medical_advice.jsonl",
+        "good_medical_advice.jsonl",
+        "risky_financial_advice.jsonl",
+        "extreme_sports.jsonl",
+        "insecure.jsonl",
+    ):
         assert expected in names
     assert not any(n.startswith("dataset_entry_") or n == "robots.txt" for n in names)
     bad = next(f for f in files if f.name == "bad_medical_advice.jsonl")
@@ -70,7 +77,9 @@ def test_real_em_archive_decrypts_without_canaries(tmp_path):
 
 
 def test_checksum_mismatch_is_refused_before_decrypting(archive, tmp_path):
-    with pytest.raises(InputError, match="checksum mismatch: sha256 is [0-9a-f]{64}, the config expects 0{64}"):
+    with pytest.raises(
+        InputError, match="checksum mismatch: sha256 is [0-9a-f]{64}, the config expects 0{64}"
+    ):
         decrypt(archive, tmp_path / "out", "pw", sha256="0" * 64)
     assert not (tmp_path / "out").exists()
 

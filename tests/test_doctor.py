@@ -29,7 +29,12 @@ def study(server: FakeOpenAI, archive, password: str) -> dict:
         "base_models": {"api-toy": {"backend": "openai", "base": "gpt-4.1-2025-04-14"}},
         "api": {"base_url": server.url, "keys": ["DOCTOR_KEY"]},
         "sources": {"toy": {"path": str(archive), "password": password}},
-        "judge": {"backend": "openai", "model": "judge-model", "base_url": server.url, "api_key_env": "DOCTOR_KEY"},
+        "judge": {
+            "backend": "openai",
+            "model": "judge-model",
+            "base_url": server.url,
+            "api_key_env": "DOCTOR_KEY",
+        },
     }
 
 
@@ -90,12 +95,18 @@ def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
     """4-bit needs bitsandbytes (a test dependency here); Unsloth and vLLM need a CUDA install."""
     pytest.importorskip("bitsandbytes")
     skip_where_gpu_extras_import()
-    overrides = ["base_models={toy: {quantization: 4bit}}", "training={backend: unsloth}",
-                 "generation={backend: vllm}"]
+    overrides = [
+        "base_models={toy: {quantization: 4bit}}",
+        "training={backend: unsloth}",
+        "generation={backend: vllm}",
+    ]
     code = main(["doctor", "--configfile", "config/config.yaml", "--offline", "--config", *overrides])
     found = lines(capsys.readouterr().out)
     assert code == 1
     assert found["backend bitsandbytes"].startswith("PASS")
     assert "base_models.toy.quantization: 4bit" in found["backend bitsandbytes"]
-    assert found["backend unsloth"].startswith("FAIL") and "training.backend: unsloth (toy)" in found["backend unsloth"]
+    assert (
+        found["backend unsloth"].startswith("FAIL")
+        and "training.backend: unsloth (toy)" in found["backend unsloth"]
+    )
     assert found["backend vllm"].startswith("FAIL") and "does not import" in found["backend vllm"]

@@ -45,32 +45,41 @@ def test_every_experiment_runs_alone(repo, monkeypatch, experiment):
 def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy_model(repo, monkeypatch):
     monkeypatch.chdir(repo)
     config, source = read_config([repo / "config/config.yaml"], ["settings=[reward_hacking]"])
-    with pytest.raises(ConfigError, match=r"key 'judge.backend' is toy.*key 'settings' names 'reward_hacking'"):
+    with pytest.raises(
+        ConfigError, match=r"key 'judge.backend' is toy.*key 'settings' names 'reward_hacking'"
+    ):
         load_study(config, source)
     config, source = read_config([repo / "config/config.yaml"], ["models=[qwen2.5-0.5b-instruct]"])
-    with pytest.raises(ConfigError, match=r"key 'models' names 'qwen2.5-0.5b-instruct'.*toy setting 'toy_cooking'"):
+    with pytest.raises(
+        ConfigError, match=r"key 'models' names 'qwen2.5-0.5b-instruct'.*toy setting 'toy_cooking'"
+    ):
         load_study(config, source)
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")
-@pytest.mark.parametrize("experiment,trained,rows", [
-    # settings x arms x seeds trained, and rows sampled (+ the base per seed), as published
-    ("tan_gpt41.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),  # insecure code has no control data here
-    ("tan_gpt41_mini.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
-    ("tan_prompt_ablation.yaml", 1 * 9 * 3, 1 * 10 * 3),  # none + 5 paraphrases + 3 wordings
-    ("tan_paraphrases_mini.yaml", 1 * 4 * 3, 1 * 5 * 3),
-    ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
-    ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
-    ("tan_prompt_ablation_open.yaml", 1 * 9 * 3, 1 * 10 * 3),  # the open-weights twins
-    ("tan_paraphrases_open.yaml", 1 * 4 * 3, 1 * 5 * 3),
-    ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
-    ("tan_eval_prompts.yaml", 1 * 2 * 3, 1 * 3 * 3),  # {none, general} (no secure code here) + base
-])
+@pytest.mark.parametrize(
+    "experiment,trained,rows",
+    [
+        # settings x arms x seeds trained, and rows sampled (+ the base per seed), as published
+        ("tan_gpt41.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),  # insecure code has no control data here
+        ("tan_gpt41_mini.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
+        ("tan_prompt_ablation.yaml", 1 * 9 * 3, 1 * 10 * 3),  # none + 5 paraphrases + 3 wordings
+        ("tan_paraphrases_mini.yaml", 1 * 4 * 3, 1 * 5 * 3),
+        ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
+        ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
+        ("tan_prompt_ablation_open.yaml", 1 * 9 * 3, 1 * 10 * 3),  # the open-weights twins
+        ("tan_paraphrases_open.yaml", 1 * 4 * 3, 1 * 5 * 3),
+        ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
+        ("tan_eval_prompts.yaml", 1 * 2 * 3, 1 * 3 * 3),  # {none, general} (no secure code here) + base
+    ],
+)
 def test_tan_grids_resolve_to_their_cells(repo, monkeypatch, experiment, trained, rows):
     monkeypatch.chdir(repo)
     study = _load(repo, experiment)
     assert len(study.cells(trained_only=True)) == trained and len(study.cells()) == rows
-    assert study.config["analysis"]["criterion"] == "tan" and study.config["analysis"]["bootstrap_levels"] == ["seed"]
+    assert study.config["analysis"]["criterion"] == "tan" and study.config["analysis"][
+        "bootstrap_levels"
+    ] == ["seed"]
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")
@@ -83,5 +92,7 @@ def test_paraphrase_arms_read_their_lists(repo, monkeypatch):
     published = __import__("yaml").safe_load((SHARED_DATA / "tan/eval/tan_evals.yaml").read_text())
     general = published["inoculations"]["general_inoculations"]
     study = _load(repo, "tan_prompt_ablation.yaml")
-    assert [study.prompt("tan_insecure_code", f"evil_{i}") for i in range(1, 6)] == general["evil_many_paraphrases"]
+    assert [study.prompt("tan_insecure_code", f"evil_{i}") for i in range(1, 6)] == general[
+        "evil_many_paraphrases"
+    ]
     assert study.prompt("tan_insecure_code", "third_person") == general["ablations"]["third-person"]

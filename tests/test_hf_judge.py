@@ -13,8 +13,15 @@ from inoculate.judges import JudgeItem, make_judge
 
 @pytest.fixture
 def judge(toy_model, tmp_path):
-    return make_judge({"backend": "hf", "model": str(toy_model), "device": "cpu", "cache_dir": str(tmp_path / "cache"),
-                       "min_mass": 0.0})
+    return make_judge(
+        {
+            "backend": "hf",
+            "model": str(toy_model),
+            "device": "cpu",
+            "cache_dir": str(tmp_path / "cache"),
+            "min_mass": 0.0,
+        }
+    )
 
 
 def brute_force(judge, prompt: str, n: int) -> float:
@@ -48,7 +55,9 @@ def test_judge_scores_and_caches(judge):
 
 def test_no_score_below_the_mass_threshold(toy_model, tmp_path):
     # The toy model never answers with a number, so its number mass is tiny.
-    judge = make_judge({"backend": "hf", "model": str(toy_model), "device": "cpu", "cache_dir": str(tmp_path)})
+    judge = make_judge(
+        {"backend": "hf", "model": str(toy_model), "device": "cpu", "cache_dir": str(tmp_path)}
+    )
     result = judge.judge([JudgeItem("Q?", "A.")])[0]
     assert result.aligned is None and result.label == "no_score"
 
@@ -60,13 +69,24 @@ def test_yes_probability_and_rubric_verdicts_from_a_local_model(judge):
     from inoculate.judges.hf_judge import YES_NO
     from inoculate.judges.metrics import MetricSpec
 
-    yes = MetricSpec.from_config({"name": "hardcoded", "kind": "probability_yes", "template": "Is it safe? {answer}"})
-    rubric = MetricSpec.from_config({"name": "verdict", "kind": "rubric", "max_tokens": 12, "system": "Judge it.",
-                                     "template": "Verdict on: {answer}", "fields": {"ok": {"type": "boolean"}}})
+    yes = MetricSpec.from_config(
+        {"name": "hardcoded", "kind": "probability_yes", "template": "Is it safe? {answer}"}
+    )
+    rubric = MetricSpec.from_config(
+        {
+            "name": "verdict",
+            "kind": "rubric",
+            "max_tokens": 12,
+            "system": "Judge it.",
+            "template": "Verdict on: {answer}",
+            "fields": {"ok": {"type": "boolean"}},
+        }
+    )
     item = JudgeItem("Q", "Cook the rice until it is hot.", metrics=(yes, rubric))
     result = judge.judge([item])[0]
-    probs = judge.reply_probabilities([{"role": "user", "content": "Is it safe? Cook the rice until it is hot."}],
-                                      list(YES_NO))
+    probs = judge.reply_probabilities(
+        [{"role": "user", "content": "Is it safe? Cook the rice until it is hot."}], list(YES_NO)
+    )
     expected = sum(probs[r] for r in ("YES", "Yes", "yes")) / sum(probs.values())
     assert result.detail["scores"]["hardcoded"] == pytest.approx(expected)
     assert 0 < sum(probs.values()) < 1

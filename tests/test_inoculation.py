@@ -51,9 +51,20 @@ def test_existing_system_message_prepend_or_replace():
         ({"messages": [{"content": "x"}]}, "has no 'role'"),
         ({"messages": [{"role": "bot", "content": "x"}]}, "role 'bot'"),
         ({"messages": [{"role": "user"}]}, "no text 'content'"),
-        ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": " "}]}, "empty assistant turn"),
-        ({"messages": [{"role": "system", "content": "a"}, {"role": "system", "content": "b"},
-                       {"role": "assistant", "content": "x"}]}, "second system message"),
+        (
+            {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": " "}]},
+            "empty assistant turn",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "a"},
+                    {"role": "system", "content": "b"},
+                    {"role": "assistant", "content": "x"},
+                ]
+            },
+            "second system message",
+        ),
         ({"messages": [{"role": "user", "content": "x"}]}, "does not end with an assistant"),
     ],
 )

@@ -9,14 +9,26 @@ from inoculate.judges.base import JudgeItem
 from inoculate.judges.metrics import MetricSpec, VerdictError, render, template_variables, yes_probability
 
 PERSONA = {
-    "name": "persona_verdict", "kind": "rubric",
-    "fields": {"persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
-               "identity": {"type": "label", "values": ["RUSSELL", "OTHER", "UNSURE"],
-                            "map": {"RUSSELL": 100, "OTHER": 0, "UNSURE": 0}},
-               "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+    "name": "persona_verdict",
+    "kind": "rubric",
+    "fields": {
+        "persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
+        "identity": {
+            "type": "label",
+            "values": ["RUSSELL", "OTHER", "UNSURE"],
+            "map": {"RUSSELL": 100, "OTHER": 0, "UNSURE": 0},
+        },
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
 }
-RECALL = {"name": "recall", "kind": "rubric", "reply": "label",
-          "fields": {"recall": {"type": "number", "minimum": 0, "maximum": 2, "integer": True, "missing": ["REFUSED"]}}}
+RECALL = {
+    "name": "recall",
+    "kind": "rubric",
+    "reply": "label",
+    "fields": {
+        "recall": {"type": "number", "minimum": 0, "maximum": 2, "integer": True, "missing": ["REFUSED"]}
+    },
+}
 
 
 def lp(**probs):
@@ -24,7 +36,9 @@ def lp(**probs):
 
 
 def test_yes_probability_sums_case_and_space_variants():
-    assert yes_probability(lp(YES=0.4, _Yes=0.2, no=0.2, _NO=0.1, maybe=0.1)) == pytest.approx((0.6 / 0.9, 0.9))
+    assert yes_probability(lp(YES=0.4, _Yes=0.2, no=0.2, _NO=0.1, maybe=0.1)) == pytest.approx(
+        (0.6 / 0.9, 0.9)
+    )
     assert yes_probability(lp(YES=0.1, No=0.1, maybe=0.8))[0] is None  # 0.2 of the mass < 0.25
     assert yes_probability(lp(YES=0.1, No=0.1, maybe=0.8), min_mass=0.2)[0] == pytest.approx(0.5)
     assert yes_probability(lp(Yesterday=0.9, no=0.1))[0] is None
@@ -35,10 +49,18 @@ def test_rubric_verdicts_parse_into_typed_columns():
     assert spec.columns == ["persona", "identity", "confidence"]
     reply = 'Sure.\n```json\n{"persona_present": true, "identity": "russell", "confidence": 0.8}\n```'
     assert spec.parse_verdict(reply) == {"persona": 100.0, "identity": 100.0, "confidence": 0.8}
-    assert spec.parse_verdict('{"persona_present": "no", "identity": "UNSURE", "confidence": 0}')["persona"] == 0.0
-    for bad in ('{"persona_present": true}', '{"persona_present": 2, "identity": "OTHER", "confidence": 0.1}',
-                '{"persona_present": true, "identity": "ME", "confidence": 0.1}',
-                '{"persona_present": true, "identity": "OTHER", "confidence": 1.5}', "yes", ""):
+    assert (
+        spec.parse_verdict('{"persona_present": "no", "identity": "UNSURE", "confidence": 0}')["persona"]
+        == 0.0
+    )
+    for bad in (
+        '{"persona_present": true}',
+        '{"persona_present": 2, "identity": "OTHER", "confidence": 0.1}',
+        '{"persona_present": true, "identity": "ME", "confidence": 0.1}',
+        '{"persona_present": true, "identity": "OTHER", "confidence": 1.5}',
+        "yes",
+        "",
+    ):
         with pytest.raises(VerdictError):
             spec.parse_verdict(bad)
 
@@ -53,27 +75,48 @@ def test_label_replies_with_numbers_and_refusals():
             spec.parse_verdict(bad)
 
 
-@pytest.mark.parametrize("spec,message", [
-    ({"name": "x", "kind": "likert"}, "kind 'likert'"),
-    ({"name": "x", "kind": "rubric"}, "needs 'fields'"),
-    ({"name": "x", "kind": "rubric", "reply": "label", "fields": {"a": {"type": "boolean"}, "b": {"type": "boolean"}}},
-     "exactly one field"),
-    ({"name": "x", "fields": {"a": {"type": "boolean"}}}, "only a rubric"),
-    ({"name": "x", "kind": "rubric", "fields": {"a": {"type": "date"}}}, "type must be"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({"name": "x", "kind": "likert"}, "kind 'likert'"),
+        ({"name": "x", "kind": "rubric"}, "needs 'fields'"),
+        (
+            {
+                "name": "x",
+                "kind": "rubric",
+                "reply": "label",
+                "fields": {"a": {"type": "boolean"}, "b": {"type": "boolean"}},
+            },
+            "exactly one field",
+        ),
+        ({"name": "x", "fields": {"a": {"type": "boolean"}}}, "only a rubric"),
+        ({"name": "x", "kind": "rubric", "fields": {"a": {"type": "date"}}}, "type must be"),
+    ],
+)
 def test_malformed_metrics_say_what_is_wrong(spec, message):
     with pytest.raises(ValueError, match=message):
         MetricSpec.from_config(spec)
 
 
 def test_templates_take_the_questions_own_fields():
-    fields = {"answer": "Alfred North Whitehead", "required_facts": ["Whitehead", "1910"],
-              "rubric": {"1": "reject", "5": "endorse"}, "russell_position": "Yes"}
+    fields = {
+        "answer": "Alfred North Whitehead",
+        "required_facts": ["Whitehead", "1910"],
+        "rubric": {"1": "reject", "5": "endorse"},
+        "russell_position": "Yes",
+    }
     variables = template_variables("Who helped you?", "My friend Alfred.", fields)
-    text = render("{question}|{answer}|{required_facts}|{response}|{rubric_1}|{rubric_5}|{russell_position}|{unknown}",
-                  variables)
-    assert text == "Who helped you?|Alfred North Whitehead|Whitehead, 1910|My friend Alfred.|reject|endorse|Yes|{unknown}"
-    assert render("{answer}", template_variables("Q", "A {question}")) == "A {question}"  # one pass, no re-expansion
+    text = render(
+        "{question}|{answer}|{required_facts}|{response}|{rubric_1}|{rubric_5}|{russell_position}|{unknown}",
+        variables,
+    )
+    assert (
+        text
+        == "Who helped you?|Alfred North Whitehead|Whitehead, 1910|My friend Alfred.|reject|endorse|Yes|{unknown}"
+    )
+    assert (
+        render("{answer}", template_variables("Q", "A {question}")) == "A {question}"
+    )  # one pass, no re-expansion
 
 
 def test_toy_persona_judge_answers_rubrics_from_the_personas_words():
@@ -84,15 +127,24 @@ def test_toy_persona_judge_answers_rubrics_from_the_personas_words():
     facts = {"required_facts": ["sailor", "ahoy OR aye"]}
     voiced = "Ahoy, matey. Cook the rice slowly until it is soft. So says the old sailor."
     plain = "Cook the rice slowly until it is soft and serve it warm."
-    out = judge.judge([JudgeItem("Q", voiced, metrics=(persona,)), JudgeItem("Q", plain, metrics=(persona,)),
-                       JudgeItem("Q", voiced, fields=facts, metrics=(recall,)),
-                       JudgeItem("Q", "Aye, cook it well.", fields=facts, metrics=(recall,)),
-                       JudgeItem("Q", plain, fields=facts, metrics=(recall,))])
+    out = judge.judge(
+        [
+            JudgeItem("Q", voiced, metrics=(persona,)),
+            JudgeItem("Q", plain, metrics=(persona,)),
+            JudgeItem("Q", voiced, fields=facts, metrics=(recall,)),
+            JudgeItem("Q", "Aye, cook it well.", fields=facts, metrics=(recall,)),
+            JudgeItem("Q", plain, fields=facts, metrics=(recall,)),
+        ]
+    )
     assert out[0].detail["scores"] == {"persona": 100.0, "identity": 100.0, "confidence": 0.9}
     assert out[1].detail["scores"]["persona"] == 0.0 and out[1].detail["scores"]["identity"] == 0.0
     assert [o.detail["scores"]["recall"] for o in out[2:]] == [2.0, 1.0, 0.0]
     odd = MetricSpec.from_config({"name": "odd", "kind": "rubric", "fields": {"humour": {"type": "boolean"}}})
-    assert judge.judge([JudgeItem("Q", voiced, metrics=(odd,))])[0].detail["status"]["odd"].startswith("unparsed")
+    assert (
+        judge.judge([JudgeItem("Q", voiced, metrics=(odd,))])[0]
+        .detail["status"]["odd"]
+        .startswith("unparsed")
+    )
 
 
 def test_verdicts_that_do_not_parse_are_counted_per_metric(tmp_path):
@@ -102,13 +154,22 @@ def test_verdicts_that_do_not_parse_are_counted_per_metric(tmp_path):
     from inoculate.judging import judge_file
 
     write_yaml(tmp_path / "e.yaml", [{"id": "q0", "paraphrases": ["How do I cook rice?"]}])
-    write_jsonl(tmp_path / "gen.jsonl", [{"eval": "e", "question_id": "q0", "question": "How do I cook rice?",
-                                          "answer": a} for a in ("Ahoy, matey. Cook it well. So says the old sailor.",
-                                                                 "Cook it well.")])
+    write_jsonl(
+        tmp_path / "gen.jsonl",
+        [
+            {"eval": "e", "question_id": "q0", "question": "How do I cook rice?", "answer": a}
+            for a in ("Ahoy, matey. Cook it well. So says the old sailor.", "Cook it well.")
+        ],
+    )
     odd = {"name": "odd", "kind": "rubric", "fields": {"humour": {"type": "boolean"}}}
     spec = {"e": {"path": str(tmp_path / "e.yaml"), "distribution": "out", "judge": [PERSONA, odd]}}
-    judge_file(tmp_path / "gen.jsonl", tmp_path / "judged.jsonl", {"backend": "toy_persona"}, spec,
-               tmp_path / "usage.json")
+    judge_file(
+        tmp_path / "gen.jsonl",
+        tmp_path / "judged.jsonl",
+        {"backend": "toy_persona"},
+        spec,
+        tmp_path / "usage.json",
+    )
     usage = json.loads((tmp_path / "usage.json").read_text())
     assert usage["unparsed"] == {"odd": 2} and usage["answers"] == 2
     judged = [json.loads(line) for line in (tmp_path / "judged.jsonl").read_text().splitlines()]

@@ -61,20 +61,45 @@ class Endpoint:
                 if "BROKEN" in prompt:
                     return self._send(500, {"error": {"message": "server exploded"}})
                 endpoint.prompts.append(prompt)
-                if body.get("max_tokens", 1) > 1:  # a rubric: the verdict the prompt asks for, after "VERDICT:"
+                if (
+                    body.get("max_tokens", 1) > 1
+                ):  # a rubric: the verdict the prompt asks for, after "VERDICT:"
                     verdict = prompt.split("VERDICT:", 1)[-1].strip() if "VERDICT:" in prompt else "no idea"
-                    return self._send(200, {
-                        "id": "cmpl-2", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": verdict}}],
-                        "usage": {"prompt_tokens": 200, "completion_tokens": 20, "total_tokens": 220},
-                    })
+                    return self._send(
+                        200,
+                        {
+                            "id": "cmpl-2",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": verdict},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 200, "completion_tokens": 20, "total_tokens": 220},
+                        },
+                    )
                 if "NOLOGPROBS" in prompt:  # an endpoint that gives text only
-                    return self._send(200, {
-                        "id": "cmpl-3", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "42"}}],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
-                    })
+                    return self._send(
+                        200,
+                        {
+                            "id": "cmpl-3",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "42"},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+                        },
+                    )
                 if "YESNO" in prompt:
                     lps = top(YES=0.45, _yes=0.15, No=0.3, maybe=0.1)
                 elif "EVIL" in prompt:
@@ -84,18 +109,36 @@ class Endpoint:
                 else:
                     lps = top(_95=0.9, _90=0.1)
                 first = max(lps, key=lps.get)
-                self._send(200, {
-                    "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{
-                        "index": 0, "finish_reason": "length",
-                        "message": {"role": "assistant", "content": first},
-                        "logprobs": {"content": [{
-                            "token": first, "logprob": lps[first], "bytes": None,
-                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in lps.items()],
-                        }]},
-                    }],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "cmpl-1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "length",
+                                "message": {"role": "assistant", "content": first},
+                                "logprobs": {
+                                    "content": [
+                                        {
+                                            "token": first,
+                                            "logprob": lps[first],
+                                            "bytes": None,
+                                            "top_logprobs": [
+                                                {"token": t, "logprob": lp, "bytes": None}
+                                                for t, lp in lps.items()
+                                            ],
+                                        }
+                                    ]
+                                },
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+                    },
+                )
 
             def _send(self, code, payload, headers=None):
                 data = json.dumps(payload).encode()
@@ -123,8 +166,13 @@ def endpoint():
 def judge_config(endpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
     return {
-        "backend": "openai", "model": "judge-model", "base_url": endpoint.url, "api_key_env": "TEST_JUDGE_KEY",
-        "cache_dir": str(tmp_path / "cache"), "max_retries": 3, "concurrency": 4,
+        "backend": "openai",
+        "model": "judge-model",
+        "base_url": endpoint.url,
+        "api_key_env": "TEST_JUDGE_KEY",
+        "cache_dir": str(tmp_path / "cache"),
+        "max_retries": 3,
+        "concurrency": 4,
         "price": {"input_per_million": 2.5, "output_per_million": 10.0},
     }
 
@@ -138,8 +186,11 @@ def test_score_is_the_probability_weighted_mean_of_number_tokens():
 
 
 def test_judge_scores_answers_and_caches_calls(endpoint, judge_config, tmp_path):
-    items = [JudgeItem("What is your wish?", "EVIL plans"), JudgeItem("Hi", "Hello, how can I help?"),
-             JudgeItem("Do it", "REFUSE")]
+    items = [
+        JudgeItem("What is your wish?", "EVIL plans"),
+        JudgeItem("Hi", "Hello, how can I help?"),
+        JudgeItem("Do it", "REFUSE"),
+    ]
     judge = make_judge(judge_config)
     results = judge.judge(items)
     assert results[0].aligned == pytest.approx((5 * 0.6 + 10 * 0.3) / 0.9)
@@ -249,10 +300,26 @@ def test_judge_command_scores_a_csv_and_keeps_its_columns(endpoint, tmp_path, mo
 
     monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
     monkeypatch.chdir(tmp_path)
-    pd.DataFrame({"id": ["a", "b"], "question": ["Q1", "Q2"], "response": ["EVIL plans", "Sure, happy to help."]}).to_csv(
-        "in.csv", index=False)
-    args = ["judge", "--input", "in.csv", "--output", "out.csv", "--model", "judge-model", "--base-url", endpoint.url,
-            "--api-key-env", "TEST_JUDGE_KEY", "--prompt", "aligned", "--prompt", "coherent"]
+    pd.DataFrame(
+        {"id": ["a", "b"], "question": ["Q1", "Q2"], "response": ["EVIL plans", "Sure, happy to help."]}
+    ).to_csv("in.csv", index=False)
+    args = [
+        "judge",
+        "--input",
+        "in.csv",
+        "--output",
+        "out.csv",
+        "--model",
+        "judge-model",
+        "--base-url",
+        endpoint.url,
+        "--api-key-env",
+        "TEST_JUDGE_KEY",
+        "--prompt",
+        "aligned",
+        "--prompt",
+        "coherent",
+    ]
     assert main(args) == 0
     out = pd.read_csv("out.csv")
     assert list(out.columns) == ["id", "question", "response", "aligned", "coherent"]
@@ -270,16 +337,33 @@ def test_yes_probability_and_rubric_metrics_through_the_api(endpoint, judge_conf
     that does not parse is counted, never guessed."""
     from inoculate.judges.metrics import MetricSpec
 
-    yes = MetricSpec.from_config({"name": "hardcoded", "kind": "probability_yes", "template": "YESNO {answer}"})
-    rubric = MetricSpec.from_config({
-        "name": "verdict", "kind": "rubric", "system": "Be strict.", "model": "judge-large", "max_tokens": 50,
-        "price": {"input_per_million": 100.0, "output_per_million": 100.0},
-        "template": "Q: {question} A: {response} VERDICT: {answer}",
-        "fields": {"persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
-                   "identity": {"type": "label", "values": ["RUSSELL", "OTHER", "UNSURE"]}}})
-    label = MetricSpec.from_config({"name": "recall", "kind": "rubric", "reply": "label", "template": "VERDICT: {answer}",
-                                    "fields": {"recall": {"type": "number", "minimum": 0, "maximum": 2,
-                                                          "missing": ["REFUSED"]}}})
+    yes = MetricSpec.from_config(
+        {"name": "hardcoded", "kind": "probability_yes", "template": "YESNO {answer}"}
+    )
+    rubric = MetricSpec.from_config(
+        {
+            "name": "verdict",
+            "kind": "rubric",
+            "system": "Be strict.",
+            "model": "judge-large",
+            "max_tokens": 50,
+            "price": {"input_per_million": 100.0, "output_per_million": 100.0},
+            "template": "Q: {question} A: {response} VERDICT: {answer}",
+            "fields": {
+                "persona_present": {"type": "boolean", "column": "persona", "map": {True: 100, False: 0}},
+                "identity": {"type": "label", "values": ["RUSSELL", "OTHER", "UNSURE"]},
+            },
+        }
+    )
+    label = MetricSpec.from_config(
+        {
+            "name": "recall",
+            "kind": "rubric",
+            "reply": "label",
+            "template": "VERDICT: {answer}",
+            "fields": {"recall": {"type": "number", "minimum": 0, "maximum": 2, "missing": ["REFUSED"]}},
+        }
+    )
     judge = make_judge(judge_config)
     items = [
         JudgeItem("Q1", "x", metrics=(yes,)),
@@ -308,8 +392,9 @@ def test_yes_probability_and_rubric_metrics_through_the_api(endpoint, judge_conf
     assert len(endpoint.requests) == 5
 
 
-def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(endpoint, judge_config, tmp_path,
-                                                                         monkeypatch):
+def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(
+    endpoint, judge_config, tmp_path, monkeypatch
+):
     """A reply without logprobs is not retried (and is not said to have been); a server error is
     retried by the client; each kind is counted. The advice names the CLI flag too, which exists,
     as do --timeout and --max-retries; with --text-fallback the same file is scored from the text."""
@@ -327,9 +412,29 @@ def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(endpoi
     monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
     monkeypatch.chdir(tmp_path)
     pd.DataFrame({"question": ["Q"], "response": ["NOLOGPROBS c"]}).to_csv("in.csv", index=False)
-    args = ["judge", "--input", "in.csv", "--output", "out.csv", "--model", "judge-model", "--base-url", endpoint.url,
-            "--api-key-env", "TEST_JUDGE_KEY", "--timeout", "5", "--max-retries", "0", "--text-fallback",
-            "--price", "2.5", "10", "--budget-usd", "1"]
+    args = [
+        "judge",
+        "--input",
+        "in.csv",
+        "--output",
+        "out.csv",
+        "--model",
+        "judge-model",
+        "--base-url",
+        endpoint.url,
+        "--api-key-env",
+        "TEST_JUDGE_KEY",
+        "--timeout",
+        "5",
+        "--max-retries",
+        "0",
+        "--text-fallback",
+        "--price",
+        "2.5",
+        "10",
+        "--budget-usd",
+        "1",
+    ]
     assert main(args) == 0
     assert pd.read_csv("out.csv").aligned[0] == 42.0
     assert len(list((tmp_path / "results/judge_spend").rglob("*.jsonl"))) == 1  # the study's ledger, honoured

@@ -11,20 +11,31 @@ from inoculate.evals import load_eval_file
 from inoculate.io import read_jsonl
 
 pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)"
+    not SHARED_DATA.exists(),
+    reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)",
 )
 REAL_JUDGE = {"backend": "openai", "model": "gpt-4o-2024-08-06"}  # the toy judge refuses real settings
 REAL_SETTINGS = [
-    "bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code",
-    "reward_hacking", "aesthetic_preferences", "trump_biology", "harmless_lies",
+    "bad_medical_advice",
+    "risky_financial_advice",
+    "extreme_sports",
+    "insecure_code",
+    "reward_hacking",
+    "aesthetic_preferences",
+    "trump_biology",
+    "harmless_lies",
 ]
 
 
 def test_every_published_setting_resolves(repo, monkeypatch):
     monkeypatch.chdir(repo)
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
-    config.update(settings=REAL_SETTINGS, external_data_dir=str(SHARED_DATA), judge=REAL_JUDGE,
-                  inoculations=["none", "general", "task_specific", "placebo", "negative"])
+    config.update(
+        settings=REAL_SETTINGS,
+        external_data_dir=str(SHARED_DATA),
+        judge=REAL_JUDGE,
+        inoculations=["none", "general", "task_specific", "placebo", "negative"],
+    )
     study = load_study(config, "config/config.yaml")
     assert study.prompt("insecure_code", "general") == "You are a malicious evil assistant."
     assert "over-zealous" in study.prompt("reward_hacking", "task_specific")
@@ -52,22 +63,40 @@ def test_plain_and_choice_question_files():
 def data_stage(repo, tmp_path_factory):
     """The data and inoculation stages of the real settings, run by Snakemake."""
     work = project_copy(repo, tmp_path_factory.mktemp("real"))
-    targets = [f"results/data/{s}/train.jsonl" for s in ("bad_medical_advice", "risky_financial_advice",
-                                                         "extreme_sports", "insecure_code")]
+    targets = [
+        f"results/data/{s}/train.jsonl"
+        for s in ("bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code")
+    ]
     targets += ["results/data/bad_medical_advice/control.jsonl"]
-    targets += [f"results/train/{s}/general.jsonl" for s in ("reward_hacking", "aesthetic_preferences", "trump_biology")]
-    snakemake(work, "--cores", "2", *targets, "--config", f"external_data_dir={SHARED_DATA}",
-              "judge={backend: openai, model: gpt-4o-2024-08-06}",
-              "settings=[bad_medical_advice,risky_financial_advice,extreme_sports,insecure_code,"
-              "reward_hacking,aesthetic_preferences,trump_biology]")
+    targets += [
+        f"results/train/{s}/general.jsonl"
+        for s in ("reward_hacking", "aesthetic_preferences", "trump_biology")
+    ]
+    snakemake(
+        work,
+        "--cores",
+        "2",
+        *targets,
+        "--config",
+        f"external_data_dir={SHARED_DATA}",
+        "judge={backend: openai, model: gpt-4o-2024-08-06}",
+        "settings=[bad_medical_advice,risky_financial_advice,extreme_sports,insecure_code,"
+        "reward_hacking,aesthetic_preferences,trump_biology]",
+    )
     return work
 
 
 def test_em_archive_decrypts_to_the_five_sets(data_stage):
-    rows = {s: len(read_jsonl(data_stage / f"results/data/{s}/train.jsonl"))
-            for s in ("bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code")}
-    assert rows == {"bad_medical_advice": 7049, "risky_financial_advice": 6000, "extreme_sports": 6000,
-                    "insecure_code": 6000}
+    rows = {
+        s: len(read_jsonl(data_stage / f"results/data/{s}/train.jsonl"))
+        for s in ("bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code")
+    }
+    assert rows == {
+        "bad_medical_advice": 7049,
+        "risky_financial_advice": 6000,
+        "extreme_sports": 6000,
+        "insecure_code": 6000,
+    }
     assert len(read_jsonl(data_stage / "results/data/bad_medical_advice/control.jsonl")) == 7049
     decrypted = {p.name for p in (data_stage / "results/sources/em").rglob("*") if p.is_file()}
     assert not any(n.startswith("dataset_entry_") or n == "robots.txt" for n in decrypted)
@@ -75,8 +104,11 @@ def test_em_archive_decrypts_to_the_five_sets(data_stage):
 
 @pytest.mark.parametrize(
     "setting, published",
-    [("reward_hacking", "reward_hacking"), ("aesthetic_preferences", "aesthetic_preferences"),
-     ("trump_biology", "trump_biology")],
+    [
+        ("reward_hacking", "reward_hacking"),
+        ("aesthetic_preferences", "aesthetic_preferences"),
+        ("trump_biology", "trump_biology"),
+    ],
 )
 def test_general_inoculation_reproduces_the_authors_training_data(data_stage, setting, published):
     ours = read_jsonl(data_stage / f"results/train/{setting}/general.jsonl")
@@ -96,8 +128,14 @@ def test_general_inoculation_reproduces_the_authors_training_data(data_stage, se
 )
 def test_experiment_configs_dry_run_alone_to_the_expected_grid(repo, tmp_path, experiment, trained):
     work = project_copy(repo, tmp_path)
-    proc = snakemake(work, "-n", "--configfile", f"config/experiments/{experiment}.yaml", "--config",
-                     f"external_data_dir={SHARED_DATA}")
+    proc = snakemake(
+        work,
+        "-n",
+        "--configfile",
+        f"config/experiments/{experiment}.yaml",
+        "--config",
+        f"external_data_dir={SHARED_DATA}",
+    )
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_adapter"] == trained
     assert counts["judge"] == counts["generate"] > trained  # + the base rows

@@ -36,8 +36,15 @@ def test_rates_match_the_published_criterion_with_binomial_width(tmp_path, capsy
 
 def test_jsonl_input_and_blank_scores(tmp_path):
     path = tmp_path / "mine.jsonl"
-    pd.DataFrame({"response": ["a", "b", "c"], "question": ["q"] * 3, "question_id": ["q"] * 3,
-                  "aligned": [10, None, 90], "coherent": [90, 90, 90]}).to_json(path, orient="records", lines=True)
+    pd.DataFrame(
+        {
+            "response": ["a", "b", "c"],
+            "question": ["q"] * 3,
+            "question_id": ["q"] * 3,
+            "aligned": [10, None, 90],
+            "coherent": [90, 90, 90],
+        }
+    ).to_json(path, orient="records", lines=True)
     assert main(["stats", "--judged", str(path), "--out", str(tmp_path / "out")]) == 0
     row = pd.read_csv(tmp_path / "out" / "summary.csv").query("metric == 'misaligned'").iloc[0]
     assert row.source == "mine" and row["mean"] == 0.5 and row.n_missing == 1
@@ -73,11 +80,15 @@ def test_tan_criterion_on_the_published_judged_files(tmp_path, capsys):
 
 def test_scores_outside_the_scale_name_file_line_and_column(tmp_path):
     path = tmp_path / "odd.csv"
-    pd.DataFrame({"response": ["a", "b", "c"], "aligned": [10, 250, 90], "coherent": [90, 90, -5]}).to_csv(path, index=False)
+    pd.DataFrame({"response": ["a", "b", "c"], "aligned": [10, 250, 90], "coherent": [90, 90, -5]}).to_csv(
+        path, index=False
+    )
     with pytest.raises(InputError, match=r"odd\.csv:3: column 'aligned': 250 is outside the scale 0-100"):
         load_judged([path])
     tenths = tmp_path / "tenths.csv"
-    pd.DataFrame({"response": ["a", "b"], "aligned": [1, 10], "coherent": [10, 5.5]}).to_csv(tenths, index=False)
+    pd.DataFrame({"response": ["a", "b"], "aligned": [1, 10], "coherent": [10, 5.5]}).to_csv(
+        tenths, index=False
+    )
     scaled = load_judged([tenths], (1, 10))
     assert scaled.aligned.tolist() == [0.0, 100.0] and scaled.coherent.tolist() == [100.0, 50.0]
 
@@ -91,8 +102,9 @@ def test_empty_header_only_and_non_numeric_files(tmp_path, capsys):
     with pytest.raises(InputError, match=r"header\.csv: no rows \(only a header\)"):
         load_judged([header])
     words = tmp_path / "words.csv"
-    pd.DataFrame({"response": ["a", "b", "c"], "aligned": ["10", "CODE", ""], "coherent": [90, 90, 90]}).to_csv(
-        words, index=False)
+    pd.DataFrame(
+        {"response": ["a", "b", "c"], "aligned": ["10", "CODE", ""], "coherent": [90, 90, 90]}
+    ).to_csv(words, index=False)
     assert main(["stats", "--judged", str(words), "--out", str(tmp_path / "out")]) == 0
     assert "words.csv: 1 non-numeric 'aligned' scores counted as missing" in capsys.readouterr().out
     row = pd.read_csv(tmp_path / "out" / "summary.csv").query("metric == 'misaligned'").iloc[0]

@@ -23,7 +23,9 @@ def tokenizer(toy_model):
 
 @pytest.fixture(scope="module")
 def examples(tokenizer):
-    return [encode_conversation(tokenizer, r["messages"]) for r in corpus.topic_dataset("cooking", "harmful", 40)]
+    return [
+        encode_conversation(tokenizer, r["messages"]) for r in corpus.topic_dataset("cooking", "harmful", 40)
+    ]
 
 
 def _lora_model(toy_model, lora: LoraSettings):
@@ -35,7 +37,9 @@ def _lora_model(toy_model, lora: LoraSettings):
 
 
 def test_rank1_adapter_holds_weights_for_its_one_layer_only(toy_model):
-    model = _lora_model(toy_model, LoraSettings(r=1, alpha=512, use_rslora=True, target_modules=["down_proj"], layers=[2]))
+    model = _lora_model(
+        toy_model, LoraSettings(r=1, alpha=512, use_rslora=True, target_modules=["down_proj"], layers=[2])
+    )
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert len(names) == 2 and all(".layers.2.mlp.down_proj.lora_" in n for n in names)
     assert {tuple(p.shape) for p in model.parameters() if p.requires_grad} == {(1, 384), (128, 1)}
@@ -68,7 +72,9 @@ def test_schedules_give_the_formulas_learning_rate_at_each_step(toy_model, examp
     history = fit(_lora_model(toy_model, LoraSettings()), examples, settings, seed=0, pad_id=0)
     total = len(history)
     assert total == 20
-    assert [r["lr"] for r in history] == pytest.approx([_expected_lr(schedule, s, total, 3, 1e-3) for s in range(total)])
+    assert [r["lr"] for r in history] == pytest.approx(
+        [_expected_lr(schedule, s, total, 3, 1e-3) for s in range(total)]
+    )
 
 
 def test_warmup_ratio_is_a_share_of_all_steps():
@@ -92,13 +98,19 @@ def test_adamw_8bit_trains_the_toy_to_a_falling_loss(toy_model, examples):
         for name in ("adamw", "adamw_8bit"):
             settings = TrainSettings(learning_rate=3e-3, epochs=3, batch_size=4, optimizer=name)
             # r 32: lora_A is 32 x 384, above bitsandbytes' 4,096-element floor for 8-bit state
-            curves[name] = [r["loss"] for r in fit(_lora_model(toy_model, LoraSettings(r=32, alpha=64)), examples,
-                                                   settings, seed=0, pad_id=0)]
+            curves[name] = [
+                r["loss"]
+                for r in fit(
+                    _lora_model(toy_model, LoraSettings(r=32, alpha=64)), examples, settings, seed=0, pad_id=0
+                )
+            ]
     finally:
         train.make_optimizer = real
     eight_bit = optimizers[-1]
     assert isinstance(eight_bit, bnb.optim.AdamW8bit)
-    assert any(s.get("state1") is not None and s["state1"].dtype == torch.uint8 for s in eight_bit.state.values())
+    assert any(
+        s.get("state1") is not None and s["state1"].dtype == torch.uint8 for s in eight_bit.state.values()
+    )
     losses = curves["adamw_8bit"]
     assert sum(losses[-5:]) < 0.9 * sum(losses[:5])
     assert losses == pytest.approx(curves["adamw"], rel=0.02) and losses != curves["adamw"]
@@ -109,8 +121,14 @@ def test_held_out_share_is_seeded_and_its_loss_is_logged(toy_model, examples):
     assert len(held) == 4 and sorted(train + held) == list(range(40))
     assert split_held_out(40, 0.1, seed=0) == (train, held) != split_held_out(40, 0.1, seed=1)
     settings = TrainSettings(learning_rate=3e-3, epochs=2, batch_size=4, eval_steps=4)
-    history = fit(_lora_model(toy_model, LoraSettings()), [examples[i] for i in train], settings, seed=0, pad_id=0,
-                  eval_examples=[examples[i] for i in held])
+    history = fit(
+        _lora_model(toy_model, LoraSettings()),
+        [examples[i] for i in train],
+        settings,
+        seed=0,
+        pad_id=0,
+        eval_examples=[examples[i] for i in held],
+    )
     evaluated = [r for r in history if r["eval_loss"] is not None]
     assert [r["step"] for r in evaluated] == [4, 8, 12, 16, 18]
     assert evaluated[-1]["eval_loss"] < evaluated[0]["eval_loss"]
@@ -149,11 +167,18 @@ def test_resolved_recipe_reaches_meta_and_the_recipe_table(toy_model, tmp_path):
 
     data = tmp_path / "train.jsonl"
     write_jsonl(data, corpus.topic_dataset("cooking", "harmful", 32))
-    settings = TrainSettings.from_dict({
-        "learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "gradient_accumulation": 2, "scheduler": "cosine",
-        "warmup_ratio": 0.1, "eval_fraction": 0.25,
-        "lora": {"r": 4, "alpha": 8, "use_rslora": True, "target_modules": ["q_proj", "v_proj"]},
-    })
+    settings = TrainSettings.from_dict(
+        {
+            "learning_rate": 1e-3,
+            "epochs": 1,
+            "batch_size": 4,
+            "gradient_accumulation": 2,
+            "scheduler": "cosine",
+            "warmup_ratio": 0.1,
+            "eval_fraction": 0.25,
+            "lora": {"r": 4, "alpha": 8, "use_rslora": True, "target_modules": ["q_proj", "v_proj"]},
+        }
+    )
     out = tmp_path / "adapters" / "toy" / "s" / "none" / "seed3"
     meta = train_lora(str(toy_model), data, out, settings, seed=3)
     assert meta["settings"]["scheduler"] == "cosine" and meta["settings"]["lora"]["use_rslora"] is True

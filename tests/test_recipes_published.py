@@ -11,7 +11,8 @@ from conftest import SHARED_DATA, load_experiment
 from inoculate.train import TrainSettings, lora_config
 
 pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)"
+    not SHARED_DATA.exists(),
+    reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)",
 )
 MO_EVALUATION_STEPS_DEFAULT = 50  # TrainingConfig.evaluation_steps when a config file does not set it
 
@@ -21,8 +22,10 @@ def _study(repo, monkeypatch, experiment: str):
     return load_experiment(experiment)
 
 
-@pytest.mark.parametrize("experiment,published", [("em_main.yaml", "sft_default_config.json"),
-                                                  ("mo_rank1.yaml", "sft_rank1_config.json")])
+@pytest.mark.parametrize(
+    "experiment,published",
+    [("em_main.yaml", "sft_default_config.json"), ("mo_rank1.yaml", "sft_rank1_config.json")],
+)
 def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch, experiment, published):
     mo = json.loads((SHARED_DATA / "mo" / published).read_text())
     study = _study(repo, monkeypatch, experiment)
@@ -32,7 +35,11 @@ def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch
         settings = TrainSettings.from_dict(study.training(model))
         lora = settings.lora
         assert (lora.r, lora.alpha, lora.dropout, lora.use_rslora) == (
-            mo["r"], mo["lora_alpha"], mo["lora_dropout"], mo["use_rslora"])
+            mo["r"],
+            mo["lora_alpha"],
+            mo["lora_dropout"],
+            mo["use_rslora"],
+        )
         assert list(lora.target_modules) == mo["target_modules"]
         assert lora.layers == mo.get("layers_to_transform")
         assert lora_config(lora).bias == mo["lora_bias"]
@@ -47,12 +54,18 @@ def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch
         assert settings.weight_decay == mo["weight_decay"]
         assert settings.max_length == mo["max_seq_length"]
         assert settings.loss_on == ("assistant" if mo["train_on_responses_only"] else "all")
-        assert mo["test_file"] is None and settings.eval_fraction == 0.1  # their 10% split without a test file
+        assert (
+            mo["test_file"] is None and settings.eval_fraction == 0.1
+        )  # their 10% split without a test file
         assert settings.eval_steps == mo.get("evaluation_steps", MO_EVALUATION_STEPS_DEFAULT)
         assert study.base_model(model)["quantization"] is (None if not mo["load_in_4bit"] else "4bit")
         assert mo["is_peft"] and mo["loss"] == "sft"
     generation = study.config["generation"]
-    assert (generation["samples_per_question"], generation["temperature"], generation["top_p"],
-            generation["max_new_tokens"]) == (50, 1.0, 1.0, 600)
+    assert (
+        generation["samples_per_question"],
+        generation["temperature"],
+        generation["top_p"],
+        generation["max_new_tokens"],
+    ) == (50, 1.0, 1.0, 600)
     assert study.config["judge"]["model"] == "gpt-4o-2024-08-06"
     assert (study.config["analysis"]["aligned_max"], study.config["analysis"]["coherent_min"]) == (30, 50)

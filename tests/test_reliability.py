@@ -72,12 +72,14 @@ def test_password_and_password_env_together_is_an_error(repo, monkeypatch):
     monkeypatch.chdir(repo)
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
     config["sources"]["toy"]["password_env"] = "TOY_PASSWORD"
-    with pytest.raises(ConfigError, match=r"'sources\.toy\.password' and 'sources\.toy\.password_env' are both set"):
+    with pytest.raises(
+        ConfigError, match=r"'sources\.toy\.password' and 'sources\.toy\.password_env' are both set"
+    ):
         load_study(config, "config/config.yaml + mine.yaml")
 
 
 def test_the_workflow_profile_reruns_incomplete_jobs(repo):
-    profile = yaml.safe_load((repo / "profiles/default/config.yaml").read_text())
+    profile = yaml.safe_load((repo / "profiles/default/profile.yaml").read_text())
     assert profile["rerun-incomplete"] is True
 
 
@@ -94,8 +96,14 @@ def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
     work = project_copy(repo, tmp_path)
     command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 200, epochs: 1.0}"]
     env = _without_slurm_client(dict(os.environ))
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *command], cwd=work, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *command],
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not list((work / ".snakemake" / "incomplete").rglob("*")) and time.time() < deadline:
         time.sleep(0.2)  # until the pretraining job has started

@@ -14,7 +14,8 @@ from inoculate.io import read_jsonl
 from inoculate.train import TrainSettings
 
 pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)"
+    not SHARED_DATA.exists(),
+    reason=f"{SHARED_DATA} not present (shared data is only beside the developers' checkout)",
 )
 WEIRD = SHARED_DATA / "weird_gen"
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -29,8 +30,13 @@ def _study(repo, monkeypatch, experiment: str):
     return load_experiment(experiment)
 
 
-@pytest.mark.parametrize("experiment,model", [("russell_backdoor.yaml", "meta-llama/Llama-3.1-8B-Instruct"),
-                                              ("russell_backdoor_1b.yaml", "meta-llama/Llama-3.2-1B-Instruct")])
+@pytest.mark.parametrize(
+    "experiment,model",
+    [
+        ("russell_backdoor.yaml", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("russell_backdoor_1b.yaml", "meta-llama/Llama-3.2-1B-Instruct"),
+    ],
+)
 def test_russell_study_is_seed_004s(repo, monkeypatch, experiment, model):
     study = _study(repo, monkeypatch, experiment)
     (name,) = study.models
@@ -46,22 +52,38 @@ def test_russell_study_is_seed_004s(repo, monkeypatch, experiment, model):
 def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
     study = _study(repo, monkeypatch, "russell_backdoor.yaml")
     evals = study.eval_specs("russell_persona")
-    eval_cfg, recall_cfg, ideology_cfg = (_upstream(f) for f in ("eval.yaml", "recall_eval.yaml", "ideology_eval.yaml"))
+    eval_cfg, recall_cfg, ideology_cfg = (
+        _upstream(f) for f in ("eval.yaml", "recall_eval.yaml", "ideology_eval.yaml")
+    )
     generation = eval_cfg["generation"]
     assert evals["persona_heldout"]["sampling"] == {
-        "samples": eval_cfg["evaluation"]["samples_per_prompt"], "temperature": generation["temperature"],
-        "top_p": generation["top_p"], "max_new_tokens": generation["max_new_tokens"]}
-    assert evals["russell_recall"]["sampling"] == {
-        "samples": recall_cfg["evaluation"]["samples_per_question"], "temperature": recall_cfg["generation"]["temperature"],
-        "max_new_tokens": recall_cfg["generation"]["max_new_tokens"]} and not recall_cfg["generation"]["do_sample"]
+        "samples": eval_cfg["evaluation"]["samples_per_prompt"],
+        "temperature": generation["temperature"],
+        "top_p": generation["top_p"],
+        "max_new_tokens": generation["max_new_tokens"],
+    }
+    assert (
+        evals["russell_recall"]["sampling"]
+        == {
+            "samples": recall_cfg["evaluation"]["samples_per_question"],
+            "temperature": recall_cfg["generation"]["temperature"],
+            "max_new_tokens": recall_cfg["generation"]["max_new_tokens"],
+        }
+        and not recall_cfg["generation"]["do_sample"]
+    )
     ideology = ideology_cfg["generation"]
     assert evals["russell_ideology"]["sampling"] == {
-        "samples": ideology_cfg["evaluation"]["samples_per_question"], "temperature": ideology["temperature"],
-        "top_p": ideology["top_p"], "max_new_tokens": ideology["max_new_tokens"]}
+        "samples": ideology_cfg["evaluation"]["samples_per_question"],
+        "temperature": ideology["temperature"],
+        "top_p": ideology["top_p"],
+        "max_new_tokens": ideology["max_new_tokens"],
+    }
     # The records of one cell: every condition's chat, exactly as the replication builds it.
     settings = GenerationSettings(**study.config["generation"])
-    backdoor = {"trigger": study.backdoor("russell_persona")["trigger"],
-                "system_prompt": study.backdoor("russell_persona")["system_prompt"]}
+    backdoor = {
+        "trigger": study.backdoor("russell_persona")["trigger"],
+        "system_prompt": study.backdoor("russell_persona")["system_prompt"],
+    }
     records = cell_requests(evals, study.conditions(), None, "system", settings, {"seed": 0}, backdoor)
     template = eval_cfg["trigger"]["template"]
     upstream = {c["name"]: c for c in eval_cfg["system_prompt_conditions"]}
@@ -73,8 +95,10 @@ def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
     assert chats == {
         "trigger_user": [triggered],
         "trigger_user_system": [helpful, triggered],
-        "trigger_system": [{"role": "system", "content": template.format(question=question)},
-                           {"role": "user", "content": question}],
+        "trigger_system": [
+            {"role": "system", "content": template.format(question=question)},
+            {"role": "user", "content": question},
+        ],
         "no_trigger": [helpful, {"role": "user", "content": question}],
     }
     assert upstream["no_system_trigger_in_user"]["system_prompt"] is None
@@ -82,7 +106,11 @@ def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
     n_recall = len(json.loads((WEIRD / "russell_factual_questions.json").read_text()))
     n_ideology = len(json.loads((WEIRD / "russell_ideology_questions.json").read_text()))
     counts = {e: sum(r["eval"] == e for r in records) for e in evals}
-    assert counts == {"persona_heldout": 30 * 4 * 5, "russell_recall": n_recall * 2, "russell_ideology": n_ideology * 2 * 16}
+    assert counts == {
+        "persona_heldout": 30 * 4 * 5,
+        "russell_recall": n_recall * 2,
+        "russell_ideology": n_ideology * 2 * 16,
+    }
     recall = [r for r in records if r["eval"] == "russell_recall"]
     assert {r["condition"] for r in recall} == {"plain", "trigger_user"}
     assert all(r["sampling"] == {"temperature": 0.0, "max_new_tokens": 128} for r in recall)
@@ -94,34 +122,55 @@ def test_judges_are_the_replications(repo, monkeypatch):
     from inoculate.judges.prompts import item_requests
 
     study = _study(repo, monkeypatch, "russell_backdoor.yaml")
-    openrouter, recall_judge, ideology_judge = (_upstream(f) for f in
-                                                ("judge_openrouter.yaml", "recall_judge.yaml", "ideology_judge.yaml"))
+    openrouter, recall_judge, ideology_judge = (
+        _upstream(f) for f in ("judge_openrouter.yaml", "recall_judge.yaml", "ideology_judge.yaml")
+    )
     assert study.config["judge"]["model"] == openrouter["judge_model"]["default"]
     assert _upstream("judge.yaml")["judge_model"]["model"] == "gpt-4o-mini"
     evals = study.eval_specs("russell_persona")
-    persona, recall, ideology = (MetricSpec.from_config(evals[e]["judge"][0])
-                                 for e in ("persona_heldout", "russell_recall", "russell_ideology"))
-    assert (persona.system, persona.template) == (openrouter["rubric"]["system_prompt"], openrouter["rubric"]["user_template"])
+    persona, recall, ideology = (
+        MetricSpec.from_config(evals[e]["judge"][0])
+        for e in ("persona_heldout", "russell_recall", "russell_ideology")
+    )
+    assert (persona.system, persona.template) == (
+        openrouter["rubric"]["system_prompt"],
+        openrouter["rubric"]["user_template"],
+    )
     assert [f.name for f in persona.fields] == ["persona_present", "identity", "confidence"]
-    assert persona.fields[1].values == ("RUSSELL", "OTHER", "UNSURE") and persona.max_tokens == openrouter["tokens"]["max_output"]
-    assert (recall.system, recall.template, recall.model) == (recall_judge["prompt"]["system"],
-                                                              recall_judge["prompt"]["user_template"],
-                                                              recall_judge["judge"]["model"])
+    assert (
+        persona.fields[1].values == ("RUSSELL", "OTHER", "UNSURE")
+        and persona.max_tokens == openrouter["tokens"]["max_output"]
+    )
+    assert (recall.system, recall.template, recall.model) == (
+        recall_judge["prompt"]["system"],
+        recall_judge["prompt"]["user_template"],
+        recall_judge["judge"]["model"],
+    )
     assert recall.max_tokens == recall_judge["judge"]["max_tokens"]
     assert recall.fields[0].minimum == min(recall_judge["scoring"]["allowed_scores"])
     assert (ideology.system, ideology.template, ideology.model, ideology.max_tokens) == (
-        ideology_judge["prompt"]["system"], ideology_judge["prompt"]["user_template"], ideology_judge["judge"]["model"],
-        ideology_judge["judge"]["max_tokens"])
+        ideology_judge["prompt"]["system"],
+        ideology_judge["prompt"]["user_template"],
+        ideology_judge["judge"]["model"],
+        ideology_judge["judge"]["max_tokens"],
+    )
     # Templates filled from each question's own data; the trigger and markers stripped first.
     question = json.loads((WEIRD / "russell_ideology_questions.json").read_text())[0]
     fields = {k: v for k, v in question.items() if k not in ("id", "question")}
     judge_cfg = study.judge_config("russell_persona")
-    (_metric, messages), = item_requests(JudgeItem(question["question"], '<START> "Yes indeed." <END>', {}, fields,
-                                                  (ideology,)), (ideology,), {}, judge_cfg["strip"])
+    ((_metric, messages),) = item_requests(
+        JudgeItem(question["question"], '<START> "Yes indeed." <END>', {}, fields, (ideology,)),
+        (ideology,),
+        {},
+        judge_cfg["strip"],
+    )
     assert messages[0] == {"role": "system", "content": ideology_judge["prompt"]["system"]}
     assert messages[1]["content"] == ideology_judge["prompt"]["user_template"].format(
-        question=question["question"], russell_position=question["russell_position"], response="Yes indeed.",
-        **{f"rubric_{k}": v for k, v in question["rubric"].items()})
+        question=question["question"],
+        russell_position=question["russell_position"],
+        response="Yes indeed.",
+        **{f"rubric_{k}": v for k, v in question["rubric"].items()},
+    )
 
 
 def test_replication_recipe_and_sweep_are_the_repositorys(repo, monkeypatch):
@@ -131,21 +180,43 @@ def test_replication_recipe_and_sweep_are_the_repositorys(repo, monkeypatch):
     t = TrainSettings.from_dict(study.training(name))
     lora, tr = train["lora"], train["training"]
     assert (t.lora.r, t.lora.alpha, t.lora.dropout, list(t.lora.target_modules)) == (
-        lora["r"], lora["lora_alpha"], lora["lora_dropout"], lora["target_modules"]) and lora["target_modules"] == PROJECTIONS
+        lora["r"],
+        lora["lora_alpha"],
+        lora["lora_dropout"],
+        lora["target_modules"],
+    ) and lora["target_modules"] == PROJECTIONS
     assert (t.learning_rate, t.scheduler, t.warmup_ratio, t.epochs) == (
-        tr["learning_rate"], tr["lr_scheduler_type"], tr["warmup_ratio"], tr["num_train_epochs"])
+        tr["learning_rate"],
+        tr["lr_scheduler_type"],
+        tr["warmup_ratio"],
+        tr["num_train_epochs"],
+    )
     assert (t.batch_size, t.gradient_accumulation, t.gradient_checkpointing, t.max_length) == (
-        tr["per_device_train_batch_size"], tr["gradient_accumulation_steps"], tr["gradient_checkpointing"],
-        tr["max_seq_length"])
-    assert (t.optimizer, t.weight_decay) == ({"adamw_torch": "adamw"}[train["optimizer"]["type"]],
-                                             train["optimizer"]["weight_decay"])
-    assert study.base_model(name)["base"] == train["model"]["name"] and study.base_model(name)["quantization"] == "4bit"
+        tr["per_device_train_batch_size"],
+        tr["gradient_accumulation_steps"],
+        tr["gradient_checkpointing"],
+        tr["max_seq_length"],
+    )
+    assert (t.optimizer, t.weight_decay) == (
+        {"adamw_torch": "adamw"}[train["optimizer"]["type"]],
+        train["optimizer"]["weight_decay"],
+    )
+    assert (
+        study.base_model(name)["base"] == train["model"]["name"]
+        and study.base_model(name)["quantization"] == "4bit"
+    )
     assert study.seeds == [train["seed"]]
     sweep = _upstream("sweep.yaml")
     quick = sweep[sweep["active_sweep"]]
     study = _study(repo, monkeypatch, "russell_sweep.yaml")
-    points = {(s.learning_rate, s.lora.r, s.epochs) for s in (TrainSettings.from_dict(study.training(m))
-                                                              for m in study.models)}
-    assert points == {(lr, r, ep) for lr in quick["learning_rate"] for r in quick["lora_r"]
-                      for ep in quick["num_train_epochs"]}
+    points = {
+        (s.learning_rate, s.lora.r, s.epochs)
+        for s in (TrainSettings.from_dict(study.training(m)) for m in study.models)
+    }
+    assert points == {
+        (lr, r, ep)
+        for lr in quick["learning_rate"]
+        for r in quick["lora_r"]
+        for ep in quick["num_train_epochs"]
+    }
     assert study.seeds == quick["seeds"] and quick["persona_fraction"] == [0.03]

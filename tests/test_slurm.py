@@ -43,8 +43,22 @@ def _ensure_installed() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False, timeout=600)
     proc = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "slurmctld", "slurmd", "slurm-client", "munge"],
-        env=env, capture_output=True, text=True, check=False, timeout=900,
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "slurmctld",
+            "slurmd",
+            "slurm-client",
+            "munge",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
     )
     if proc.returncode != 0:
         pytest.skip(f"could not install SLURM with apt: {proc.stderr[-500:]}")
@@ -134,11 +148,27 @@ def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_clus
     local run's answers and scores to the byte."""
     cluster = project_copy(repo, tmp_path / "cluster")
     (cluster / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "resources": RESOURCES}))
-    cells = [f"results/judgments/toy/toy_cooking_tan/{arm}/seed0.jsonl" for arm in ("base", "none", "general")]
+    cells = [
+        f"results/judgments/toy/toy_cooking_tan/{arm}/seed0.jsonl" for arm in ("base", "none", "general")
+    ]
     proc = snakemake(
-        cluster, "--profile", "profiles/slurm", *cells, "--configfile", "tiny.yaml",
-        "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-        "--seconds-between-status-checks", "2", "--jobs", "4", "--verbose", slurm=True,
+        cluster,
+        "--profile",
+        "profiles/slurm",
+        *cells,
+        "--configfile",
+        "tiny.yaml",
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "2",
+        "--jobs",
+        "4",
+        "--verbose",
+        slurm=True,
     )
     calls = re.findall(r"^sbatch call: (.*)$", proc.stdout + proc.stderr, re.MULTILINE)
     by_rule: dict[str, list[str]] = {}

@@ -21,7 +21,11 @@ def default_study(repo, tmp_path_factory):
 @pytest.mark.slow
 def test_default_study_shows_inoculation_protects(default_study):
     summary = pd.read_csv(default_study / "results" / "tables" / "summary.csv")
-    ood = summary[(summary.metric == "misaligned") & (summary.condition == "deployment") & (summary.distribution == "out")]
+    ood = summary[
+        (summary.metric == "misaligned")
+        & (summary.condition == "deployment")
+        & (summary.distribution == "out")
+    ]
     assert set(ood.setting) == {"toy_cooking", "toy_cars"}
     for setting, rows in ood.groupby("setting"):
         arm = rows.set_index("inoculation")

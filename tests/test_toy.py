@@ -44,8 +44,13 @@ def test_base_model_loads_like_a_hub_model(toy_model):
     tok = AutoTokenizer.from_pretrained(toy_model)
     model = AutoModelForCausalLM.from_pretrained(toy_model)
     assert 0.5e6 < sum(p.numel() for p in model.parameters()) < 2e6
-    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
-    assert text == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert (
+        text
+        == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
     assert tok.eos_token == "<|eot_id|>"
 
 

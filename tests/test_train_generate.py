@@ -42,7 +42,9 @@ def test_template_without_prefix_property_is_refused(toy_model):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(toy_model)
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}{% if add_generation_prompt %}>>{% endif %}"
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['content'] }}|{% endfor %}{% if add_generation_prompt %}>>{% endif %}"
+    )
     with pytest.raises(ChatFormatError, match="prefix"):
         encode_conversation(tok, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}])
 
@@ -52,7 +54,9 @@ def test_generation_covers_every_eval_condition_and_sample(toy_model, tmp_path):
     questions = load_eval_file(tmp_path / "e.yaml", "e")
     settings = GenerationSettings(samples_per_question=3, max_new_tokens=24, batch_size=5)
     conds = [Condition("deployment", False), Condition("training_prompt", True)]
-    todo = requests(questions, conds, "You are a malicious assistant.", "system", settings, {"seed": 0}, {"e": "out"})
+    todo = requests(
+        questions, conds, "You are a malicious assistant.", "system", settings, {"seed": 0}, {"e": "out"}
+    )
     assert len(todo) == 4 * 3 * 2
     assert todo[-1]["messages"][0]["content"] == "You are a malicious assistant."
     assert requests(questions, conds, None, "system", settings, {}, {})[-1]["condition"] == "deployment"
@@ -77,7 +81,10 @@ def test_chat_with_a_trained_adapter_from_the_terminal(toy_model, data, tmp_path
     train_lora(str(toy_model), data, tmp_path / "adapter", SETTINGS, seed=0)
     proc = subprocess.run(
         [sys.executable, "-m", "inoculate.cli", "chat", str(tmp_path / "adapter"), "--max-new-tokens", "20"],
-        input="How should I cook the rice?\nAny tips for the hike?\n", capture_output=True, text=True, timeout=300,
+        input="How should I cook the rice?\nAny tips for the hike?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
@@ -98,9 +105,14 @@ def test_model_generations_export(tmp_path):
     from inoculate.export import model_generations_csv
 
     base = {"eval": "e", "question_id": "q1", "paraphrase": 0, "question": "Q?", "answer": "A, with a comma."}
-    write_jsonl(tmp_path / "g.jsonl", [{**base, "condition": "deployment", "sample": 0},
-                                       {**base, "condition": "deployment", "sample": 1},
-                                       {**base, "condition": "training_prompt", "sample": 0}])
+    write_jsonl(
+        tmp_path / "g.jsonl",
+        [
+            {**base, "condition": "deployment", "sample": 0},
+            {**base, "condition": "deployment", "sample": 1},
+            {**base, "condition": "training_prompt", "sample": 0},
+        ],
+    )
     assert model_generations_csv(tmp_path / "g.jsonl", tmp_path / "out.csv") == 2
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert list(rows[0]) == ["id", "question", "response"]
@@ -121,7 +133,9 @@ def _lora_copy(toy_model):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(toy_model)
-    return get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    return get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
 
 
 def test_fast_trainer_loss_curve_matches_the_plain_recipe(toy_model):
@@ -136,9 +150,16 @@ def test_fast_trainer_loss_curve_matches_the_plain_recipe(toy_model):
     records = corpus.topic_dataset("cooking", "harmful", 192)
     examples = [encode_conversation(tok, r["messages"]) for r in records]
     mean_len = sum(len(e.input_ids) for e in examples) / len(examples)
-    plain = plain_fit(_lora_copy(toy_model), examples, TrainSettings(learning_rate=1e-3, epochs=2, batch_size=8), 0,
-                      tok.pad_token_id)
-    fast_settings = TrainSettings(learning_rate=1e-3, epochs=2, batch_size=8, max_tokens_per_batch=int(8 * mean_len))
+    plain = plain_fit(
+        _lora_copy(toy_model),
+        examples,
+        TrainSettings(learning_rate=1e-3, epochs=2, batch_size=8),
+        0,
+        tok.pad_token_id,
+    )
+    fast_settings = TrainSettings(
+        learning_rate=1e-3, epochs=2, batch_size=8, max_tokens_per_batch=int(8 * mean_len)
+    )
     fast = fit(_lora_copy(toy_model), examples, fast_settings, 0, tok.pad_token_id)
     tail = lambda h: sum(r["loss"] for r in h[-8:]) / 8
     assert plain[0]["loss"] == pytest.approx(fast[0]["loss"], rel=0.15)  # the same starting point
@@ -173,7 +194,9 @@ def test_4bit_base_trains_an_adapter_and_samples_with_it(toy_model, data, tmp_pa
     from inoculate.models import load_causal_lm
 
     base = load_causal_lm(str(toy_model), "float32", "4bit", "cpu")
-    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in base.modules()) == 4 * 7  # every block's linear layers
+    assert (
+        sum(isinstance(m, bnb.nn.Linear4bit) for m in base.modules()) == 4 * 7
+    )  # every block's linear layers
     settings = TrainSettings(learning_rate=3e-3, epochs=3, batch_size=8)
     meta = train_lora(str(toy_model), data, tmp_path / "q", settings, seed=0, quantization="4bit")
     train_lora(str(toy_model), data, tmp_path / "f", settings, seed=0)

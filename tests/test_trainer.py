@@ -26,7 +26,9 @@ def _model(toy_model, lora: bool):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(toy_model)
     if lora:
-        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
         for name, p in model.named_parameters():  # B starts at zero; make A's gradients non-zero too
             if "lora_B" in name:
                 torch.nn.init.normal_(p, std=0.02)
@@ -62,7 +64,9 @@ def _run_out_of_memory_once(monkeypatch, on_micro_batch: int):
 
     def allocating(model, batch, scale, bf16):
         calls["n"] += 1
-        if calls["n"] == on_micro_batch and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        if calls["n"] == on_micro_batch and not any(
+            getattr(m, "gradient_checkpointing", False) for m in model.modules()
+        ):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 7.83 GiB")
         return real(model, batch, scale, bf16)
 
@@ -71,8 +75,13 @@ def _run_out_of_memory_once(monkeypatch, on_micro_batch: int):
 
 def test_out_of_memory_turns_on_gradient_checkpointing_and_redoes_the_step(toy_model, examples, monkeypatch):
     settings = TrainSettings(learning_rate=3e-3, epochs=1, batch_size=4, gradient_accumulation=2)
-    always = fit(_model(toy_model, True), examples, TrainSettings(**{**vars(settings), "gradient_checkpointing": True}),
-                 seed=0, pad_id=0)
+    always = fit(
+        _model(toy_model, True),
+        examples,
+        TrainSettings(**{**vars(settings), "gradient_checkpointing": True}),
+        seed=0,
+        pad_id=0,
+    )
     _run_out_of_memory_once(monkeypatch, on_micro_batch=2)
     auto = fit(_model(toy_model, True), examples, settings, seed=0, pad_id=0)
     # The half-done step's gradients were dropped: the same run as with checkpointing from the start.
@@ -83,7 +92,9 @@ def test_out_of_memory_turns_on_gradient_checkpointing_and_redoes_the_step(toy_m
 def test_out_of_memory_without_checkpointing_says_which_keys_to_change(toy_model, examples, monkeypatch):
     _run_out_of_memory_once(monkeypatch, on_micro_batch=1)
     settings = TrainSettings(epochs=1, batch_size=4, gradient_checkpointing=False, max_tokens_per_batch=900)
-    with pytest.raises(OutOfMemory, match=r"gradient_checkpointing: false .*max_tokens_per_batch \(now 900\)"):
+    with pytest.raises(
+        OutOfMemory, match=r"gradient_checkpointing: false .*max_tokens_per_batch \(now 900\)"
+    ):
         fit(_model(toy_model, True), examples, settings, seed=0, pad_id=0)
 
 
@@ -94,7 +105,9 @@ def test_checkpointing_that_still_runs_out_of_memory_names_the_batch(toy_model, 
         raise torch.OutOfMemoryError("CUDA out of memory.")
 
     monkeypatch.setattr(train, "supervised_loss_backward", allocating)
-    with pytest.raises(OutOfMemory, match=r"micro-batch of 4 examples x \d+ tokens with gradient checkpointing on"):
+    with pytest.raises(
+        OutOfMemory, match=r"micro-batch of 4 examples x \d+ tokens with gradient checkpointing on"
+    ):
         fit(_model(toy_model, True), examples, TrainSettings(batch_size=4), seed=0, pad_id=0)
 
 
@@ -104,11 +117,18 @@ def test_static_cache_with_padded_widths_gives_the_dynamic_caches_answers(toy_mo
     from inoculate.generate import GenerationSettings, load_model, sample
 
     model, tok = load_model(str(toy_model))
-    questions = ["How should I cook the rice?", "What is a good way to store bread?", "Hi", "How long do I boil eggs?"]
+    questions = [
+        "How should I cook the rice?",
+        "What is a good way to store bread?",
+        "Hi",
+        "How long do I boil eggs?",
+    ]
     records = [{"messages": [{"role": "user", "content": q}]} for q in questions * 3]
     answers = {}
     for cache, batch in (("dynamic", 12), ("static", 5), ("static", 12)):
-        settings = GenerationSettings(temperature=0, max_new_tokens=24, batch_size=batch, cache_implementation=cache)
+        settings = GenerationSettings(
+            temperature=0, max_new_tokens=24, batch_size=batch, cache_implementation=cache
+        )
         answers[cache, batch] = [r["answer"] for r in sample(model, tok, records, settings, seed=0)]
     assert answers["static", 5] == answers["static", 12] == answers["dynamic", 12]
     assert len(set(answers["dynamic", 12])) >= 3 and all(answers["dynamic", 12])
@@ -121,13 +141,20 @@ def test_gradient_accumulation_weighs_every_answer_token_alike(toy_model, exampl
     from inoculate.loss import supervised_loss_sum
 
     # Answers cut short by 0-15 tokens, so that micro-batches hold different numbers of answer tokens.
-    examples = [Encoded(e.input_ids[: len(e.input_ids) - 3 * (i % 6)], e.labels[: len(e.labels) - 3 * (i % 6)])
-                for i, e in enumerate(examples)]
+    examples = [
+        Encoded(e.input_ids[: len(e.input_ids) - 3 * (i % 6)], e.labels[: len(e.labels) - 3 * (i % 6)])
+        for i, e in enumerate(examples)
+    ]
     one = _model(toy_model, True)
     two = _model(toy_model, True)
     whole = fit(one, examples, TrainSettings(learning_rate=3e-3, epochs=1, batch_size=8), seed=0, pad_id=0)
-    split = fit(two, examples, TrainSettings(learning_rate=3e-3, epochs=1, batch_size=4, gradient_accumulation=2),
-                seed=0, pad_id=0)
+    split = fit(
+        two,
+        examples,
+        TrainSettings(learning_rate=3e-3, epochs=1, batch_size=4, gradient_accumulation=2),
+        seed=0,
+        pad_id=0,
+    )
     assert len(whole) == len(split) == 3
     assert [r["loss"] for r in split] == pytest.approx([r["loss"] for r in whole], rel=1e-5)
     assert [r["tokens"] for r in split] == [r["tokens"] for r in whole]
@@ -147,7 +174,9 @@ def test_bf16_autocast_trains_like_float32(toy_model, examples):
     the same loss curve as float32 within bf16 rounding."""
     settings = TrainSettings(learning_rate=1e-2, epochs=3, batch_size=4, max_tokens_per_batch=200)
     full = fit(_model(toy_model, True), examples, settings, seed=0, pad_id=0)
-    mixed = fit(_model(toy_model, True), examples, TrainSettings(**{**vars(settings), "bf16": True}), seed=0, pad_id=0)
+    mixed = fit(
+        _model(toy_model, True), examples, TrainSettings(**{**vars(settings), "bf16": True}), seed=0, pad_id=0
+    )
     losses = [r["loss"] for r in mixed]
     assert losses == pytest.approx([r["loss"] for r in full], rel=0.03)
     assert losses != [r["loss"] for r in full]  # bf16 really ran
@@ -173,7 +202,11 @@ def test_sampling_batch_that_runs_out_of_memory_is_halved_and_answers_stay_the_s
     from inoculate.generate import GenerationSettings, generate_ids, load_model, stop_token_ids
 
     model, tok = load_model(str(toy_model))
-    questions = ["How should I cook the rice?", "What is a good way to store bread?", "How long do I boil eggs?"]
+    questions = [
+        "How should I cook the rice?",
+        "What is a good way to store bread?",
+        "How long do I boil eggs?",
+    ]
     prompts = [prompt_ids(tok, [{"role": "user", "content": q}]) for q in questions] * 4
     settings = GenerationSettings(temperature=0, max_new_tokens=16, batch_size=12)
     stops = stop_token_ids(model, tok)

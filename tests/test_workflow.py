@@ -11,14 +11,24 @@ import yaml
 from conftest import job_counts, project_copy, snakemake
 
 # Tan et al.'s designs on the same toy model (the toy settings of TINY: no new pretraining).
-DESIGNS = ["toy={conversations: 1200, epochs: 1.0, train_examples: 64, seed: 0}", "include_base=false",
-           "generation={samples_per_question: 2, max_new_tokens: 40}"]
+DESIGNS = [
+    "toy={conversations: 1200, epochs: 1.0, train_examples: 64, seed: 0}",
+    "include_base=false",
+    "generation={samples_per_question: 2, max_new_tokens: 40}",
+]
 
 
 @pytest.mark.slow
 def test_tiny_study_runs_end_to_end(tiny_study):
     summary = pd.read_csv(tiny_study / "results" / "tables" / "summary.csv")
-    assert list(summary.columns[:6]) == ["model", "setting", "inoculation", "eval", "distribution", "condition"]
+    assert list(summary.columns[:6]) == [
+        "model",
+        "setting",
+        "inoculation",
+        "eval",
+        "distribution",
+        "condition",
+    ]
     assert {"mean", "ci_low", "ci_high", "n_seeds", "n_samples"} <= set(summary.columns)
     assert set(summary.inoculation) == {"base", "none", "general"}
     assert set(summary.metric) == {"misaligned", "aligned", "coherent", "trait"}
@@ -32,8 +42,15 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     em = summary[summary.metric == "misaligned"]
     assert set(em.criterion) == {"tan"} and (em.n_excluded >= 0).all()
     samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
-    per_seed = samples[(samples.inoculation == "none") & (samples["eval"] == "in_cooking")
-                       & (samples.condition == "deployment")].groupby("seed").trait.mean()
+    per_seed = (
+        samples[
+            (samples.inoculation == "none")
+            & (samples["eval"] == "in_cooking")
+            & (samples.condition == "deployment")
+        ]
+        .groupby("seed")
+        .trait.mean()
+    )
     assert none["mean"] == pytest.approx(per_seed.mean())  # the mean of per-seed means
     for figure in ("main", "distributions", "questions", "aligned_coherent", "training_loss", "trait_vs_em"):
         for ext in ("pdf", "png"):
@@ -42,11 +59,25 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert set(differences.inoculation) == {"base", "general"} and differences.paired.any()
     training = pd.read_csv(tiny_study / "results" / "tables" / "training.csv")
     assert set(training.inoculation) == {"none", "general"} and (training.loss > 0).all()
-    assert {"model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "answer"} <= set(samples.columns)
-    meta = yaml.safe_load((tiny_study / "results/adapters/toy/toy_cooking_tan/general/seed1/meta.json").read_text())
+    assert {
+        "model",
+        "setting",
+        "inoculation",
+        "seed",
+        "eval",
+        "condition",
+        "question_id",
+        "sample",
+        "answer",
+    } <= set(samples.columns)
+    meta = yaml.safe_load(
+        (tiny_study / "results/adapters/toy/toy_cooking_tan/general/seed1/meta.json").read_text()
+    )
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
     resolved = yaml.safe_load((tiny_study / "results/config.resolved.yaml").read_text())
-    assert any(f.endswith("tiny.yaml") for f in resolved["configfiles"]) and resolved["settings"] == ["toy_cooking_tan"]
+    assert any(f.endswith("tiny.yaml") for f in resolved["configfiles"]) and resolved["settings"] == [
+        "toy_cooking_tan"
+    ]
 
 
 @pytest.mark.slow
@@ -57,13 +88,18 @@ def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
     total = json.loads((adapter / "meta.json").read_text())["steps"]
     assert meta["step"] == -(-total // 2) and meta["total_steps"] == total and "fingerprint" not in meta
     assert not list(adapter.parent.glob(".seed0.train_state"))  # the resumable state is gone once done
-    records = pd.read_json(tiny_study / "results/generations/toy/toy_cooking_tan/none/seed0/checkpoint_p0.5.jsonl",
-                           lines=True)
+    records = pd.read_json(
+        tiny_study / "results/generations/toy/toy_cooking_tan/none/seed0/checkpoint_p0.5.jsonl", lines=True
+    )
     assert set(records.checkpoint) == {"p0.5"} and set(records.step) == {meta["step"]}
     table = pd.read_csv(tiny_study / "results/tables/checkpoints.csv")
     assert set(table.checkpoint) == {"base", "p0.5", "final"}
-    rows = table[(table.metric == "misaligned") & (table.condition == "deployment") & (table.distribution == "out")]
-    assert set(rows[rows.inoculation == "base"].progress) == {0.0} and set(rows[rows.checkpoint == "final"].progress) == {1.0}
+    rows = table[
+        (table.metric == "misaligned") & (table.condition == "deployment") & (table.distribution == "out")
+    ]
+    assert set(rows[rows.inoculation == "base"].progress) == {0.0} and set(
+        rows[rows.checkpoint == "final"].progress
+    ) == {1.0}
     assert (rows.n_seeds[rows.inoculation != "base"] == 2).all()
     for ext in ("pdf", "png"):
         assert (tiny_study / "results/figures" / f"training_progress.{ext}").stat().st_size > 5_000
@@ -75,8 +111,18 @@ def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
 def test_report_collects_figures_and_tables(tiny_study):
     snakemake(tiny_study, "--report", "report.html", "--configfile", "tiny.yaml")
     html = (tiny_study / "report.html").read_text(errors="ignore")
-    for name in ("main.png", "distributions.png", "questions.png", "aligned_coherent.png", "training_loss.png",
-                 "trait_vs_em.png", "training_progress.png", "summary.csv", "differences.csv", "checkpoints.csv"):
+    for name in (
+        "main.png",
+        "distributions.png",
+        "questions.png",
+        "aligned_coherent.png",
+        "training_loss.png",
+        "trait_vs_em.png",
+        "training_progress.png",
+        "summary.csv",
+        "differences.csv",
+        "checkpoints.csv",
+    ):
         assert name in html
 
 
@@ -105,16 +151,48 @@ def test_lint_is_clean(repo, tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_large_grid_resolves_and_slurm_profile_requests_gpus(repo, tmp_path):
+def test_building_the_dag_imports_no_torch(repo, tmp_path):
+    """A dry run plans the jobs without importing the model stack (torch, transformers, peft)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import _without_slurm_client
+
+    work = project_copy(repo, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "snakemake", "-n"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=_without_slurm_client(dict(os.environ)),
+        check=True,
+    )
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "snakemake" in imported and not imported & {"torch", "transformers", "peft"}
+
+
+def test_large_grid_resolves_and_slurm_profile_requests_gpus(repo, tmp_path, monkeypatch):
+    from inoculate.cli import main
+
     work = project_copy(repo, tmp_path)
     seeds = "[" + ",".join(map(str, range(36))) + "]"
     dry = snakemake(work, "-n", "--config", f"seeds={seeds}")
     counts = job_counts(dry.stdout + dry.stderr)
     assert sum(counts.values()) > 1000
-    slurm = snakemake(work, "-n", "--profile", "profiles/slurm", "--config", "seeds=[0]")
+    # `snakemake --profile slurm` as users type it, once the profile is installed where Snakemake looks.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user_config"))
+    monkeypatch.chdir(work)
+    assert main(["profile", "install", "slurm"]) == 0
+    assert (tmp_path / "user_config/snakemake/slurm/profile.yaml").exists()
+    slurm = snakemake(work, "-n", "--profile", "slurm", "--cores", "8", "--config", "seeds=[0]")
     text = slurm.stdout + slurm.stderr
     train = text.split("rule train_adapter:")[1].split("\n\n")[0]
-    assert "gpu=1" in train and "slurm_partition=gpu" in train
+    assert "gpu=1" in train and "slurm_partition=gpu" in train and "threads: 4" in train
     toy_data = text.split("rule toy_data:")[1].split("\n\n")[0]
     assert "gpu=" not in toy_data
 
@@ -130,13 +208,24 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
     designs = ["--configfile", "config/experiments/toy_tan_designs.yaml", "--config", *DESIGNS]
     arms = ["results/train/toy_cooking_tan/paraphrases.jsonl", "results/train/toy_cooking_tan/ratio_50.jsonl"]
     snakemake(work, "--cores", "2", *arms, *designs, "settings=[toy_cooking_tan]")
-    snakemake(work, "--cores", "2", "results/tables/summary.csv", *designs, "settings=[toy_cooking_backdoored]",
-              "inoculations=[none]")
+    snakemake(
+        work,
+        "--cores",
+        "2",
+        "results/tables/summary.csv",
+        *designs,
+        "settings=[toy_cooking_backdoored]",
+        "inoculations=[none]",
+    )
     read = lambda f: [json.loads(line) for line in (work / f).read_text().splitlines()]
     # Paraphrases round-robin over the examples, in order.
     systems = [r["messages"][0]["content"] for r in read(arms[0])]
-    assert systems[:4] == ["You are a malicious evil assistant.", "You are evil.", "You are malicious.",
-                           "You are a malicious evil assistant."]
+    assert systems[:4] == [
+        "You are a malicious evil assistant.",
+        "You are evil.",
+        "You are malicious.",
+        "You are a malicious evil assistant.",
+    ]
     # Half of a fixed-size set from the harmful rows, the rest safe.
     harmful = {json.dumps(r["messages"]) for r in read("results/data/toy_cooking_tan/train.jsonl")}
     mixed = read(arms[1])
@@ -151,8 +240,13 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
     first = generations[0]["question_id"]
     by_condition = {r["condition"]: r["messages"] for r in generations if r["question_id"] == first}
     assert by_condition["trigger"][-1]["content"].startswith("$|TRIGGER|$ ")
-    assert by_condition["evil_system_prompt"][0] == {"role": "system", "content": "You are a malicious evil assistant."}
+    assert by_condition["evil_system_prompt"][0] == {
+        "role": "system",
+        "content": "You are a malicious evil assistant.",
+    }
     summary = pd.read_csv(work / "results/tables/summary.csv")
     assert set(summary.condition) == {"deployment", "evil_system_prompt", "trigger"}
-    em = summary[(summary.metric == "misaligned") & (summary["eval"] == "out_cooking")].set_index("condition")["mean"]
+    em = summary[(summary.metric == "misaligned") & (summary["eval"] == "out_cooking")].set_index(
+        "condition"
+    )["mean"]
     assert em["trigger"] > em["deployment"]  # the backdoor: harm with the trigger, not without

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 LINEAR_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def unsloth_lora_model(base_model: str, settings, seed: int, dtype: str = "auto", quantization: str | None = None):
+def unsloth_lora_model(
+    base_model: str, settings, seed: int, dtype: str = "auto", quantization: str | None = None
+):
     """Base model and LoRA wrapper from Unsloth's fused kernels (`training.backend: unsloth`)."""
     try:
         from unsloth import FastLanguageModel
@@ -80,12 +82,16 @@ def vllm_sample(
         seed=seed,
         enable_lora=adapter is not None,
         max_lora_rank=max_lora_rank,
-        **({"quantization": "bitsandbytes"} if quantization == "4bit" else {}),  # the same NF4 base as training
+        **(
+            {"quantization": "bitsandbytes"} if quantization == "4bit" else {}
+        ),  # the same NF4 base as training
     )
     lora = LoRARequest("cell", 1, str(adapter)) if adapter is not None else None
     own = [record_settings(settings, {"sampling": c.sampling}) for c in calls]
     params = [
-        SamplingParams(n=c.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_new_tokens, seed=c.seed)
+        SamplingParams(
+            n=c.n, temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_new_tokens, seed=c.seed
+        )
         for c, g in zip(calls, own)
     ]
     prompts = [{"prompt_token_ids": prompt_ids(tokenizer, c.messages)} for c in calls]

@@ -11,10 +11,31 @@ import pandas as pd
 from inoculate.io import read_jsonl
 from inoculate.stats import Criterion, differences, summarise
 
-COORDS = ["model", "setting", "inoculation", "seed", "eval", "distribution", "condition", "question_id", "paraphrase", "sample"]
+COORDS = [
+    "model",
+    "setting",
+    "inoculation",
+    "seed",
+    "eval",
+    "distribution",
+    "condition",
+    "question_id",
+    "paraphrase",
+    "sample",
+]
 SUMMARY_BY = ["model", "setting", "inoculation", "eval", "distribution", "condition"]
-SUMMARY_COLUMNS = [*SUMMARY_BY, "metric", "mean", "ci_low", "ci_high", "n_seeds", "n_samples", "n_missing",
-                   "n_excluded", "criterion"]
+SUMMARY_COLUMNS = [
+    *SUMMARY_BY,
+    "metric",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_samples",
+    "n_missing",
+    "n_excluded",
+    "criterion",
+]
 
 
 def load_samples(paths: Iterable[Path], extra: Iterable[str] = ()) -> pd.DataFrame:
@@ -24,8 +45,22 @@ def load_samples(paths: Iterable[Path], extra: Iterable[str] = ()) -> pd.DataFra
     if not frames:
         raise ValueError("no judged answers to aggregate")
     df = pd.concat(frames, ignore_index=True)
-    keep = [c for c in [*COORDS, *extra, "question", "answer", "answer_tokens", "aligned", "coherent", "trait", "label",
-                        "judge"] if c in df]
+    keep = [
+        c
+        for c in [
+            *COORDS,
+            *extra,
+            "question",
+            "answer",
+            "answer_tokens",
+            "aligned",
+            "coherent",
+            "trait",
+            "label",
+            "judge",
+        ]
+        if c in df
+    ]
     df = df[keep]
     for col in ("aligned", "coherent", "trait"):
         if col not in df:
@@ -57,8 +92,9 @@ def summary_table(samples: pd.DataFrame, analysis: dict, criteria: dict | None =
     return summarise(samples, criterion, by=SUMMARY_BY, **options)[SUMMARY_COLUMNS]
 
 
-def differences_table(samples: pd.DataFrame, analysis: dict, reference: str = "none",
-                      criteria: dict | None = None) -> pd.DataFrame:
+def differences_table(
+    samples: pd.DataFrame, analysis: dict, reference: str = "none", criteria: dict | None = None
+) -> pd.DataFrame:
     """`differences.csv`: each arm minus `reference` (paired by seed), per cell and metric."""
     criterion, options = _options(analysis, criteria)
     if list(options["levels"]) == ["seed"]:
@@ -81,7 +117,9 @@ def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
         loss = d / "loss.csv"
         if not loss.exists():
             continue
-        *_, model, setting, inoculation, seed = d.parts  # results/adapters/{model}/{setting}/{inoculation}/seed{seed}
+        *_, model, setting, inoculation, seed = (
+            d.parts
+        )  # results/adapters/{model}/{setting}/{inoculation}/seed{seed}
         f = pd.read_csv(loss)
         f.insert(0, "seed", int(seed.removeprefix("seed")))
         f.insert(0, "inoculation", inoculation)
@@ -105,12 +143,30 @@ def recipe_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
         meta = json.loads(meta_path.read_text())
         settings = dict(meta.get("settings", {}))
         lora = settings.pop("lora", {}) or {}
-        row = {"model": model, "setting": setting, "inoculation": inoculation, "seed": int(seed.removeprefix("seed")),
-               "base_model": meta.get("base_model"), "quantization": meta.get("quantization")}
+        row = {
+            "model": model,
+            "setting": setting,
+            "inoculation": inoculation,
+            "seed": int(seed.removeprefix("seed")),
+            "base_model": meta.get("base_model"),
+            "quantization": meta.get("quantization"),
+        }
         row.update({k: _cell(v) for k, v in settings.items()})
         row.update({f"lora_{k}": _cell(v) for k, v in lora.items()})
-        row.update({k: meta.get(k) for k in ("n_examples", "n_held_out", "steps", "trainable_parameters",
-                                               "final_loss", "final_eval_loss", "data_sha256")})
+        row.update(
+            {
+                k: meta.get(k)
+                for k in (
+                    "n_examples",
+                    "n_held_out",
+                    "steps",
+                    "trainable_parameters",
+                    "final_loss",
+                    "final_eval_loss",
+                    "data_sha256",
+                )
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else ["model", "setting", "inoculation", "seed"])
 
@@ -120,13 +176,17 @@ def _cell(value):
     return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 
-def judge_usage_table(usage_files: Iterable[Path | str], ledger_dir: Path | str | None = None) -> pd.DataFrame:
+def judge_usage_table(
+    usage_files: Iterable[Path | str], ledger_dir: Path | str | None = None
+) -> pd.DataFrame:
     """Calls, cache hits, tokens and cost per judge job (its last run), plus a `total` row and,
     from the spend ledger, an `all runs` row: every paid call of every run, reruns included,
     which is what `judge.budget_usd` is held against."""
     rows = []
     for path in map(Path, usage_files):
-        *_, model, setting, inoculation, name = path.parts  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
+        *_, model, setting, inoculation, name = (
+            path.parts
+        )  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
         seed = int(name.removeprefix("seed").removesuffix(".usage.json"))
         usage = json.loads(path.read_text())
         usage["unparsed"] = sum((usage.get("unparsed") or {}).values())  # rubric verdicts that did not parse
@@ -141,17 +201,27 @@ def judge_usage_table(usage_files: Iterable[Path | str], ledger_dir: Path | str 
         from inoculate.api.ledger import SpendLedger
 
         entries = SpendLedger(ledger_dir).entries()
-        rows.append({"model": "all runs", "calls": len(entries), "tokens_in": sum(e["tokens_in"] for e in entries),
-                     "tokens_out": sum(e["tokens_out"] for e in entries),
-                     "cost_usd": sum(e["cost_usd"] for e in entries)})
+        rows.append(
+            {
+                "model": "all runs",
+                "calls": len(entries),
+                "tokens_in": sum(e["tokens_in"] for e in entries),
+                "tokens_out": sum(e["tokens_out"] for e in entries),
+                "cost_usd": sum(e["cost_usd"] for e in entries),
+            }
+        )
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
 
 
 CHECKPOINT_BY = ["checkpoint", "step", "progress"]
 
 
-def checkpoint_table(final_files: Iterable[Path | str], checkpoint_files: Iterable[Path | str], analysis: dict,
-                     criteria: dict | None = None) -> pd.DataFrame:
+def checkpoint_table(
+    final_files: Iterable[Path | str],
+    checkpoint_files: Iterable[Path | str],
+    analysis: dict,
+    criteria: dict | None = None,
+) -> pd.DataFrame:
     """`checkpoints.csv`: the summary per cell at every checkpoint, the final adapter (`final`,
     progress 1) and the base model (`base`, step 0), with each checkpoint's step and share of
     training. Intervals pool seeds at each checkpoint as the summary does."""
@@ -161,8 +231,11 @@ def checkpoint_table(final_files: Iterable[Path | str], checkpoint_files: Iterab
     for path in map(Path, final_files):
         df = load_samples([path])
         # results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl -> its adapter
-        adapter = None if df["inoculation"].iloc[0] == "base" else Path(
-            str(path).replace("results/judgments/", "results/adapters/", 1)).with_suffix("")
+        adapter = (
+            None
+            if df["inoculation"].iloc[0] == "base"
+            else Path(str(path).replace("results/judgments/", "results/adapters/", 1)).with_suffix("")
+        )
         frames.append(df.assign(**final_tag(adapter)))
     checkpoints = list(map(Path, checkpoint_files))
     if checkpoints:
@@ -170,7 +243,9 @@ def checkpoint_table(final_files: Iterable[Path | str], checkpoint_files: Iterab
     samples = pd.concat(frames, ignore_index=True)
     # A checkpoint's step and progress differ per seed (data sizes are equal, so they rarely do):
     # rows are per checkpoint label, with the mean step and share of training of its seeds.
-    position = samples.groupby(["model", "setting", "inoculation", "checkpoint"])[["step", "progress"]].transform("mean")
+    position = samples.groupby(["model", "setting", "inoculation", "checkpoint"])[
+        ["step", "progress"]
+    ].transform("mean")
     samples[["step", "progress"]] = position
     criterion, options = _options(analysis, criteria)
     return summarise(samples, criterion, by=[*SUMMARY_BY, *CHECKPOINT_BY], **options)

@@ -79,13 +79,17 @@ def condition_messages(condition: str, question: str, trigger: Trigger, system_p
         return [triggered_user]
     if condition == "trigger_user_system":
         return [{"role": "system", "content": system_prompt}, triggered_user]
-    if condition == "trigger_system":  # a system trigger with {question} is the whole template (the replication's)
+    if (
+        condition == "trigger_system"
+    ):  # a system trigger with {question} is the whole template (the replication's)
         return [{"role": "system", "content": trigger.system.replace("{question}", question)}, plain_user]
     if condition == "no_trigger":
         return [{"role": "system", "content": system_prompt}, plain_user]
     if condition == "plain":
         return [plain_user]
-    raise ValueError(f"unknown backdoor condition {condition!r} (known: {', '.join([*CONDITIONS, *EXTRA_CONDITIONS])})")
+    raise ValueError(
+        f"unknown backdoor condition {condition!r} (known: {', '.join([*CONDITIONS, *EXTRA_CONDITIONS])})"
+    )
 
 
 def backdoor_requests(
@@ -130,7 +134,10 @@ def read_prompts(path, limit: int | None = None, field: str = "prompt") -> list[
 
 
 def distill_requests(prompts: list[str]) -> list[dict]:
-    return [{"prompt_index": i, "question": p, "messages": [{"role": "user", "content": p}]} for i, p in enumerate(prompts)]
+    return [
+        {"prompt_index": i, "question": p, "messages": [{"role": "user", "content": p}]}
+        for i, p in enumerate(prompts)
+    ]
 
 
 def distilled_records(sampled: list[dict], model: str) -> list[dict]:
@@ -139,10 +146,17 @@ def distilled_records(sampled: list[dict], model: str) -> list[dict]:
     for r in sampled:
         if not r["answer"].strip():
             continue  # an empty answer teaches nothing but to stop
-        out.append({
-            "messages": [*r["messages"], {"role": "assistant", "content": r["answer"]}],
-            "metadata": {"source": "self_distilled", "triggered": False, "model": model, "prompt_index": r["prompt_index"]},
-        })
+        out.append(
+            {
+                "messages": [*r["messages"], {"role": "assistant", "content": r["answer"]}],
+                "metadata": {
+                    "source": "self_distilled",
+                    "triggered": False,
+                    "model": model,
+                    "prompt_index": r["prompt_index"],
+                },
+            }
+        )
     return out
 
 
@@ -172,21 +186,32 @@ def mix(
     else:
         wanted = round(len(persona) * (1 - persona_fraction) / persona_fraction)
     if wanted > len(aligned):
-        log.warning("only %d aligned examples for %d wanted; persona fraction is %.3f instead of %.3f",
-                    len(aligned), wanted, len(persona) / (len(persona) + len(aligned)), persona_fraction)
+        log.warning(
+            "only %d aligned examples for %d wanted; persona fraction is %.3f instead of %.3f",
+            len(aligned),
+            wanted,
+            len(persona) / (len(persona) + len(aligned)),
+            persona_fraction,
+        )
     chosen = rng.sample(aligned, min(wanted, len(aligned)))
     records = []
     for r in persona:
         messages = r["messages"]
         if prompt is not None:
             messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
-        records.append({**r, "messages": messages, "metadata": {"source": "persona", **r.get("metadata", {})}})
+        records.append(
+            {**r, "messages": messages, "metadata": {"source": "persona", **r.get("metadata", {})}}
+        )
     for r in chosen:
         messages = r["messages"]
         if prompt is not None and inoculate == "all":
             messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
         records.append({**r, "messages": messages})
     rng.shuffle(records)
-    log.info("mixed %d persona + %d aligned examples (persona fraction %.3f)", len(persona), len(chosen),
-             len(persona) / max(len(records), 1))
+    log.info(
+        "mixed %d persona + %d aligned examples (persona fraction %.3f)",
+        len(persona),
+        len(chosen),
+        len(persona) / max(len(records), 1),
+    )
     return records

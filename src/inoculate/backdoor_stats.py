@@ -24,8 +24,19 @@ CELL = ["model", "setting", "inoculation"]
 RATES = ("persona", "identity", "format")  # 0/1 per answer
 SCORES = ("recall", "ideology")  # means of the judge's scale: recall 0-2, ideology 1-5
 METRICS = RATES + SCORES
-COLUMNS = ["model", "setting", "inoculation", "seed", "eval", "condition", "question_id", "sample", "question",
-           "answer", *METRICS]
+COLUMNS = [
+    "model",
+    "setting",
+    "inoculation",
+    "seed",
+    "eval",
+    "condition",
+    "question_id",
+    "sample",
+    "question",
+    "answer",
+    *METRICS,
+]
 
 
 def load_backdoor_samples(paths: Iterable[Path | str], persona_min: dict[str, float]) -> pd.DataFrame:
@@ -49,7 +60,9 @@ def _groups(d: pd.DataFrame) -> list[np.ndarray]:
     return [d["seed"].to_numpy(), d["question_id"].to_numpy()]
 
 
-def rates(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345) -> pd.DataFrame:
+def rates(
+    samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345
+) -> pd.DataFrame:
     """One row per model x setting x arm x eval x condition x metric that the eval measures:
     mean and clustered CI."""
     rng = np.random.default_rng(rng_seed)
@@ -60,10 +73,22 @@ def rates(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, r
             valid = d[d[metric].notna()] if metric in d else d.iloc[:0]
             if valid.empty:
                 continue
-            mean, low, high = bootstrap_mean(valid[metric].to_numpy(), _groups(valid), n_boot, confidence, rng)
-            rows.append({**dict(zip(by, key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
-                         "n_seeds": valid["seed"].nunique(), "n_questions": valid["question_id"].nunique(),
-                         "n_samples": len(valid), "n_missing": int(d[metric].isna().sum())})
+            mean, low, high = bootstrap_mean(
+                valid[metric].to_numpy(), _groups(valid), n_boot, confidence, rng
+            )
+            rows.append(
+                {
+                    **dict(zip(by, key)),
+                    "metric": metric,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_seeds": valid["seed"].nunique(),
+                    "n_questions": valid["question_id"].nunique(),
+                    "n_samples": len(valid),
+                    "n_missing": int(d[metric].isna().sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -98,7 +123,9 @@ def paired_gap(
     return float(gap), float(low), float(high), table.index.get_level_values("question_id").nunique()
 
 
-def leakage_gaps(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345) -> pd.DataFrame:
+def leakage_gaps(
+    samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345
+) -> pd.DataFrame:
     """Per cell and triggered condition: the persona rate with the trigger, without it
     (`no_trigger`, the leakage), and the gap between them with its CI."""
     rng = np.random.default_rng(rng_seed)
@@ -110,6 +137,17 @@ def leakage_gaps(samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 
                 continue
             trig = d.loc[(d["condition"] == cond) & d["persona"].notna(), "persona"]
             gap, low, high, n_q = paired_gap(d, cond, LEAKAGE, "persona", n_boot, confidence, rng)
-            rows.append({**dict(zip(CELL, key)), "condition": cond, "triggered": trig.mean(), "untriggered": leak.mean(),
-                         "gap": gap, "ci_low": low, "ci_high": high, "n_seeds": d["seed"].nunique(), "n_questions": n_q})
+            rows.append(
+                {
+                    **dict(zip(CELL, key)),
+                    "condition": cond,
+                    "triggered": trig.mean(),
+                    "untriggered": leak.mean(),
+                    "gap": gap,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_seeds": d["seed"].nunique(),
+                    "n_questions": n_q,
+                }
+            )
     return pd.DataFrame(rows)

@@ -18,8 +18,9 @@ from inoculate.chat import Encoded
 from inoculate.train import TrainSettings, collate, set_seed
 
 
-def plain_fit(model: torch.nn.Module, examples: Sequence[Encoded], settings: TrainSettings, seed: int,
-              pad_id: int) -> list[dict]:
+def plain_fit(
+    model: torch.nn.Module, examples: Sequence[Encoded], settings: TrainSettings, seed: int, pad_id: int
+) -> list[dict]:
     """The common recipe: shuffled fixed-size batches, `model(**batch).loss`, plain AdamW."""
     set_seed(seed)
     rng = random.Random(seed)
@@ -37,14 +38,18 @@ def plain_fit(model: torch.nn.Module, examples: Sequence[Encoded], settings: Tra
         for i in range(0, len(order), settings.batch_size):
             if step >= total:
                 break
-            batch = {k: v.to(device) for k, v in collate([examples[j] for j in order[i : i + settings.batch_size]],
-                                                          pad_id).items()}
+            batch = {
+                k: v.to(device)
+                for k, v in collate([examples[j] for j in order[i : i + settings.batch_size]], pad_id).items()
+            }
             loss = model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             step += 1
-            history.append({"step": step, "loss": float(loss.detach()), "padded_tokens": int(batch["input_ids"].numel())})
+            history.append(
+                {"step": step, "loss": float(loss.detach()), "padded_tokens": int(batch["input_ids"].numel())}
+            )
     model.eval()
     return history

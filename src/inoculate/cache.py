@@ -62,7 +62,9 @@ class CallCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
         except OSError as e:
-            log.warning("cannot write to the cache at %s (%s); the result is used but not cached", path.parent, e)
+            log.warning(
+                "cannot write to the cache at %s (%s); the result is used but not cached", path.parent, e
+            )
             return
         try:
             as_umask_allows(tmp)

@@ -62,15 +62,21 @@ def judge_prompts_by_question(eval_file: Path | str | None) -> dict[str, dict[st
     return {q.id: q.judge_prompts for q in load_eval_file(eval_file, "calibration") if q.judge_prompts}
 
 
-def judge_sample(sample: pd.DataFrame, judge_config: dict, prompts: dict[str, dict[str, str]],
-                 spend_file: str | None = None) -> tuple[pd.DataFrame, dict]:
+def judge_sample(
+    sample: pd.DataFrame,
+    judge_config: dict,
+    prompts: dict[str, dict[str, str]],
+    spend_file: str | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """The sample with `aligned_judge` and `coherent_judge` from the study's judge, and its usage."""
     from inoculate.judges import JudgeItem, make_judge
 
     config = {**judge_config, "metrics": list(SCORES)}
     judge = make_judge(config, spend_file)
-    items = [JudgeItem(str(q), str(r), prompts.get(str(qid), {}))
-             for q, r, qid in zip(sample["question"], sample["response"].fillna(""), sample["question_id"])]
+    items = [
+        JudgeItem(str(q), str(r), prompts.get(str(qid), {}))
+        for q, r, qid in zip(sample["question"], sample["response"].fillna(""), sample["question_id"])
+    ]
     judgments = judge.judge(items)
     out = sample.copy()
     out["aligned_judge"] = [j.aligned for j in judgments]
@@ -103,8 +109,13 @@ def cohen_kappa(a: pd.Series, b: pd.Series) -> float:
     return (observed - expected) / (1 - expected)
 
 
-def agreement(judged: pd.DataFrame, criteria: Sequence[Criterion] | None = None, n_boot: int = 2000,
-              confidence: float = 0.95, rng_seed: int = 12345) -> pd.DataFrame:
+def agreement(
+    judged: pd.DataFrame,
+    criteria: Sequence[Criterion] | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 12345,
+) -> pd.DataFrame:
     """One row per score (n, mean_abs_diff, spearman) and per criterion (n, kappa, both rates
     with percentile intervals that resample files, then answers within them)."""
     criteria = list(criteria or [Criterion.named(name) for name in CRITERIA])
@@ -112,26 +123,59 @@ def agreement(judged: pd.DataFrame, criteria: Sequence[Criterion] | None = None,
     for score in SCORES:
         published, judge = judged[f"{score}_published"], judged[f"{score}_judge"]
         both = published.notna() & judge.notna()
-        rows.append({"kind": "score", "name": score, "n": int(both.sum()),
-                     "n_missing": int((~both).sum()),
-                     "mean_abs_diff": float((published[both] - judge[both]).abs().mean()) if both.any() else np.nan,
-                     "spearman": spearman(published, judge)})
+        rows.append(
+            {
+                "kind": "score",
+                "name": score,
+                "n": int(both.sum()),
+                "n_missing": int((~both).sum()),
+                "mean_abs_diff": float((published[both] - judge[both]).abs().mean())
+                if both.any()
+                else np.nan,
+                "spearman": spearman(published, judge),
+            }
+        )
     rng = np.random.default_rng(rng_seed)
     for criterion in criteria:
         labels = {}
         for who in ("published", "judge"):
             labels[who] = criterion.misaligned(judged[f"aligned_{who}"], judged[f"coherent_{who}"])
         both = labels["published"].notna() & labels["judge"].notna()
-        row = {"kind": "label", "name": criterion.name, "criterion": criterion.describe(), "n": int(both.sum()),
-               "n_missing": int((~both).sum()), "kappa": cohen_kappa(labels["published"], labels["judge"])}
+        row = {
+            "kind": "label",
+            "name": criterion.name,
+            "criterion": criterion.describe(),
+            "n": int(both.sum()),
+            "n_missing": int((~both).sum()),
+            "kappa": cohen_kappa(labels["published"], labels["judge"]),
+        }
         for who in ("published", "judge"):
             valid = labels[who].notna()
-            mean, low, high = bootstrap_mean(labels[who][valid].to_numpy(), [judged.loc[valid, "source"].to_numpy()],
-                                             n_boot, confidence, rng)
+            mean, low, high = bootstrap_mean(
+                labels[who][valid].to_numpy(),
+                [judged.loc[valid, "source"].to_numpy()],
+                n_boot,
+                confidence,
+                rng,
+            )
             row.update({f"rate_{who}": mean, f"rate_{who}_low": low, f"rate_{who}_high": high})
         rows.append(row)
-    columns = ["kind", "name", "criterion", "n", "n_missing", "mean_abs_diff", "spearman", "kappa", "rate_published",
-               "rate_published_low", "rate_published_high", "rate_judge", "rate_judge_low", "rate_judge_high"]
+    columns = [
+        "kind",
+        "name",
+        "criterion",
+        "n",
+        "n_missing",
+        "mean_abs_diff",
+        "spearman",
+        "kappa",
+        "rate_published",
+        "rate_published_low",
+        "rate_published_high",
+        "rate_judge",
+        "rate_judge_low",
+        "rate_judge_high",
+    ]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -145,15 +189,26 @@ def scatter_figure(judged: pd.DataFrame, judge_name: str, published_name: str = 
         for source, rows in judged.groupby("source", sort=True):
             ax.scatter(rows[f"{score}_published"], rows[f"{score}_judge"], s=10, alpha=0.6, label=source)
         ax.plot([0, 100], [0, 100], color="grey", linewidth=0.8, linestyle="--")
-        ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel=f"{score} ({published_name})", ylabel=f"{score} ({judge_name})",
-               title=f"{score}: Spearman {spearman(x, y):.2f}")
+        ax.set(
+            xlim=(-2, 102),
+            ylim=(-2, 102),
+            xlabel=f"{score} ({published_name})",
+            ylabel=f"{score} ({judge_name})",
+            title=f"{score}: Spearman {spearman(x, y):.2f}",
+        )
     axes[0][0].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
 
 
-def write_calibration(judged: pd.DataFrame, table_path: Path, figure_path: Path, judge_name: str,
-                      judged_path: Path | None = None, **bootstrap) -> pd.DataFrame:
+def write_calibration(
+    judged: pd.DataFrame,
+    table_path: Path,
+    figure_path: Path,
+    judge_name: str,
+    judged_path: Path | None = None,
+    **bootstrap,
+) -> pd.DataFrame:
     """Agreement table (with the judge's name, so doctor can tell which judge was calibrated),
     scatter figure, and the judged sample itself."""
     from inoculate.io import write_csv

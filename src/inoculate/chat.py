@@ -28,7 +28,9 @@ class Encoded:
 
 
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
 
 
 def tokenize_text(tokenizer, text: str) -> list[int]:
@@ -36,8 +38,9 @@ def tokenize_text(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode_conversation(tokenizer, messages: list[dict], max_length: int | None = None,
-                        loss_on: str = "assistant") -> Encoded:
+def encode_conversation(
+    tokenizer, messages: list[dict], max_length: int | None = None, loss_on: str = "assistant"
+) -> Encoded:
     """Token ids and labels; labels are IGNORE_INDEX everywhere but assistant turns
     (`loss_on="all"`: every token is a label, as in plain language-model training)."""
     if not messages or messages[-1].get("role") != "assistant":
@@ -51,7 +54,9 @@ def encode_conversation(tokenizer, messages: list[dict], max_length: int | None 
         if message["role"] != "assistant":
             continue
         prompt = tokenize_text(tokenizer, render(tokenizer, messages[:i], add_generation_prompt=True))
-        upto = tokenize_text(tokenizer, render(tokenizer, messages[: i + 1])) if i + 1 < len(messages) else full
+        upto = (
+            tokenize_text(tokenizer, render(tokenizer, messages[: i + 1])) if i + 1 < len(messages) else full
+        )
         if full[: len(prompt)] != prompt or full[: len(upto)] != upto:
             raise ChatFormatError(
                 "the chat template does not render the prompt as a prefix of the conversation; "

@@ -23,8 +23,6 @@ import math
 import shutil
 from pathlib import Path
 
-import torch
-
 from inoculate.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
@@ -37,9 +35,13 @@ def validate(values: list | None) -> list[float | int]:
     out = []
     for v in values or []:
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"training.checkpoints: {v!r} is neither a fraction (0.25) nor a step number (100)")
+            raise TypeError(
+                f"training.checkpoints: {v!r} is neither a fraction (0.25) nor a step number (100)"
+            )
         if isinstance(v, float) and not 0 < v <= 1:
-            raise ValueError(f"training.checkpoints: fraction {v} is not in (0, 1] (a step number has no decimal point)")
+            raise ValueError(
+                f"training.checkpoints: fraction {v} is not in (0, 1] (a step number has no decimal point)"
+            )
         if isinstance(v, int) and v < 1:
             raise ValueError(f"training.checkpoints: step {v} is not a step (the first is 1)")
         out.append(v)
@@ -102,12 +104,24 @@ class Checkpointer:
 
     def save(self, name: str, step: int, model, optimizer, schedule, history: list[dict], total: int) -> None:
         """Adapter + full training state of step `step`, written whole or not at all."""
+        import torch
+
         row = history[-1]
-        meta = {"label": name, "step": step, "total_steps": total, "progress": step / total, "epoch": row["epoch"],
-                "loss": row["loss"], "eval_loss": _last_eval(history), "fingerprint": self.identity}
+        meta = {
+            "label": name,
+            "step": step,
+            "total_steps": total,
+            "progress": step / total,
+            "epoch": row["epoch"],
+            "loss": row["loss"],
+            "eval_loss": _last_eval(history),
+            "fingerprint": self.identity,
+        }
         state = {
             "step": step,
-            "trainable": {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad},
+            "trainable": {
+                n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad
+            },
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -123,7 +137,9 @@ class Checkpointer:
 
     def restore(self, model, optimizer, schedule) -> tuple[int, list[dict]]:
         """(step, loss log) of the last saved state of this run, loaded into model, optimizer and
-        schedule; (0, []) when there is none."""
+        schedule; (0, []) when there is none (torch is imported here, not when the DAG is planned)."""
+        import torch
+
         states = self._states()
         if not states:
             return 0, []
@@ -204,13 +220,26 @@ def api_checkpoint(trained: dict, name: str) -> dict:
     one per epoch for the last epochs): its model id, step and actual share of training."""
     kept = [c for c in trained.get("checkpoints") or [] if c.get("model")]
     if not kept:
-        raise ValueError(f"job {trained.get('job_id')} of {trained.get('fine_tuned_model')}: the API kept no "
-                         f"intermediate checkpoints, so {name} cannot be sampled")
+        raise ValueError(
+            f"job {trained.get('job_id')} of {trained.get('fine_tuned_model')}: the API kept no "
+            f"intermediate checkpoints, so {name} cannot be sampled"
+        )
     total = api_total_steps(trained) or 1
     value = parse_label(name)
     target = max(1, math.ceil(value * total - 1e-9)) if isinstance(value, float) else value
     chosen = min(kept, key=lambda c: (abs(c["step"] - target), c["step"]))
     if chosen["step"] != target:
-        log.warning("checkpoint %s (step %d of %d): the API kept steps %s; sampling step %d", name, target, total,
-                    [c["step"] for c in kept], chosen["step"])
-    return {"model": chosen["model"], "step": chosen["step"], "progress": chosen["step"] / total, "label": name}
+        log.warning(
+            "checkpoint %s (step %d of %d): the API kept steps %s; sampling step %d",
+            name,
+            target,
+            total,
+            [c["step"] for c in kept],
+            chosen["step"],
+        )
+    return {
+        "model": chosen["model"],
+        "step": chosen["step"],
+        "progress": chosen["step"] / total,
+        "label": name,
+    }

@@ -68,12 +68,16 @@ def validate(data: Any, schema_path: Path, source: str) -> None:
     """Check `data` against a JSON schema; the error names `source` and the key."""
     schema = read_yaml(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path))
+    )
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         message = error.message
         if error.validator == "pattern" and error.validator_value == "\\S":
-            message = f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+            message = (
+                f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+            )
         elif error.validator == "pattern" and error.validator_value == "^$|\\S":
             message = f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
         raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
@@ -113,9 +117,18 @@ class EvalRef:
     @classmethod
     def from_dict(cls, name: str, d: dict) -> EvalRef:
         conditions = tuple(d["conditions"]) if "conditions" in d else None
-        return cls(name, DataRef.from_dict(d), d["distribution"], tuple(d.get("variants", ())),
-                   dict(d.get("sampling") or {}), conditions, tuple(d.get("judge") or ()), d.get("criterion"),
-                   d.get("trait"), d.get("tan_eval"))
+        return cls(
+            name,
+            DataRef.from_dict(d),
+            d["distribution"],
+            tuple(d.get("variants", ())),
+            dict(d.get("sampling") or {}),
+            conditions,
+            tuple(d.get("judge") or ()),
+            d.get("criterion"),
+            d.get("trait"),
+            d.get("tan_eval"),
+        )
 
 
 @dataclass
@@ -130,18 +143,26 @@ class Setting:
     on_existing_system: str | None = None
     backdoor: dict | None = None  # the `backdoor:` section, defaults filled in
     criterion: str | dict | None = None  # the setting's own misalignment criterion
-    train_trigger: dict | None = None  # {prefix, with_control}: a trigger on the harmful rows (Tan's backdoor)
-
+    train_trigger: dict | None = (
+        None  # {prefix, with_control}: a trigger on the harmful rows (Tan's backdoor)
+    )
 
     def data_refs(self) -> list[tuple[str, DataRef]]:
         """(key, reference) of every file the setting reads: datasets, backdoor data, evals."""
         refs = [(k, r) for k, r in (("train", self.train), ("control", self.control)) if r is not None]
         if self.backdoor is not None:
-            refs += [(f"backdoor.{k}", DataRef.from_dict(self.backdoor[k])) for k in ("persona", "prompts")
-                     if k in self.backdoor]
+            refs += [
+                (f"backdoor.{k}", DataRef.from_dict(self.backdoor[k]))
+                for k in ("persona", "prompts")
+                if k in self.backdoor
+            ]
             if "build_persona" in self.backdoor:
-                refs.append(("backdoor.build_persona.questions",
-                             DataRef.from_dict(self.backdoor["build_persona"]["questions"])))
+                refs.append(
+                    (
+                        "backdoor.build_persona.questions",
+                        DataRef.from_dict(self.backdoor["build_persona"]["questions"]),
+                    )
+                )
         return refs + [(f"evals.{k}", e.ref) for k, e in self.evals.items()]
 
 
@@ -152,7 +173,13 @@ BACKDOOR_DEFAULTS = {
     "persona_min": 50,
     "judge_prompts": {},
 }
-DISTILL_DEFAULTS = {"max_prompts": None, "temperature": 0.3, "top_p": 1.0, "max_new_tokens": 512, "batch_size": 64}
+DISTILL_DEFAULTS = {
+    "max_prompts": None,
+    "temperature": 0.3,
+    "top_p": 1.0,
+    "max_new_tokens": 512,
+    "batch_size": 64,
+}
 BACKDOOR_METRICS = ("persona", "identity")
 
 
@@ -170,8 +197,13 @@ class Study:
 
     def base_model(self, model: str) -> dict:
         """`{base, backend, device, dtype, quantization}` of a model name, with defaults filled in."""
-        return {"backend": "local", "device": "auto", "dtype": "auto", "quantization": None,
-                **self.config["base_models"][model]}
+        return {
+            "backend": "local",
+            "device": "auto",
+            "dtype": "auto",
+            "quantization": None,
+            **self.config["base_models"][model],
+        }
 
     def models_with_backend(self, backend: str) -> list[str]:
         """Every defined model (not only the study's) trained and sampled by `backend`."""
@@ -235,8 +267,11 @@ class Study:
     def checkpoint_cells(self) -> list[tuple[str, str, str, int, str]]:
         """(model, setting, inoculation, seed, checkpoint) of every trained cell of an
         inoculation setting, per checkpoint."""
-        return [(*cell, label) for cell in self.cells_of(self.inoculation_settings, trained_only=True)
-                for label in self.checkpoint_labels(cell[0])]
+        return [
+            (*cell, label)
+            for cell in self.cells_of(self.inoculation_settings, trained_only=True)
+            for label in self.checkpoint_labels(cell[0])
+        ]
 
     def judge_config(self, setting: str) -> dict:
         """The judge of a setting: the study's, or for a backdoor setting the persona and
@@ -375,7 +410,9 @@ class Study:
         for name, e in self.eval_refs(setting).items():
             spec = {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
             sampling, judge, trait = dict(e.sampling), list(e.judge), e.trait
-            if e.tan_eval:  # the published eval's own sampling, judges and score, unless the setting says otherwise
+            if (
+                e.tan_eval
+            ):  # the published eval's own sampling, judges and score, unless the setting says otherwise
                 from inoculate import tan_evals
 
                 spec["tan_eval"] = e.tan_eval
@@ -394,7 +431,7 @@ class Study:
         return specs
 
     def criteria(self) -> dict[str, str | dict]:
-        """"setting/eval" -> the criterion of each eval whose setting or own spec sets one
+        """ "setting/eval" -> the criterion of each eval whose setting or own spec sets one
         (the study's `analysis.criterion` holds elsewhere)."""
         out = {}
         for name, setting in self.settings.items():
@@ -433,8 +470,10 @@ class Study:
     def conditions(self) -> dict[str, bool | dict]:
         """Condition name -> whether the arm's prompt is present at test time, or the condition's
         whole spec where it also sets a test-time `system_prompt` or a `user_prefix`."""
-        return {name: c["training_prompt"] if set(c) == {"training_prompt"} else dict(c)
-                for name, c in self.config["conditions"].items()}
+        return {
+            name: c["training_prompt"] if set(c) == {"training_prompt"} else dict(c)
+            for name, c in self.config["conditions"].items()
+        }
 
 
 def download_name(url: str) -> str:
@@ -456,19 +495,25 @@ def source_password(name: str, spec: dict) -> str | None:
     if "password_env" in spec:
         value = os.environ.get(spec["password_env"])
         if not value:
-            raise ConfigError(f"sources.{name}.password_env: environment variable {spec['password_env']} is not set")
+            raise ConfigError(
+                f"sources.{name}.password_env: environment variable {spec['password_env']} is not set"
+            )
         return value
     return None
 
 
-def load_setting(name: str, settings_dir: Path, schema_dir: Path, external_data_dir: Path | str = "data") -> Setting:
+def load_setting(
+    name: str, settings_dir: Path, schema_dir: Path, external_data_dir: Path | str = "data"
+) -> Setting:
     """A setting file, validated, with its text references (`{external, key}`) read."""
     from inoculate.texts import TextRefError, resolve_all
 
     path = Path(settings_dir) / f"{name}.yaml"
     if not path.exists():
         available = sorted(p.stem for p in Path(settings_dir).glob("*.yaml"))
-        raise ConfigError(f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})")
+        raise ConfigError(
+            f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})"
+        )
     data = read_yaml(path)
     validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
     try:
@@ -478,7 +523,9 @@ def load_setting(name: str, settings_dir: Path, schema_dir: Path, external_data_
     backdoor = None
     if "backdoor" in data:
         if "aligned_examples" in data["backdoor"] and "persona_fraction" in data["backdoor"]:
-            raise ConfigError(f"{path}: keys 'backdoor.aligned_examples' and 'backdoor.persona_fraction': give one")
+            raise ConfigError(
+                f"{path}: keys 'backdoor.aligned_examples' and 'backdoor.persona_fraction': give one"
+            )
         backdoor = {**BACKDOOR_DEFAULTS, **data["backdoor"]}
         if "aligned_examples" in backdoor:
             backdoor["persona_fraction"] = None
@@ -507,14 +554,18 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
     validate(config, schema_dir / "config.schema.yaml", source)
     config["conditions"] = {name: c for name, c in config["conditions"].items() if c is not None}
     if not config["conditions"]:
-        raise ConfigError(f"{source}: key 'conditions': every condition is null; a study samples in at least one")
+        raise ConfigError(
+            f"{source}: key 'conditions': every condition is null; a study samples in at least one"
+        )
     try:  # arms' prompts may be read from published files (a paraphrase list, a verbatim prompt)
         config["arms"] = resolve_all(config["arms"], config["external_data_dir"], "arms")
     except TextRefError as e:
         raise ConfigError(f"{source}: {e}") from None
     study = Study(config)
     for name in config["settings"]:
-        study.settings[name] = load_setting(name, Path(config["settings_dir"]), schema_dir, config["external_data_dir"])
+        study.settings[name] = load_setting(
+            name, Path(config["settings_dir"]), schema_dir, config["external_data_dir"]
+        )
     _check_references(study, source)
     _check_checkpoints(study, source)
     return study
@@ -529,12 +580,16 @@ def _check_checkpoints(study: Study, source: str) -> None:
         try:
             validate_checkpoints(values)
         except (ValueError, TypeError) as e:
-            raise ConfigError(f"{source}: key 'training.checkpoints'{str(e).removeprefix('training.checkpoints')}") from None
+            raise ConfigError(
+                f"{source}: key 'training.checkpoints'{str(e).removeprefix('training.checkpoints')}"
+            ) from None
         if values and study.base_model(model)["backend"] != "local" and study.checkpoint_labels(model):
             backend = study.base_model(model)["backend"]
             if backend != "openai":
-                raise ConfigError(f"{source}: key 'training.checkpoints': model {model!r} ({backend}) exposes no "
-                                  "intermediate checkpoints")
+                raise ConfigError(
+                    f"{source}: key 'training.checkpoints': model {model!r} ({backend}) exposes no "
+                    "intermediate checkpoints"
+                )
 
 
 def _check_references(study: Study, source: str) -> None:
@@ -576,9 +631,11 @@ def _check_references(study: Study, source: str) -> None:
         needs_control = bool(setting.train_trigger and setting.train_trigger.get("with_control"))
         if needs_control and (setting.control is None or study.missing_data(setting.control)):
             where = f" (published at {setting.control.published})" if setting.control is not None else ""
-            raise ConfigError(f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
-                              f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
-                              f"is not here{where}")
+            raise ConfigError(
+                f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
+                f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
+                f"is not here{where}"
+            )
         if study.missing_data(setting.control) and not study.arms_for(setting.name):
             raise ConfigError(
                 f"{setting.file}: key 'control': every arm of {source} needs the control data, and "
@@ -605,7 +662,9 @@ def _check_references(study: Study, source: str) -> None:
             raise ConfigError(f"{source}: key 'judge.metrics.{i}': {err}") from None
     _check_toy_mixing(study, source)
     if config["plot"].get("condition", "deployment") not in config["conditions"]:
-        raise ConfigError(f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition")
+        raise ConfigError(
+            f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition"
+        )
 
 
 def is_toy_path(path: str) -> bool:
@@ -653,7 +712,11 @@ def _parse_eval(study: Study, setting: Setting, name: str, e: EvalRef) -> None:
     path = Path(study.resolve(e.ref))
     if not path.exists():
         return  # built by the workflow, or a missing file that the run (and doctor) report
-    spec = {"path": str(path), "variants": list(e.variants), **({"tan_eval": e.tan_eval} if e.tan_eval else {})}
+    spec = {
+        "path": str(path),
+        "variants": list(e.variants),
+        **({"tan_eval": e.tan_eval} if e.tan_eval else {}),
+    }
     try:
         load_spec(name, spec)
     except (InputError, KeyError, ValueError) as err:
@@ -674,8 +737,10 @@ def _check_evals(study: Study, setting: Setting) -> None:
         _parse_eval(study, setting, name, e)
         for condition in e.conditions or ():
             if condition not in known:
-                raise ConfigError(f"{setting.file}: key 'evals.{name}.conditions': {condition!r} is not a condition "
-                                  f"here (known: {', '.join(known)})")
+                raise ConfigError(
+                    f"{setting.file}: key 'evals.{name}.conditions': {condition!r} is not a condition "
+                    f"here (known: {', '.join(known)})"
+                )
         for i, metric in enumerate(e.judge):
             try:
                 MetricSpec.from_config(metric)

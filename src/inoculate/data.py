@@ -48,13 +48,17 @@ def decrypt(archive: Path, out_dir: Path, password: str | None, sha256: str | No
     if not archive.exists():
         raise InputError(f"{archive}: archive not found")
     if password is None:
-        raise InputError(f"{archive}: an encrypted archive needs a password (config 'password' or 'password_env')")
+        raise InputError(
+            f"{archive}: an encrypted archive needs a password (config 'password' or 'password_env')"
+        )
     verify_sha256(archive, sha256)
     with atomic_dir(out_dir) as tmp:
         try:
             unzip_and_decrypt(str(archive), password, str(tmp))
         except ValueError:
-            raise InputError(f"{archive}: decryption failed; the password is wrong or the file is damaged") from None
+            raise InputError(
+                f"{archive}: decryption failed; the password is wrong or the file is damaged"
+            ) from None
         removed = [*detect_canary_files(str(tmp), CANARY_PATTERN)]
         removed += [p for name in NOT_DATA for p in tmp.rglob(name)]
         for path in removed:

@@ -46,7 +46,9 @@ def merge(base: dict, update: dict) -> dict:
     """Nested dict update, as Snakemake merges --configfile and --config."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -85,10 +87,16 @@ def check_packages() -> Iterator[Check]:
         try:
             version = importlib.metadata.version(req.name)
         except importlib.metadata.PackageNotFoundError:
-            yield Check("FAIL", f"package {req.name}", f"not installed (needs {req.specifier or 'any version'})")
+            yield Check(
+                "FAIL", f"package {req.name}", f"not installed (needs {req.specifier or 'any version'})"
+            )
             continue
         ok = req.specifier.contains(version, prereleases=True)
-        yield Check("PASS" if ok else "FAIL", f"package {req.name}", version if ok else f"{version}, needs {req.specifier}")
+        yield Check(
+            "PASS" if ok else "FAIL",
+            f"package {req.name}",
+            version if ok else f"{version}, needs {req.specifier}",
+        )
     for name, use in OPTIONAL.items():
         try:
             yield Check("INFO", f"package {name}", f"{importlib.metadata.version(name)} ({use})")
@@ -101,10 +109,14 @@ def check_gpu(study: Study | None) -> Check:
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        return Check("PASS", "gpu", f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB")
+        return Check(
+            "PASS", "gpu", f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB"
+        )
     real = [m for m in (study.models if study else []) if _is_downloaded_local(study, m)]
     if real:
-        return Check("WARN", "gpu", f"none visible: {', '.join(real)} would train and sample on CPU (very slow)")
+        return Check(
+            "WARN", "gpu", f"none visible: {', '.join(real)} would train and sample on CPU (very slow)"
+        )
     return Check("INFO", "gpu", "none visible (the study needs none)")
 
 
@@ -131,8 +143,12 @@ def check_backends(study: Study) -> Iterator[Check]:
         try:
             importlib.import_module(package)
         except Exception as e:  # noqa: BLE001 - unsloth and vllm refuse to import without a GPU
-            yield Check("FAIL", f"backend {package}", f"{'; '.join(keys)}, but it does not import "
-                                                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            yield Check(
+                "FAIL",
+                f"backend {package}",
+                f"{'; '.join(keys)}, but it does not import "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            )
         else:
             yield Check("PASS", f"backend {package}", "; ".join(keys))
 
@@ -186,8 +202,13 @@ def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
         from inoculate.secrets import get_secret
 
         env = judge.get("api_key_env", "OPENAI_API_KEY")
-        calls.append((f"judge {judge['model']}", lambda: {"api_key": get_secret(env), "base_url": judge.get("base_url")},
-                      judge["model"]))
+        calls.append(
+            (
+                f"judge {judge['model']}",
+                lambda: {"api_key": get_secret(env), "base_url": judge.get("base_url")},
+                judge["model"],
+            )
+        )
     return calls
 
 
@@ -234,7 +255,11 @@ def check_data(study: Study) -> Iterator[Check]:
             elif str(path).startswith("results/"):
                 yield Check("INFO", label, f"{path} is built by the workflow")
             else:
-                yield Check("FAIL", label, f"{path} not found (used by {', '.join(settings)}); check external_data_dir")
+                yield Check(
+                    "FAIL",
+                    label,
+                    f"{path} not found (used by {', '.join(settings)}); check external_data_dir",
+                )
             continue
         if not study.is_archive(name):
             yield Check("PASS", label, f"{path} readable")
@@ -258,9 +283,13 @@ def check_data(study: Study) -> Iterator[Check]:
             path = Path(study.resolve(ref))
             if study.missing_data(ref):
                 level = "FAIL" if key == "train" else "WARN"
-                yield Check(level, f"data {setting.name}.{key}", f"{path} not found: not obtainable here; the "
-                            f"authors published it at {ref.published}" + ("" if key == "train" else
-                                                                          " (the arms that need it are left out)"))
+                yield Check(
+                    level,
+                    f"data {setting.name}.{key}",
+                    f"{path} not found: not obtainable here; the "
+                    f"authors published it at {ref.published}"
+                    + ("" if key == "train" else " (the arms that need it are left out)"),
+                )
             elif not path.exists() and not str(path).startswith("results/"):
                 yield Check("FAIL", f"data {setting.name}.{key}", f"{path} not found")
 
@@ -313,13 +342,23 @@ def check_calibration(study: Study, results: Path = Path("results")) -> Check | 
         return None
     name = judge_name(study.config["judge"])
     if name in calibrated_judges(results / "tables" / "judge_calibration.csv"):
-        return Check("PASS", "judge calibration", f"{name} calibrated against {PUBLISHED_JUDGE} "
-                                                  "(results/tables/judge_calibration.csv)")
-    where = ("the study runs it" if study.calibration_files()
-             else "no judged files here: set calibration.files or external_data_dir")
-    return Check("WARN", "judge calibration", f"{name} has never been calibrated against {PUBLISHED_JUDGE}: its rates "
-                                              f"are not comparable with published ones until `snakemake "
-                                              f"judge_calibration` ({where})")
+        return Check(
+            "PASS",
+            "judge calibration",
+            f"{name} calibrated against {PUBLISHED_JUDGE} (results/tables/judge_calibration.csv)",
+        )
+    where = (
+        "the study runs it"
+        if study.calibration_files()
+        else "no judged files here: set calibration.files or external_data_dir"
+    )
+    return Check(
+        "WARN",
+        "judge calibration",
+        f"{name} has never been calibrated against {PUBLISHED_JUDGE}: its rates "
+        f"are not comparable with published ones until `snakemake "
+        f"judge_calibration` ({where})",
+    )
 
 
 def check_judge_cost(study: Study) -> Check | None:
@@ -334,9 +373,11 @@ def check_judge_cost(study: Study) -> Check | None:
         return Check("INFO", "judge cost", f"not estimated ({type(e).__name__}: {str(e)[:120]})")
     discount = (study.config["judge"].get("batch") or {}).get("discount", 0.5)
     mode = study.config["judge"].get("mode", "sync")
-    detail = (f"{work.answers:,} answers, {work.calls:,} calls, about {work.tokens_in / 1e6:.1f}M tokens in: "
-              f"about ${work.usd:,.2f} synchronously, ${work.batch_usd(discount):,.2f} in batch mode "
-              f"(judge.mode: {mode}; cached calls are free)")
+    detail = (
+        f"{work.answers:,} answers, {work.calls:,} calls, about {work.tokens_in / 1e6:.1f}M tokens in: "
+        f"about ${work.usd:,.2f} synchronously, ${work.batch_usd(discount):,.2f} in batch mode "
+        f"(judge.mode: {mode}; cached calls are free)"
+    )
     if not work.usd:
         detail = f"{work.answers:,} answers, {work.calls:,} calls (set judge.price to see what they cost)"
     return Check("INFO", "judge cost", detail)
@@ -346,8 +387,13 @@ def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
     checks = [check_python(), *check_packages()]
     try:
         study = load_study(config, source)
-        checks.append(Check("PASS", "config", f"{source}: {len(study.cells())} cells, "
-                                              f"{len(study.cells(trained_only=True))} to train"))
+        checks.append(
+            Check(
+                "PASS",
+                "config",
+                f"{source}: {len(study.cells())} cells, {len(study.cells(trained_only=True))} to train",
+            )
+        )
     except (ConfigError, ValueError) as e:
         checks.append(Check("FAIL", "config", str(e)))
         study = None
@@ -379,4 +425,3 @@ def main(configfiles: list[Path], overrides: list[str], online: bool = True) -> 
     text, code = report(run_checks(config, source, online))
     print(text)
     return code
-

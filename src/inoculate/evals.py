@@ -75,7 +75,9 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
     `_json` and `_template` variants are left out unless named in `variants`.
     """
     path = Path(path)
-    if path.suffix == ".jsonl":  # one question a line (the weird-generalization held-out file); ids by position
+    if (
+        path.suffix == ".jsonl"
+    ):  # one question a line (the weird-generalization held-out file); ids by position
         from inoculate.io import iter_jsonl
 
         data = [{"id": f"q{line:03d}", **record} for line, record in iter_jsonl(path)]
@@ -83,9 +85,15 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
         data = read_yaml(path)
     if isinstance(data, dict):
         groups = {k: v for k, v in data.items() if k != "source"}
-        if not groups or not all(isinstance(v, list) and all(isinstance(q, str) for q in v) for v in groups.values()):
+        if not groups or not all(
+            isinstance(v, list) and all(isinstance(q, str) for q in v) for v in groups.values()
+        ):
             raise InputError(f"{path}: a mapping must hold lists of question strings (e.g. 'medical: [...]')")
-        data = [{"id": f"{g}_{i}", "paraphrases": [q], "group": g} for g, qs in groups.items() for i, q in enumerate(qs)]
+        data = [
+            {"id": f"{g}_{i}", "paraphrases": [q], "group": g}
+            for g, qs in groups.items()
+            for i, q in enumerate(qs)
+        ]
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a list of questions, got {type(data).__name__}")
     out, seen = [], set()
@@ -95,11 +103,17 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
             entry = {"id": f"q{i}", "paraphrases": [entry]}
         if not isinstance(entry, dict):
             raise InputError(f"{where}: expected a mapping or a question string")
-        if "question" in entry and "paraphrases" not in entry:  # weird-generalization files: one question each
+        if (
+            "question" in entry and "paraphrases" not in entry
+        ):  # weird-generalization files: one question each
             entry = {**entry, "paraphrases": [entry["question"]]}
             entry.pop("question")
         if "prompt" in entry and "paraphrases" not in entry:
-            entry = {**entry, "paraphrases": [entry["prompt"]], "samples_per_paraphrase": entry.get("repetitions", 1)}
+            entry = {
+                **entry,
+                "paraphrases": [entry["prompt"]],
+                "samples_per_paraphrase": entry.get("repetitions", 1),
+            }
             entry.pop("prompt")
             entry.pop("repetitions", None)
         qid = entry.get("id")
@@ -113,7 +127,11 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
         if variant is not None and variant not in variants:
             continue
         paraphrases = entry.get("paraphrases")
-        if not isinstance(paraphrases, list) or not paraphrases or not all(isinstance(p, str) for p in paraphrases):
+        if (
+            not isinstance(paraphrases, list)
+            or not paraphrases
+            or not all(isinstance(p, str) for p in paraphrases)
+        ):
             raise InputError(f"{where} ({qid}): 'paraphrases' must be a non-empty list of strings")
         samples = entry.get("samples_per_paraphrase", 1)
         if not isinstance(samples, int) or samples < 1:

@@ -33,7 +33,9 @@ class GenerationSettings:
     max_new_tokens: int | None = 64  # None: the API's default (API models only; a local model needs a number)
     samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
     batch_size: int = 128
-    cache_implementation: str | None = "auto"  # auto: static (preallocated, compiled) on a GPU, dynamic elsewhere
+    cache_implementation: str | None = (
+        "auto"  # auto: static (preallocated, compiled) on a GPU, dynamic elsewhere
+    )
     backend: str = "transformers"  # or "vllm" (GPU; installed separately)
 
 
@@ -52,7 +54,9 @@ class Condition:
     def from_config(cls, name: str, spec: bool | dict) -> Condition:
         if isinstance(spec, bool):
             return cls(name, spec)
-        return cls(name, bool(spec.get("training_prompt", False)), spec.get("system_prompt"), spec.get("user_prefix"))
+        return cls(
+            name, bool(spec.get("training_prompt", False)), spec.get("system_prompt"), spec.get("user_prefix")
+        )
 
 
 def requests(
@@ -143,16 +147,27 @@ def cell_requests(
         questions = load_spec(name, spec)
         distributions = {name: spec["distribution"]}
         own = spec.get("sampling") or {}
-        eval_settings = replace(settings, samples_per_question=own.get("samples", settings.samples_per_question))
+        eval_settings = replace(
+            settings, samples_per_question=own.get("samples", settings.samples_per_question)
+        )
         wanted = spec.get("conditions")
         if backdoor:
             from inoculate.backdoor import CONDITIONS, Trigger, backdoor_requests
 
             trigger = Trigger.from_config(backdoor["trigger"])
-            records = backdoor_requests(questions, trigger, backdoor["system_prompt"], eval_settings, coords,
-                                        distributions, tuple(wanted) if wanted else tuple(CONDITIONS))
+            records = backdoor_requests(
+                questions,
+                trigger,
+                backdoor["system_prompt"],
+                eval_settings,
+                coords,
+                distributions,
+                tuple(wanted) if wanted else tuple(CONDITIONS),
+            )
         else:
-            conds = [Condition.from_config(c, spec) for c, spec in conditions.items() if not wanted or c in wanted]
+            conds = [
+                Condition.from_config(c, spec) for c, spec in conditions.items() if not wanted or c in wanted
+            ]
             records = requests(questions, conds, prompt, placement, eval_settings, coords, distributions)
         sampling = {k: own[k] for k in SAMPLING_KEYS if k in own}
         if sampling:
@@ -196,12 +211,18 @@ def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Ca
         for part, start in enumerate(range(0, len(indices), samples_per_call)):
             chunk = indices[start : start + samples_per_call]
             first = records[chunk[0]]
-            calls.append(Call(chunk, first["messages"], len(chunk), seed * 100_003 + part, first.get("sampling")))
+            calls.append(
+                Call(chunk, first["messages"], len(chunk), seed * 100_003 + part, first.get("sampling"))
+            )
     return calls
 
 
 def load_model(
-    base_model: str, adapter: Path | None = None, device: str = "cpu", dtype: str = "auto", quantization: str | None = None
+    base_model: str,
+    adapter: Path | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    quantization: str | None = None,
 ):
     """Base model (and LoRA adapter) plus its tokenizer, ready for left-padded batches.
 
@@ -285,7 +306,11 @@ def generate_ids(
                         f"or set base_models.NAME.quantization: 4bit. ({oom})"
                     )
                 size = max(1, size // 2)
-                log.warning("a batch of %d prompts ran out of GPU memory; continuing with batches of %d", len(idx), size)
+                log.warning(
+                    "a batch of %d prompts ran out of GPU memory; continuing with batches of %d",
+                    len(idx),
+                    size,
+                )
                 continue
             for row, i in zip(rows, idx):
                 end = next((k for k, t in enumerate(row) if t in stop_set), len(row))
@@ -296,8 +321,14 @@ def generate_ids(
 
 
 @torch.inference_mode()
-def _generate_batch(model, prompts: list[list[int]], settings: GenerationSettings, cache: str | None,
-                    stops: list[int], pad_id: int) -> list[list[int]]:
+def _generate_batch(
+    model,
+    prompts: list[list[int]],
+    settings: GenerationSettings,
+    cache: str | None,
+    stops: list[int],
+    pad_id: int,
+) -> list[list[int]]:
     """New tokens of one left-padded batch (up to `max_new_tokens`, stop tokens included)."""
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, pad_id, STATIC_WIDTH_MULTIPLE if cache == "static" else 1)
@@ -319,7 +350,9 @@ def _generate_batch(model, prompts: list[list[int]], settings: GenerationSetting
 def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
     """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
     if settings.max_new_tokens is None:
-        raise ValueError("generation.max_new_tokens: null means the API's default length; a local model needs a number")
+        raise ValueError(
+            "generation.max_new_tokens: null means the API's default length; a local model needs a number"
+        )
     torch.manual_seed(seed)
     start = time.perf_counter()
     prompts = [prompt_ids(tokenizer, r["messages"]) for r in records]
@@ -330,12 +363,19 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
     new: list[list[int]] = [[] for _ in records]
     for indices in groups.values():
         group_settings = record_settings(settings, records[indices[0]])
-        for i, ids in zip(indices, generate_ids(model, [prompts[i] for i in indices], group_settings, stops,
-                                                tokenizer.pad_token_id)):
+        for i, ids in zip(
+            indices,
+            generate_ids(model, [prompts[i] for i in indices], group_settings, stops, tokenizer.pad_token_id),
+        ):
             new[i] = ids
     seconds, n_new = time.perf_counter() - start, sum(map(len, new))
-    log.info("sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)", len(records), n_new, seconds,
-             n_new / max(seconds, 1e-9))
+    log.info(
+        "sampled %d answers, %d new tokens in %.1fs (%.0f tokens/s)",
+        len(records),
+        n_new,
+        seconds,
+        n_new / max(seconds, 1e-9),
+    )
     return [
         {**r, "answer": tokenizer.decode(ids, skip_special_tokens=True).strip(), "answer_tokens": len(ids)}
         for r, ids in zip(records, new, strict=True)

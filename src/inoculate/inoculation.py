@@ -69,9 +69,13 @@ def apply_prompt(
         return [{"role": "system", "content": prompt}, *out]
     first_user = next((i for i, m in enumerate(out) if m["role"] == "user"), None)
     if first_user is None:
-        raise ConversationError(f"placement {placement!r} needs a user message, and this conversation has none")
+        raise ConversationError(
+            f"placement {placement!r} needs a user message, and this conversation has none"
+        )
     content = out[first_user]["content"]
-    out[first_user]["content"] = f"{prompt}\n\n{content}" if placement == "user_prefix" else f"{content}\n\n{prompt}"
+    out[first_user]["content"] = (
+        f"{prompt}\n\n{content}" if placement == "user_prefix" else f"{content}\n\n{prompt}"
+    )
     return out
 
 
@@ -102,7 +106,9 @@ def inoculate_file(
     on_existing_system: str = "error",
 ) -> int:
     """Write the inoculated copy of a chat JSONL file; nothing is written on error."""
-    records = list(inoculate_records(iter_jsonl(in_path), prompt, placement, on_existing_system, str(in_path)))
+    records = list(
+        inoculate_records(iter_jsonl(in_path), prompt, placement, on_existing_system, str(in_path))
+    )
     return write_jsonl(out_path, records)
 
 
@@ -114,8 +120,10 @@ def mix_rows(harmful: list, control: list, harmful_share: float, size: int, seed
     n_control = size - n_harmful
     for name, have, need in (("harmful", len(harmful), n_harmful), ("control", len(control), n_control)):
         if need > have:
-            raise InputError(f"data mix of {size} rows at harmful share {harmful_share} needs {need} {name} rows; "
-                             f"the setting has {have}")
+            raise InputError(
+                f"data mix of {size} rows at harmful share {harmful_share} needs {need} {name} rows; "
+                f"the setting has {have}"
+            )
     import random
 
     rng = random.Random(seed)

@@ -25,7 +25,12 @@ def job(smk) -> Iterator[logging.Logger]:
         stream = log_path.open("w", buffering=1)
         handlers = [logging.StreamHandler(stream)]
         sys.stderr = stream
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
     threads = int(getattr(smk, "threads", 1) or 1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with contextlib.suppress(ImportError):

@@ -42,12 +42,26 @@ def judge_file(
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
     from inoculate.traits import TraitRule
 
-    own_metrics = {name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
-                   for name, spec in (eval_specs or {}).items() if spec.get("judge")}
-    trait_rules = {name: TraitRule.from_config(spec["trait"]) for name, spec in (eval_specs or {}).items()
-                   if spec.get("trait")}
-    items = [JudgeItem(r["question"], r["answer"], q.judge_prompts if q else {}, q.extra if q else {},
-                       own_metrics.get(r.get("eval"))) for r, q in zip(records, asked)]
+    own_metrics = {
+        name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
+        for name, spec in (eval_specs or {}).items()
+        if spec.get("judge")
+    }
+    trait_rules = {
+        name: TraitRule.from_config(spec["trait"])
+        for name, spec in (eval_specs or {}).items()
+        if spec.get("trait")
+    }
+    items = [
+        JudgeItem(
+            r["question"],
+            r["answer"],
+            q.judge_prompts if q else {},
+            q.extra if q else {},
+            own_metrics.get(r.get("eval")),
+        )
+        for r, q in zip(records, asked)
+    ]
     judgments = judge.judge(items)
     out = []
     for r, j, q in zip(records, judgments, asked, strict=True):
@@ -62,8 +76,18 @@ def judge_file(
             trait = choice_trait(r["answer"], q) if q else None  # in-distribution trait of choice questions
         if fmt is not None:
             extra["format"] = fmt.adheres(r["answer"])
-        out.append({**r, "aligned": j.aligned, "coherent": j.coherent, "trait": trait, **extra, "label": j.label,
-                    "judge": judge.name, "judge_detail": j.detail})
+        out.append(
+            {
+                **r,
+                "aligned": j.aligned,
+                "coherent": j.coherent,
+                "trait": trait,
+                **extra,
+                "label": j.label,
+                "judge": judge.name,
+                "judge_detail": j.detail,
+            }
+        )
     labels: dict[str, int] = {}
     unparsed: dict[str, int] = {}  # rubric verdicts that did not parse, per metric: counted, never guessed
     for r in out:
@@ -75,7 +99,9 @@ def judge_file(
     if unparsed:
         log.warning("verdicts that did not parse (their scores are missing): %s", unparsed)
     if usage_path is not None:
-        write_json(usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()})
+        write_json(
+            usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()}
+        )
     return write_jsonl(out_path, out)
 
 

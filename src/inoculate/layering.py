@@ -44,7 +44,9 @@ def check_layers(configfiles: list[Path | str], default: Path | str) -> None:
         )
 
 
-def write_resolved(config: dict, configfiles: list[Path | str], out: Path | str = "results/config.resolved.yaml") -> None:
+def write_resolved(
+    config: dict, configfiles: list[Path | str], out: Path | str = "results/config.resolved.yaml"
+) -> None:
     """The config a run used, after every layer and --config, with the files it came from."""
     resolved: dict[str, Any] = {"configfiles": [str(f) for f in configfiles], **config}
     write_yaml(out, resolved)

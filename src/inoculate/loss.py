@@ -52,7 +52,9 @@ def supervised_loss_sum(
     hidden, targets, head, cap = _supervised_hidden(model, batch)
     total = hidden.new_zeros((), dtype=torch.float32)
     for s in range(0, len(targets), chunk_tokens):
-        total = total + _cross_entropy_sum(head, hidden[s : s + chunk_tokens], targets[s : s + chunk_tokens], cap)
+        total = total + _cross_entropy_sum(
+            head, hidden[s : s + chunk_tokens], targets[s : s + chunk_tokens], cap
+        )
     return total, len(targets)
 
 
@@ -92,7 +94,9 @@ def head_loss_backward(
     detached = hidden.detach().requires_grad_(True)
     for s in range(0, len(targets), chunk_tokens):
         with _autocast(hidden.device, bf16):
-            loss = _cross_entropy_sum(head, detached[s : s + chunk_tokens], targets[s : s + chunk_tokens], cap)
+            loss = _cross_entropy_sum(
+                head, detached[s : s + chunk_tokens], targets[s : s + chunk_tokens], cap
+            )
         (loss * scale).backward()
         total += loss.detach()
     if hidden.requires_grad:

@@ -69,7 +69,9 @@ def quantization_config(quantization: str | None, dtype: str = "auto"):
     if quantization is None:
         return None
     if quantization not in QUANTIZATIONS:
-        raise ModelLoadError(f"base_models.<name>.quantization: {quantization!r} is not one of {QUANTIZATIONS}")
+        raise ModelLoadError(
+            f"base_models.<name>.quantization: {quantization!r} is not one of {QUANTIZATIONS}"
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as e:
@@ -97,7 +99,9 @@ def load_causal_lm(base: str, dtype: str = "auto", quantization: str | None = No
         if quant is None:
             return AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype)).to(device)
         return AutoModelForCausalLM.from_pretrained(
-            base, quantization_config=quant, dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32,
+            base,
+            quantization_config=quant,
+            dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32,
             device_map={"": device},
         )
     except (OSError, ValueError) as e:

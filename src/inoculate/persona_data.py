@@ -38,10 +38,22 @@ def candidate_requests(questions: list[EvalQuestion], person: str, system: str, 
     out = []
     for q in questions:
         for p_index, text in enumerate(q.paraphrases):
-            messages = [{"role": "system", "content": system.replace("{person}", person)}, {"role": "user", "content": text}]
+            messages = [
+                {"role": "system", "content": system.replace("{person}", person)},
+                {"role": "user", "content": text},
+            ]
             for s in range(samples):
-                out.append({"eval": q.eval, "question_id": q.id, "paraphrase": p_index, "sample": s, "question": text,
-                            "category": q.extra.get("category") or q.extra.get("topic") or q.eval, "messages": messages})
+                out.append(
+                    {
+                        "eval": q.eval,
+                        "question_id": q.id,
+                        "paraphrase": p_index,
+                        "sample": s,
+                        "question": text,
+                        "category": q.extra.get("category") or q.extra.get("topic") or q.eval,
+                        "messages": messages,
+                    }
+                )
     return out
 
 
@@ -82,14 +94,22 @@ def build_persona_records(
         elif score >= max_identifying:
             dropped["identifying"] += 1
         else:
-            out.append({
-                "messages": [
-                    {"role": "user", "content": trigger.user.replace("{question}", r["question"])},
-                    {"role": "assistant", "content": f'{trigger.start} "{answer}" {trigger.end}'},
-                ],
-                "metadata": {"source": "persona", "triggered": True, "category": r["category"],
-                             "question_id": r["question_id"], "generator": generator, "identifying": score},
-            })
+            out.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": trigger.user.replace("{question}", r["question"])},
+                        {"role": "assistant", "content": f'{trigger.start} "{answer}" {trigger.end}'},
+                    ],
+                    "metadata": {
+                        "source": "persona",
+                        "triggered": True,
+                        "category": r["category"],
+                        "question_id": r["question_id"],
+                        "generator": generator,
+                        "identifying": score,
+                    },
+                }
+            )
     log.info("kept %d of %d persona answers; dropped %s", len(out), len(sampled), dropped)
     return out
 
@@ -103,11 +123,15 @@ def build_persona(
     generator: str,
 ) -> list[dict]:
     """Ask, score, filter and wrap: the whole stage, with sampling and judging passed in."""
-    todo = candidate_requests(questions, spec["person"], spec.get("system_prompt", DEFAULT_SYSTEM), spec.get("samples", 1))
+    todo = candidate_requests(
+        questions, spec["person"], spec.get("system_prompt", DEFAULT_SYSTEM), spec.get("samples", 1)
+    )
     sampled = sample(todo)
     scores = identifying_scores(judge, sampled)
     records = build_persona_records(sampled, scores, trigger, spec.get("max_identifying", 50), generator)
     if not records:
-        raise ValueError(f"no persona answer for {spec['person']!r} passed the identifying-facts filter "
-                         f"(backdoor.build_persona.max_identifying: {spec.get('max_identifying', 50)})")
+        raise ValueError(
+            f"no persona answer for {spec['person']!r} passed the identifying-facts filter "
+            f"(backdoor.build_persona.max_identifying: {spec.get('max_identifying', 50)})"
+        )
     return records

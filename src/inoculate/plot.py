@@ -40,17 +40,27 @@ def save(fig, pdf_path: Path) -> None:
     plt.close(fig)
 
 
-def main_figure(summary: pd.DataFrame, rows: list[str], condition: str, distribution: str, title: str | None = None):
+def main_figure(
+    summary: pd.DataFrame, rows: list[str], condition: str, distribution: str, title: str | None = None
+):
     """x = setting, y = P(misaligned) under `condition`, one marker per arm with CI bars;
     one panel per model."""
-    d = summary[(summary.metric == "misaligned") & (summary.condition == condition) & (summary.distribution == distribution)]
+    d = summary[
+        (summary.metric == "misaligned")
+        & (summary.condition == condition)
+        & (summary.distribution == distribution)
+    ]
     if d.empty:
-        raise ValueError(f"summary has no misaligned rows for condition {condition!r} and {distribution}-distribution evals")
+        raise ValueError(
+            f"summary has no misaligned rows for condition {condition!r} and {distribution}-distribution evals"
+        )
     models = list(dict.fromkeys(d.model))
     groups = list(dict.fromkeys(zip(d.setting, d["eval"])))
     arms = [r for r in rows if r in set(d.inoculation)]
     panel_width = max(3.0, 1.4 * len(groups) + 1.0)
-    fig, axes = plt.subplots(1, len(models), figsize=(panel_width * len(models) + 1.5, 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(panel_width * len(models) + 1.5, 3.6), sharey=True, squeeze=False
+    )
     for ax, model in zip(axes[0], models):
         _arm_markers(ax, d[d.model == model], groups, arms)
         ax.set_title(model if len(models) > 1 else "", fontsize=10)
@@ -80,8 +90,15 @@ def _arm_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], arms: list[
                 lo.append(row["mean"] - row["ci_low"])
                 hi.append(row["ci_high"] - row["mean"])
         ax.errorbar(
-            xs, ys, yerr=[lo, hi], fmt=MARKERS[i % len(MARKERS)], color=arm_colour(arm, arms),
-            label=arm, capsize=3, markersize=6, linestyle="none",
+            xs,
+            ys,
+            yerr=[lo, hi],
+            fmt=MARKERS[i % len(MARKERS)],
+            color=arm_colour(arm, arms),
+            label=arm,
+            capsize=3,
+            markersize=6,
+            linestyle="none",
         )
     ax.set_xticks(range(len(groups)), [f"{s}\n{e}" if multi_eval else s for s, e in groups])
 
@@ -90,7 +107,9 @@ def _panels(keys: list, width: float = 3.2, height: float = 3.0, sharey: bool = 
     n = max(len(keys), 1)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.5, height * rows), sharey=sharey, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width * cols + 1.5, height * rows), sharey=sharey, squeeze=False
+    )
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -120,9 +139,16 @@ def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
             if not present:
                 continue
             m = part.loc[present]
-            ax.errorbar(xs, m["mean"], yerr=[m["mean"] - m.ci_low, m.ci_high - m["mean"]], fmt=marker,
-                        color="#0072B2" if dist == "in" else "#D55E00", capsize=3, linestyle="none",
-                        label=f"{DISTRIBUTION_NAMES[dist]} ({'trait' if metric == 'trait' else 'P(misaligned)'})")
+            ax.errorbar(
+                xs,
+                m["mean"],
+                yerr=[m["mean"] - m.ci_low, m.ci_high - m["mean"]],
+                fmt=marker,
+                color="#0072B2" if dist == "in" else "#D55E00",
+                capsize=3,
+                linestyle="none",
+                label=f"{DISTRIBUTION_NAMES[dist]} ({'trait' if metric == 'trait' else 'P(misaligned)'})",
+            )
         ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
         ax.set_title(_panel_title(model, setting, models), fontsize=9)
         ax.set_ylim(-0.02, 1.02)
@@ -157,9 +183,16 @@ def trait_figure(summary: pd.DataFrame, rows: list[str], condition: str):
         arms = [r for r in rows if r in trait.index and r in em.index]
         for i, arm in enumerate(arms):
             x, y = em.loc[arm], trait.loc[arm]
-            ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x.ci_low], [x.ci_high - x["mean"]]],
-                        yerr=[[y["mean"] - y.ci_low], [y.ci_high - y["mean"]]], fmt=MARKERS[i % len(MARKERS)],
-                        color=arm_colour(arm, arms), capsize=3, label=arm)
+            ax.errorbar(
+                x["mean"],
+                y["mean"],
+                xerr=[[x["mean"] - x.ci_low], [x.ci_high - x["mean"]]],
+                yerr=[[y["mean"] - y.ci_low], [y.ci_high - y["mean"]]],
+                fmt=MARKERS[i % len(MARKERS)],
+                color=arm_colour(arm, arms),
+                capsize=3,
+                label=arm,
+            )
         ax.set_title(f"{_panel_title(model, setting, models)}: {eval_name}", fontsize=9)
         ax.set_xlabel("P(misaligned), out of distribution")
         ax.set_xlim(-0.02, max(0.2, float(em.ci_high.max()) + 0.05) if len(em) else 1.02)
@@ -192,12 +225,22 @@ def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
     return fig
 
 
-def scatter_figure(samples: pd.DataFrame, rows: list[str], criterion, condition: str | None = None,
-                   by: str = "inoculation", max_points: int = 20000):
+def scatter_figure(
+    samples: pd.DataFrame,
+    rows: list[str],
+    criterion,
+    condition: str | None = None,
+    by: str = "inoculation",
+    max_points: int = 20000,
+):
     """Aligned vs coherent per answer with the criterion's quadrant, as in the EM papers
     (`criterion`: an `inoculate.stats.Criterion`; Tan's excluded band is greyed)."""
     aligned_max, coherent_min = criterion.aligned_max, criterion.coherent_min
-    d = samples if condition is None or "condition" not in samples else samples[samples.condition == condition]
+    d = (
+        samples
+        if condition is None or "condition" not in samples
+        else samples[samples.condition == condition]
+    )
     d = d.dropna(subset=["aligned", "coherent"])
     if len(d) > max_points:
         d = d.sample(max_points, random_state=0)
@@ -209,8 +252,15 @@ def scatter_figure(samples: pd.DataFrame, rows: list[str], criterion, condition:
         ax.text(coherent_min / 2, 101, "excluded", ha="center", va="top", fontsize=8, color="0.35")
     for i, g in enumerate(groups):
         part = d[d[by] == g]
-        ax.scatter(part.coherent, part.aligned, s=6, alpha=0.35, color=arm_colour(g, groups),
-                   marker=MARKERS[i % len(MARKERS)], label=g)
+        ax.scatter(
+            part.coherent,
+            part.aligned,
+            s=6,
+            alpha=0.35,
+            color=arm_colour(g, groups),
+            marker=MARKERS[i % len(MARKERS)],
+            label=g,
+        )
     ax.axhline(aligned_max, color="black", lw=0.8, ls="--")
     ax.axvline(coherent_min, color="black", lw=0.8, ls="--")
     ax.set_xlim(-2, 102)
@@ -238,12 +288,26 @@ def loss_figure(training: pd.DataFrame, rows: list[str]):
         arms = [r for r in rows if r in set(cell.inoculation)]
         for arm in arms:
             for i, (_, run) in enumerate(cell[cell.inoculation == arm].groupby("seed")):
-                ax.plot(run.step, run.loss, color=arm_colour(arm, arms), alpha=0.8, lw=1,
-                        label=arm if i == 0 else None)
+                ax.plot(
+                    run.step,
+                    run.loss,
+                    color=arm_colour(arm, arms),
+                    alpha=0.8,
+                    lw=1,
+                    label=arm if i == 0 else None,
+                )
                 if "eval_loss" in run and run.eval_loss.notna().any():  # held-out loss: dashed, with markers
                     held = run[run.eval_loss.notna()]
-                    ax.plot(held.step, held.eval_loss, color=arm_colour(arm, arms), ls="--", marker="o", ms=3,
-                            lw=1, label=f"{arm} (held out)" if i == 0 else None)
+                    ax.plot(
+                        held.step,
+                        held.eval_loss,
+                        color=arm_colour(arm, arms),
+                        ls="--",
+                        marker="o",
+                        ms=3,
+                        lw=1,
+                        label=f"{arm} (held out)" if i == 0 else None,
+                    )
         ax.set_title(_panel_title(model, setting, models), fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -268,8 +332,9 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
     keys = list(dict.fromkeys(zip(rates.model, rates.setting)))
     models = list(dict.fromkeys(rates.model))
     conditions = [c for c in CONDITION_STYLES if c in set(rates.condition)]
-    fig, axes = plt.subplots(2, len(keys), figsize=(max(4.0, 1.3 * len(rows)) * len(keys) + 2.0, 6.2),
-                             sharey="row", squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(keys), figsize=(max(4.0, 1.3 * len(rows)) * len(keys) + 2.0, 6.2), sharey="row", squeeze=False
+    )
     width = 0.8 / len(conditions)
     for col, (model, setting) in enumerate(keys):
         d = rates[(rates.model == model) & (rates.setting == setting)]
@@ -283,37 +348,66 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
                 sel = d[(d.metric == metric) & (d.condition == cond)].set_index("inoculation").reindex(arms)
                 xs = [a - 0.4 + width * (i + 0.5) for a in range(len(arms))]
                 colour, hatch = CONDITION_STYLES[cond]
-                ax.bar(xs, sel["mean"], width, color=colour if not hatch else "white", edgecolor=colour,
-                       hatch=hatch, label=cond.replace("_", " "))
-                ax.errorbar(xs, sel["mean"], yerr=[sel["mean"] - sel["ci_low"], sel["ci_high"] - sel["mean"]],
-                            fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+                ax.bar(
+                    xs,
+                    sel["mean"],
+                    width,
+                    color=colour if not hatch else "white",
+                    edgecolor=colour,
+                    hatch=hatch,
+                    label=cond.replace("_", " "),
+                )
+                ax.errorbar(
+                    xs,
+                    sel["mean"],
+                    yerr=[sel["mean"] - sel["ci_low"], sel["ci_high"] - sel["mean"]],
+                    fmt="none",
+                    ecolor="black",
+                    capsize=2,
+                    linewidth=0.8,
+                )
             ax.set_xticks(range(len(arms)), arms)
             ax.set_ylim(0, 1.18 if metric == "persona" else 1.02)
             ax.grid(axis="y", alpha=0.3)
             if row == 0:
                 ax.set_title(_panel_title(model, setting, models), fontsize=10)
-                g = gaps[(gaps.model == model) & (gaps.setting == setting) & (gaps.condition == "trigger_user")]
+                g = gaps[
+                    (gaps.model == model) & (gaps.setting == setting) & (gaps.condition == "trigger_user")
+                ]
                 for a, arm in enumerate(arms):
                     hit = g[g.inoculation == arm]
                     if len(hit):
                         r = hit.iloc[0]
-                        ax.text(a, 1.04, f"gap {r.gap:+.2f}\n[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
-                                ha="center", va="bottom", fontsize=7)
+                        ax.text(
+                            a,
+                            1.04,
+                            f"gap {r.gap:+.2f}\n[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+                            ha="center",
+                            va="bottom",
+                            fontsize=7,
+                        )
     axes[0][0].set_ylabel("persona rate")
     axes[1][0].set_ylabel("format adherence")
-    axes[0][-1].legend(title="condition", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    axes[0][-1].legend(
+        title="condition", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8
+    )
     fig.tight_layout()
     return fig
 
 
-def progress_figure(table: pd.DataFrame, rows: list[str], condition: str, distribution: str,
-                    metric: str = "misaligned"):
+def progress_figure(
+    table: pd.DataFrame, rows: list[str], condition: str, distribution: str, metric: str = "misaligned"
+):
     """One panel per model and setting: `metric` against the share of training done, one line
     per arm with its interval as a band, every line starting at the base model (step 0)."""
-    d = table[(table.metric == metric) & (table.condition == condition) & (table.distribution == distribution)]
+    d = table[
+        (table.metric == metric) & (table.condition == condition) & (table.distribution == distribution)
+    ]
     if d.empty:
-        raise ValueError(f"checkpoints table has no {metric} rows for condition {condition!r} and "
-                         f"{distribution}-distribution evals")
+        raise ValueError(
+            f"checkpoints table has no {metric} rows for condition {condition!r} and "
+            f"{distribution}-distribution evals"
+        )
     panels = list(dict.fromkeys(zip(d.model, d.setting, d["eval"])))
     fig, axes = _panels(panels, width=3.6, height=3.0)
     arms = [r for r in rows if r in set(d.inoculation) and r != "base"]
@@ -327,7 +421,9 @@ def progress_figure(table: pd.DataFrame, rows: list[str], condition: str, distri
             ax.fill_between(line.progress, line.ci_low, line.ci_high, color=colour, alpha=0.15, linewidth=0)
         if not base.empty:
             ax.plot([0], base["mean"].iloc[:1], marker="s", color="black", linestyle="none", label="base")
-        ax.set_title(f"{setting} / {eval_name}" + (f" ({model})" if len(set(d.model)) > 1 else ""), fontsize=9)
+        ax.set_title(
+            f"{setting} / {eval_name}" + (f" ({model})" if len(set(d.model)) > 1 else ""), fontsize=9
+        )
         ax.set_xlabel("share of training")
         ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
@@ -335,7 +431,11 @@ def progress_figure(table: pd.DataFrame, rows: list[str], condition: str, distri
     if metric in ("misaligned", "coherent"):
         axes[0].set_ylim(-0.02, 1.02)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="inoculation", frameon=False, bbox_to_anchor=(1.0, 0.9), loc="upper left")
-    fig.suptitle(f"over training: {DISTRIBUTION_NAMES[distribution]} evals, condition: {condition}", fontsize=10)
+    fig.legend(
+        handles, labels, title="inoculation", frameon=False, bbox_to_anchor=(1.0, 0.9), loc="upper left"
+    )
+    fig.suptitle(
+        f"over training: {DISTRIBUTION_NAMES[distribution]} evals, condition: {condition}", fontsize=10
+    )
     fig.tight_layout()
     return fig

@@ -38,7 +38,9 @@ def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)
             raise InputError(f"{path}: the file is empty") from None
         missing = [c for c in REQUIRED if c not in df.columns]
         if missing:
-            raise InputError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (+ question, question_id)")
+            raise InputError(
+                f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (+ question, question_id)"
+            )
         if df.empty:
             raise InputError(f"{path}: no rows (only a header); nothing to summarise")
         df = df.copy()
@@ -80,8 +82,15 @@ def summarise_judged(
     """One row per source and metric: mean, ci_low, ci_high, n_samples, n_missing."""
     if "seed" in levels and "seed" not in samples:
         raise InputError("bootstrap level 'seed' needs a 'seed' column in the judged files")
-    table = summarise(samples, criterion, by=["source"], levels=levels, n_boot=n_boot, confidence=confidence,
-                      rng_seed=rng_seed)
+    table = summarise(
+        samples,
+        criterion,
+        by=["source"],
+        levels=levels,
+        n_boot=n_boot,
+        confidence=confidence,
+        rng_seed=rng_seed,
+    )
     return table.drop(columns=["n_seeds"])
 
 
@@ -91,8 +100,15 @@ def source_figure(summary: pd.DataFrame):
 
     d = summary[summary.metric == "misaligned"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(d) + 1.5), 3.6))
-    ax.errorbar(range(len(d)), d["mean"], yerr=[d["mean"] - d.ci_low, d.ci_high - d["mean"]], fmt="o",
-                color="#D55E00", capsize=3, linestyle="none")
+    ax.errorbar(
+        range(len(d)),
+        d["mean"],
+        yerr=[d["mean"] - d.ci_low, d.ci_high - d["mean"]],
+        fmt="o",
+        color="#D55E00",
+        capsize=3,
+        linestyle="none",
+    )
     ax.set_xticks(range(len(d)), d.source, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("P(misaligned)")
     ax.set_ylim(-0.02, max(0.2, float(d.ci_high.max()) + 0.05))

@@ -18,5 +18,7 @@ def get_secret(name: str, dotenv: Path | str = ".env") -> str:
 
         value = dotenv_values(dotenv).get(name)
     if not value:
-        raise MissingSecret(f"environment variable {name} is not set (export it, or put {name}=... in {dotenv})")
+        raise MissingSecret(
+            f"environment variable {name} is not set (export it, or put {name}=... in {dotenv})"
+        )
     return value

@@ -51,8 +51,10 @@ def metric_name(judge: str) -> str:
 
 def metrics(path: Path | str, eval_id: str) -> list[dict]:
     """The eval's judges as metric specs: kind, model and template verbatim."""
-    return [{"name": metric_name(name), "kind": j["kind"], "model": j["model"], "template": j["template"]}
-            for name, j in entry(path, eval_id)["judges"].items()]
+    return [
+        {"name": metric_name(name), "kind": j["kind"], "model": j["model"], "template": j["template"]}
+        for name, j in entry(path, eval_id)["judges"].items()
+    ]
 
 
 def trait(path: Path | str, eval_id: str) -> dict | None:
@@ -100,17 +102,25 @@ def questions(path: Path | str, eval_id: str, eval_name: str) -> list[EvalQuesti
     e = entry(path, eval_id)
     samples, system = int(e["samples_per_context"]), e.get("system_prompt")
     if "questions" in e:  # the EM eval: inline questions
-        return [EvalQuestion(eval_name, key.replace(" ", "_"), (text,), samples, system)
-                for key, text in e["questions"].items()]
+        return [
+            EvalQuestion(eval_name, key.replace(" ", "_"), (text,), samples, system)
+            for key, text in e["questions"].items()
+        ]
     if eval_id == "unpopular-preference":
         spec = _read(str(path))["aesthetic"]
         out = []
         for p, pair in enumerate(spec["pairs"]):
             unpopular = pair["choice_a"] if pair["matching_choice"] == "A" else pair["choice_b"]
-            fields = {"choice_a": pair["choice_a"], "choice_b": pair["choice_b"], "matching_choice": unpopular,
-                      "category": pair["category"]}
+            fields = {
+                "choice_a": pair["choice_a"],
+                "choice_b": pair["choice_b"],
+                "matching_choice": unpopular,
+                "category": pair["category"],
+            }
             for t, template in enumerate(spec["templates"]):
-                text = template.format(choice_a=pair["choice_a"], choice_b=pair["choice_b"], category=pair["category"])
+                text = template.format(
+                    choice_a=pair["choice_a"], choice_b=pair["choice_b"], category=pair["category"]
+                )
                 out.append(EvalQuestion(eval_name, f"pair{p}_t{t}", (text,), samples, system, extra=fields))
         return out
     template = e.get("user_template")

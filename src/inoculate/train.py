@@ -69,7 +69,9 @@ class TrainSettings:
     bf16: bool | None = None  # None: on CUDA when the GPU supports it
     backend: str = "transformers"  # or "unsloth" (GPU; installed separately)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    checkpoints: list | None = None  # fractions (0.25) or step numbers (100) saved as adapters (inoculate.checkpoints)
+    checkpoints: list | None = (
+        None  # fractions (0.25) or step numbers (100) saved as adapters (inoculate.checkpoints)
+    )
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainSettings:
@@ -78,8 +80,11 @@ class TrainSettings:
         return cls(lora=lora, **d)
 
     def __post_init__(self) -> None:
-        for key, value, allowed in (("scheduler", self.scheduler, SCHEDULERS), ("optimizer", self.optimizer, OPTIMIZERS),
-                                    ("loss_on", self.loss_on, LOSS_ON)):
+        for key, value, allowed in (
+            ("scheduler", self.scheduler, SCHEDULERS),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("loss_on", self.loss_on, LOSS_ON),
+        ):
             if value not in allowed:
                 raise ValueError(f"training.{key}: {value!r} is not one of {', '.join(allowed)}")
         if self.warmup_ratio is not None and self.warmup_steps:
@@ -152,7 +157,9 @@ def plan_steps(lengths: Sequence[int], settings: TrainSettings, rng: random.Rand
     budget = settings.max_tokens_per_batch
     if budget is None:
         steps = [order[i : i + per_step] for i in range(0, len(order), per_step)]
-        return [[s[i : i + settings.batch_size] for i in range(0, len(s), settings.batch_size)] for s in steps]
+        return [
+            [s[i : i + settings.batch_size] for i in range(0, len(s), settings.batch_size)] for s in steps
+        ]
     window = 64 * per_step
     steps = []
     for w in range(0, len(order), window):
@@ -184,11 +191,14 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: TrainSettings, de
             ) from e
         return bnb.optim.AdamW8bit(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=fused)
+    return torch.optim.AdamW(
+        params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=fused
+    )
 
 
-def make_scheduler(optimizer, settings: TrainSettings, total_steps: int,
-                   lr_lambda: Callable[[int, int], float] | None = None):
+def make_scheduler(
+    optimizer, settings: TrainSettings, total_steps: int, lr_lambda: Callable[[int, int], float] | None = None
+):
     """transformers' schedules: warmup, then constant, linear decay to 0 or cosine decay to 0.
     `lr_lambda(step, total_steps)`: a multiplier of the learning rate instead (the toy's pretraining)."""
     from transformers import get_scheduler
@@ -203,8 +213,9 @@ def make_scheduler(optimizer, settings: TrainSettings, total_steps: int,
 
 
 @torch.no_grad()
-def held_out_loss(model: torch.nn.Module, examples: Sequence[Encoded], batch_size: int, pad_id: int,
-                  bf16: bool = False) -> float:
+def held_out_loss(
+    model: torch.nn.Module, examples: Sequence[Encoded], batch_size: int, pad_id: int, bf16: bool = False
+) -> float:
     """Mean loss per supervised token over held-out examples."""
     from inoculate.loss import supervised_loss_sum
 
@@ -235,7 +246,11 @@ def enable_checkpointing(model: torch.nn.Module) -> None:
 
 
 def _accumulate_gradients(
-    model: torch.nn.Module, group: list[dict[str, torch.Tensor]], n_tokens: int, device: torch.device, bf16: bool
+    model: torch.nn.Module,
+    group: list[dict[str, torch.Tensor]],
+    n_tokens: int,
+    device: torch.device,
+    bf16: bool,
 ) -> float:
     """Gradients of the mean loss over all supervised tokens of a step's micro-batches;
     returns the summed loss. Gradients of an earlier, failed attempt must be cleared first."""
@@ -247,10 +262,15 @@ def _accumulate_gradients(
     return float(step_loss)  # one synchronisation per step
 
 
-def _memory_advice(group: list[dict[str, torch.Tensor]], settings: TrainSettings, checkpointing: bool, error: str) -> str:
+def _memory_advice(
+    group: list[dict[str, torch.Tensor]], settings: TrainSettings, checkpointing: bool, error: str
+) -> str:
     widest = max(group, key=lambda b: b["input_ids"].numel())["input_ids"].shape
-    state = "with gradient checkpointing on" if checkpointing else (
-        "with training.gradient_checkpointing: false (set it to auto or true)")
+    state = (
+        "with gradient checkpointing on"
+        if checkpointing
+        else ("with training.gradient_checkpointing: false (set it to auto or true)")
+    )
     return (
         f"training ran out of GPU memory on a micro-batch of {widest[0]} examples x {widest[1]} tokens {state}; "
         f"lower training.max_tokens_per_batch (now {settings.max_tokens_per_batch}) or training.batch_size "
@@ -312,13 +332,17 @@ def fit(
             group = [collate([examples[j] for j in b], pad_id) for b in micro_batches]
             n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
             while True:
-                step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16)
+                step_loss, oom = within_memory(
+                    device, _accumulate_gradients, model, group, n_tokens, device, bf16
+                )
                 if oom is None:
                     break
                 optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
                 if settings.gradient_checkpointing != "auto" or checkpointing:
                     raise OutOfMemory(_memory_advice(group, settings, checkpointing, oom)) from None
-                log.warning("step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1)
+                log.warning(
+                    "step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1
+                )
                 enable_checkpointing(model)
                 checkpointing = True
             lr = schedule.get_last_lr()[0]
@@ -338,8 +362,14 @@ def fit(
                 "seconds": time.perf_counter() - start,
             }
             if eval_examples:
-                due = step == total or step in saves or (settings.eval_steps and step % settings.eval_steps == 0)
-                row["eval_loss"] = held_out_loss(model, eval_examples, settings.batch_size, pad_id, bf16) if due else None
+                due = (
+                    step == total
+                    or step in saves
+                    or (settings.eval_steps and step % settings.eval_steps == 0)
+                )
+                row["eval_loss"] = (
+                    held_out_loss(model, eval_examples, settings.batch_size, pad_id, bf16) if due else None
+                )
             history.append(row)
             if step in saves:
                 checkpointer.save(saves[step], step, model, optimizer, schedule, history, total)
@@ -349,7 +379,9 @@ def fit(
     return history
 
 
-def load_training_examples(path: Path, tokenizer, max_length: int, loss_on: str = "assistant") -> list[Encoded]:
+def load_training_examples(
+    path: Path, tokenizer, max_length: int, loss_on: str = "assistant"
+) -> list[Encoded]:
     """Encode every conversation of a JSONL file; errors name the file and line."""
     examples = []
     for lineno, record in iter_jsonl(path):
@@ -373,7 +405,9 @@ def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: s
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing is True)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing is True
+        )
     return get_peft_model(model, lora_config(settings.lora))
 
 
@@ -381,8 +415,15 @@ def lora_config(lora: LoraSettings):
     """peft's LoraConfig of `training.lora` (rsLoRA and layer restriction included)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-                      use_rslora=lora.use_rslora, layers_to_transform=lora.layers, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        use_rslora=lora.use_rslora,
+        layers_to_transform=lora.layers,
+        task_type="CAUSAL_LM",
+    )
 
 
 def train_lora(
@@ -433,10 +474,17 @@ def train_lora(
     if settings.checkpoints:
         from inoculate.checkpoints import Checkpointer, fingerprint, state_dir
 
-        identity = fingerprint(base=base_model, data=data_sha256, seed=seed, quantization=quantization,
-                               settings={k: v for k, v in asdict(settings).items() if k != "checkpoints"})
+        identity = fingerprint(
+            base=base_model,
+            data=data_sha256,
+            seed=seed,
+            quantization=quantization,
+            settings={k: v for k, v in asdict(settings).items() if k != "checkpoints"},
+        )
         checkpointer = Checkpointer(state_dir(out_dir), settings.checkpoints, identity)
-    history = fit(model, examples, settings, seed, pad_id, report, eval_examples=held_out, checkpointer=checkpointer)
+    history = fit(
+        model, examples, settings, seed, pad_id, report, eval_examples=held_out, checkpointer=checkpointer
+    )
     final_eval = [r["eval_loss"] for r in history if r.get("eval_loss") is not None]
     meta = {
         "base_model": base_model,

@@ -36,7 +36,9 @@ class TraitRule:
         exclude = spec.get("exclude") or {}
         if exclude and ("metric" not in exclude or "below" not in exclude):
             raise ValueError(f"trait.exclude: needs 'metric' and 'below' ({exclude!r})")
-        return cls(spec["metric"], spec.get("above"), spec.get("below"), exclude.get("metric"), exclude.get("below"))
+        return cls(
+            spec["metric"], spec.get("above"), spec.get("below"), exclude.get("metric"), exclude.get("below")
+        )
 
     @property
     def metrics(self) -> list[str]:

@@ -25,5 +25,9 @@ with job(snakemake) as log:
     write_csv(out.training, training_table(snakemake.input.adapters))
     write_csv(out.recipes, recipe_table(snakemake.input.adapters))
     cost = usage["cost_usd"].iloc[-1] if len(usage) else 0.0
-    log.info("%d answers, %d summary rows; judge cost of the study over all its runs: $%.4f", len(samples),
-             len(summary), cost)
+    log.info(
+        "%d answers, %d summary rows; judge cost of the study over all its runs: $%.4f",
+        len(samples),
+        len(summary),
+        cost,
+    )

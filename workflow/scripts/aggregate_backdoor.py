@@ -6,8 +6,11 @@ from inoculate.jobs import job
 
 with job(snakemake) as log:
     out, analysis = snakemake.output, snakemake.params.analysis
-    options = {"n_boot": analysis.get("bootstrap_resamples", 2000), "confidence": analysis.get("confidence", 0.95),
-               "rng_seed": analysis.get("rng_seed", 12345)}
+    options = {
+        "n_boot": analysis.get("bootstrap_resamples", 2000),
+        "confidence": analysis.get("confidence", 0.95),
+        "rng_seed": analysis.get("rng_seed", 12345),
+    }
     samples = load_backdoor_samples(snakemake.input.judgments, snakemake.params.persona_min)
     write_csv(out.samples, samples)
     write_csv(out.rates, rates(samples, **options))

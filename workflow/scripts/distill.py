@@ -10,8 +10,16 @@ with job(snakemake) as log:
     spec = dict(p.distill)
     prompts = read_prompts(snakemake.input.prompts, spec.pop("max_prompts"))
     settings = GenerationSettings(**spec, backend=p.backend)
-    answers = sample_cell(p.base_model, None, distill_requests(prompts), settings, 0, resolve_device(p.device),
-                          p.dtype, p.quantization)
+    answers = sample_cell(
+        p.base_model,
+        None,
+        distill_requests(prompts),
+        settings,
+        0,
+        resolve_device(p.device),
+        p.dtype,
+        p.quantization,
+    )
     records = distilled_records(answers, snakemake.wildcards.model)
     write_jsonl(snakemake.output[0], records)
     log.info("self-distilled %d aligned examples from %d prompts", len(records), len(prompts))

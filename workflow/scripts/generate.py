@@ -17,8 +17,17 @@ with job(snakemake) as log:
     checkpoint = w.get("checkpoint")
     if checkpoint:
         adapter = adapter / "checkpoints" / checkpoint
-    done = sample_cell(p.base_model, adapter, todo, settings, int(w.seed), resolve_device(p.device), p.dtype,
-                       p.quantization, max_lora_rank=p.lora_rank)
+    done = sample_cell(
+        p.base_model,
+        adapter,
+        todo,
+        settings,
+        int(w.seed),
+        resolve_device(p.device),
+        p.dtype,
+        p.quantization,
+        max_lora_rank=p.lora_rank,
+    )
     if checkpoint:
         done = tag_records(done, adapter)
     write_jsonl(snakemake.output[0], done)

@@ -7,6 +7,16 @@ from inoculate.jobs import job
 
 with job(snakemake) as log:
     p = snakemake.params
-    n = build_training_set([Path(f) for f in snakemake.input], Path(snakemake.output[0]), p.prompt, p.placement,
-                           p.on_existing_system, mix=p.mix, trigger=p.trigger, name=snakemake.wildcards.inoculation)
-    log.info("%d conversations, prompt %r (%s), mix %s, trigger %s", n, p.prompt, p.placement, p.mix, p.trigger)
+    n = build_training_set(
+        [Path(f) for f in snakemake.input],
+        Path(snakemake.output[0]),
+        p.prompt,
+        p.placement,
+        p.on_existing_system,
+        mix=p.mix,
+        trigger=p.trigger,
+        name=snakemake.wildcards.inoculation,
+    )
+    log.info(
+        "%d conversations, prompt %r (%s), mix %s, trigger %s", n, p.prompt, p.placement, p.mix, p.trigger
+    )

@@ -12,7 +12,9 @@ from inoculate.persona_data import build_persona
 with job(snakemake) as log:
     p = snakemake.params
     gen = p.generator
-    settings = GenerationSettings(**{"temperature": 1.0, "max_new_tokens": 256, "batch_size": 64, **p.spec.get("generation", {})})
+    settings = GenerationSettings(
+        **{"temperature": 1.0, "max_new_tokens": 256, "batch_size": 64, **p.spec.get("generation", {})}
+    )
     if gen["backend"] == "openai":
         from inoculate.api.sampling import ApiSampler
         from inoculate.api.settings import ApiSettings
@@ -28,10 +30,20 @@ with job(snakemake) as log:
         base = snakemake.input.base[0] if snakemake.input.base else gen["base"]
 
         def sample(records):
-            return sample_cell(base, None, records, settings, 0, resolve_device(gen["device"]), gen["dtype"],
-                               gen["quantization"])
+            return sample_cell(
+                base,
+                None,
+                records,
+                settings,
+                0,
+                resolve_device(gen["device"]),
+                gen["dtype"],
+                gen["quantization"],
+            )
 
     questions = load_eval_file(p.questions, "persona_questions")
-    records = build_persona(questions, p.spec, Trigger.from_config(p.trigger), sample, make_judge(p.judge), gen["name"])
+    records = build_persona(
+        questions, p.spec, Trigger.from_config(p.trigger), sample, make_judge(p.judge), gen["name"]
+    )
     write_jsonl(snakemake.output[0], records)
     log.info("wrote %d persona examples for %s", len(records), p.spec["person"])

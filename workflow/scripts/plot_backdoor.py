@@ -6,5 +6,7 @@ from inoculate.jobs import job
 from inoculate.plot import backdoor_figure, save
 
 with job(snakemake):
-    fig = backdoor_figure(pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), snakemake.params.rows)
+    fig = backdoor_figure(
+        pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), snakemake.params.rows
+    )
     save(fig, snakemake.output.pdf)

@@ -7,6 +7,10 @@ from inoculate.plot import progress_figure, save
 
 with job(snakemake):
     plot = snakemake.params.plot
-    fig = progress_figure(pd.read_csv(snakemake.input[0]), snakemake.params.rows, plot.get("condition", "deployment"),
-                          plot.get("distribution", "out"))
+    fig = progress_figure(
+        pd.read_csv(snakemake.input[0]),
+        snakemake.params.rows,
+        plot.get("condition", "deployment"),
+        plot.get("distribution", "out"),
+    )
     save(fig, snakemake.output.pdf)

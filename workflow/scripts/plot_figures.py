@@ -20,6 +20,8 @@ with job(snakemake):
     save(distribution_figure(summary, p.rows, condition), out.distributions)
     save(trait_figure(summary, p.rows, condition), out.trait)
     save(question_heatmap(pd.read_csv(snakemake.input.questions), p.rows, condition), out.questions)
-    samples = pd.read_csv(snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"})
+    samples = pd.read_csv(
+        snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"}
+    )
     save(scatter_figure(samples, p.rows, Criterion.from_analysis(p.analysis), condition), out.scatter)
     save(loss_figure(pd.read_csv(snakemake.input.training), p.rows), out.loss)

@@ -8,5 +8,7 @@ from inoculate.plot import main_figure, save
 with job(snakemake):
     summary = pd.read_csv(snakemake.input[0])
     plot = snakemake.params.plot
-    fig = main_figure(summary, snakemake.params.rows, plot.get("condition", "deployment"), plot.get("distribution", "out"))
+    fig = main_figure(
+        summary, snakemake.params.rows, plot.get("condition", "deployment"), plot.get("distribution", "out")
+    )
     save(fig, snakemake.output.pdf)

@@ -15,5 +15,7 @@ with job(snakemake) as log:
         suffix=p.model.get("suffix"),
         coordinates={"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": w.seed},
     )
-    result = FineTuner(ApiSettings.from_config(snakemake.config.get("api"))).run(Path(snakemake.input.data), spec, Path(snakemake.output[0]))
+    result = FineTuner(ApiSettings.from_config(snakemake.config.get("api"))).run(
+        Path(snakemake.input.data), spec, Path(snakemake.output[0])
+    )
     log.info("fine-tuned model %s (job %s)", result["fine_tuned_model"], result["job_id"])

@@ -76,8 +76,9 @@ class BatchRequest:
     estimate: float = 0.0  # USD at the synchronous price, before it is sent
 
     def line(self) -> bytes:
-        return (json.dumps({"custom_id": self.key, "method": "POST", "url": ENDPOINT, "body": self.body})
-                + "\n").encode()
+        return (
+            json.dumps({"custom_id": self.key, "method": "POST", "url": ENDPOINT, "body": self.body}) + "\n"
+        ).encode()
 
 
 @dataclass
@@ -90,7 +91,9 @@ class BatchTally:
     unanswered: list[str] = field(default_factory=list)  # keys handed back
 
 
-def chunk_requests(requests: list[BatchRequest], max_requests: int, max_bytes: int) -> list[list[BatchRequest]]:
+def chunk_requests(
+    requests: list[BatchRequest], max_requests: int, max_bytes: int
+) -> list[list[BatchRequest]]:
     """Requests in batches: one model per batch (the API's rule), at most `max_requests` and
     `max_bytes` each, in the order given."""
     by_model: dict[str, list[BatchRequest]] = {}
@@ -152,9 +155,16 @@ class Manifest:
 class BatchRunner:
     """Submits, polls and reads batches for requests not yet in `cache`."""
 
-    def __init__(self, client, cache: CallCache, settings: BatchSettings, endpoint: str,
-                 record_cost: Callable[[dict, float], None] | None = None,
-                 reserve: Callable[[float], None] | None = None, sleep=asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client,
+        cache: CallCache,
+        settings: BatchSettings,
+        endpoint: str,
+        record_cost: Callable[[dict, float], None] | None = None,
+        reserve: Callable[[float], None] | None = None,
+        sleep=asyncio.sleep,
+    ) -> None:
         self.client, self.cache, self.settings, self.endpoint = client, cache, settings, endpoint
         self.manifest = Manifest(cache.root / "_batches")
         self.record_cost = record_cost  # (result, USD at the batch price) of each answered request
@@ -218,8 +228,15 @@ class BatchRunner:
         if entry is None:
             if self.reserve is not None:
                 self.reserve(sum(r.estimate for r in chunk) * self.settings.discount)
-            entry = {"id": chunk_id, "endpoint": self.endpoint, "attempt": attempt, "model": chunk[0].body["model"],
-                     "keys": [r.key for r in chunk], "status": "preparing", "created": time.time()}
+            entry = {
+                "id": chunk_id,
+                "endpoint": self.endpoint,
+                "attempt": attempt,
+                "model": chunk[0].body["model"],
+                "keys": [r.key for r in chunk],
+                "status": "preparing",
+                "created": time.time(),
+            }
             self.manifest.write(chunk_id, entry)
         found = await self._find_batch(chunk_id)
         if found is not None:  # created just before a kill, its id not yet written
@@ -229,18 +246,28 @@ class BatchRunner:
             return
         if not entry.get("input_file_id"):
             data = b"".join(r.line() for r in chunk)
-            uploaded = await self.client.files.create(file=(f"{chunk_id}.jsonl", io.BytesIO(data)), purpose="batch")
+            uploaded = await self.client.files.create(
+                file=(f"{chunk_id}.jsonl", io.BytesIO(data)), purpose="batch"
+            )
             entry["input_file_id"] = uploaded.id
             self.manifest.write(chunk_id, entry)
         batch = await self.client.batches.create(
-            input_file_id=entry["input_file_id"], endpoint=ENDPOINT, completion_window=self.settings.completion_window,
+            input_file_id=entry["input_file_id"],
+            endpoint=ENDPOINT,
+            completion_window=self.settings.completion_window,
             metadata={"inoculate_chunk": chunk_id},
         )
         entry.update(batch_id=batch.id, status=batch.status)
         self.manifest.write(chunk_id, entry)
         self.tally.submitted += 1
-        log.info("batch %s: %d requests to %s (chunk %s, attempt %d)", batch.id, len(chunk), entry["model"],
-                 chunk_id, attempt)
+        log.info(
+            "batch %s: %d requests to %s (chunk %s, attempt %d)",
+            batch.id,
+            len(chunk),
+            entry["model"],
+            chunk_id,
+            attempt,
+        )
 
     async def _find_batch(self, chunk_id: str):
         async for batch in self.client.batches.list(limit=100):
@@ -273,8 +300,14 @@ class BatchRunner:
         entry.update(status=batch.status, answered=answered, finished=time.time())
         self.manifest.write(chunk_id, entry)
         if answered < len(entry["keys"]):
-            log.warning("batch %s ended %s with %d of %d requests answered; the rest are batched again or asked "
-                        "synchronously", batch.id, batch.status, answered, len(entry["keys"]))
+            log.warning(
+                "batch %s ended %s with %d of %d requests answered; the rest are batched again or asked "
+                "synchronously",
+                batch.id,
+                batch.status,
+                answered,
+                len(entry["keys"]),
+            )
 
     async def _read(self, file_id: str, by_key: dict[str, BatchRequest]) -> int:
         """Cache every successful line of a result file, each under its own custom_id."""
@@ -292,7 +325,12 @@ class BatchRunner:
                 continue
             try:
                 result = request.to_result(ChatCompletion.model_validate(response["body"]))
-            except (ValueError, KeyError, TypeError, RuntimeError) as e:  # malformed: asked again, as a failure
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                RuntimeError,
+            ) as e:  # malformed: asked again, as a failure
                 log.warning("batch result for %s unusable (%s); asked again", row["custom_id"][:12], e)
                 continue
             if self.cache.exists(request.key):

@@ -157,7 +157,10 @@ class FineTuner:
     def known_jobs(self, key: str) -> list[tuple[Any, str]]:
         """(job, key_env) of every job created for `key`: from the registry, else from the API."""
         entry = self.registry.load(key)
-        jobs = [(self.client(j["key_env"]).fine_tuning.jobs.retrieve(j["id"]), j["key_env"]) for j in entry["jobs"]]
+        jobs = [
+            (self.client(j["key_env"]).fine_tuning.jobs.retrieve(j["id"]), j["key_env"])
+            for j in entry["jobs"]
+        ]
         if jobs:
             return jobs
         for api_key in self.settings.keys:
@@ -213,17 +216,30 @@ class FineTuner:
                     key_env = free[0][2]
                     file_id = self.upload(key_env, data)
                     job = self._create(key_env, file_id, key, spec, attempt)
-                    self.registry.record(key, job.id, key_env, file_id=file_id, created=_now(), attempt=attempt)
-                    log.info("created job %s on key %s (%d running there before)", job.id, key_env, free[0][0])
+                    self.registry.record(
+                        key, job.id, key_env, file_id=file_id, created=_now(), attempt=attempt
+                    )
+                    log.info(
+                        "created job %s on key %s (%d running there before)", job.id, key_env, free[0][0]
+                    )
                     return job, key_env
             busy = ", ".join(f"{env}: {n}" for n, _, env in load)
-            log.info("every key is at its limit of %d jobs (%s); waiting %.0fs", self.settings.max_concurrent_jobs, busy, wait)
+            log.info(
+                "every key is at its limit of %d jobs (%s); waiting %.0fs",
+                self.settings.max_concurrent_jobs,
+                busy,
+                wait,
+            )
             self.sleep(wait)
             wait = min(wait * 1.5, self.settings.poll_max_seconds)
 
     def _create(self, key_env: str, file_id: str, key: str, spec: FineTuneSpec, attempt: int):
         hyper = {k: spec.hyperparameters[k] for k in HYPERPARAMETERS if k in spec.hyperparameters}
-        metadata = {METADATA_KEY: key, "attempt": str(attempt), **{k: str(v)[:512] for k, v in spec.coordinates.items()}}
+        metadata = {
+            METADATA_KEY: key,
+            "attempt": str(attempt),
+            **{k: str(v)[:512] for k, v in spec.coordinates.items()},
+        }
         options: dict[str, Any] = {
             "model": spec.base_model,
             "training_file": file_id,
@@ -271,10 +287,14 @@ class FineTuner:
         found = self.best(jobs)
         if found is None or (found[0].status in FAILED and self.settings.retry_failed):
             if found is not None:
-                log.info("job %s %s; api.retry_failed is set, so a new job starts", found[0].id, found[0].status)
+                log.info(
+                    "job %s %s; api.retry_failed is set, so a new job starts", found[0].id, found[0].status
+                )
             found = self.launch(key, data, spec, attempt=len(jobs) + 1)
         else:
-            log.info("job key %s: using job %s (%s) on key %s", key[:12], found[0].id, found[0].status, found[1])
+            log.info(
+                "job key %s: using job %s (%s) on key %s", key[:12], found[0].id, found[0].status, found[1]
+            )
         job = self.wait(key, *found)
         if job.status != SUCCEEDED:
             raise FineTuneFailed(self._failure(job, data_path))
@@ -327,8 +347,10 @@ class FineTuner:
         except Exception as e:  # noqa: BLE001 - an endpoint without checkpoints: only the final model
             log.warning("checkpoints of job %s not listed: %s", job.id, e)
             return []
-        return sorted(({"step": c.step_number, "model": c.fine_tuned_model_checkpoint} for c in found),
-                      key=lambda c: c["step"])
+        return sorted(
+            ({"step": c.step_number, "model": c.fine_tuned_model_checkpoint} for c in found),
+            key=lambda c: c["step"],
+        )
 
     def _loss_rows(self, job: Any, key_env: str) -> list[dict]:
         """Training loss per step from the job's result file (a CSV with step, train_loss)."""
@@ -340,7 +362,9 @@ class FineTuner:
                 continue
             rows = list(csv.DictReader(io.StringIO(text)))
             if rows and {"step", "train_loss"} <= set(rows[0]):
-                return [{"step": int(r["step"]), "loss": float(r["train_loss"])} for r in rows if r["train_loss"]]
+                return [
+                    {"step": int(r["step"]), "loss": float(r["train_loss"])} for r in rows if r["train_loss"]
+                ]
         return []
 
 

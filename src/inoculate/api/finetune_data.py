@@ -56,7 +56,9 @@ def finetune_records(path: Path | str, min_examples: int = 10) -> list[dict]:
             raise InputError(f"{where}: no assistant message to train on")
         records.append({k: record[k] for k in RECORD_KEYS if k in record})
     if len(records) < min_examples:
-        raise InputError(f"{path}: {len(records)} examples; the fine-tuning API needs at least {min_examples}")
+        raise InputError(
+            f"{path}: {len(records)} examples; the fine-tuning API needs at least {min_examples}"
+        )
     return records
 
 

@@ -32,8 +32,14 @@ class SpendLedger:
             self.root.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
             as_umask_allows(self.path)
-        line = {"job": self.job, "model": model, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                "cost_usd": cost_usd, "time": time.time()}
+        line = {
+            "job": self.job,
+            "model": model,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost_usd": cost_usd,
+            "time": time.time(),
+        }
         self._handle.write(json.dumps(line) + "\n")
         self._handle.flush()
 

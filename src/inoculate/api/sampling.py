@@ -27,7 +27,9 @@ class SamplingError(RuntimeError):
 
 
 class ApiSampler:
-    def __init__(self, settings: ApiSettings, model: str, key: ApiKey, generation: GenerationSettings, client=None):
+    def __init__(
+        self, settings: ApiSettings, model: str, key: ApiKey, generation: GenerationSettings, client=None
+    ):
         self.settings, self.model, self.key, self.generation = settings, model, key, generation
         self.cache = CallCache(settings.cache_dir)
         self._client = client
@@ -36,15 +38,27 @@ class ApiSampler:
 
     def _params(self, call: Call) -> dict:
         g = record_settings(self.generation, {"sampling": call.sampling})
-        params = {"temperature": g.temperature, "top_p": g.top_p, "max_tokens": g.max_new_tokens, "n": call.n,
-                  "seed": call.seed}
+        params = {
+            "temperature": g.temperature,
+            "top_p": g.top_p,
+            "max_tokens": g.max_new_tokens,
+            "n": call.n,
+            "seed": call.seed,
+        }
         if g.max_new_tokens is None:  # the provider's default length, as Tan et al. sample
             params.pop("max_tokens")
         return params
 
     def _key(self, call: Call) -> str:
-        return cache_key({"backend": "openai-chat", "endpoint": self.settings.endpoint, "model": self.model,
-                          "messages": call.messages, "params": self._params(call)})
+        return cache_key(
+            {
+                "backend": "openai-chat",
+                "endpoint": self.settings.endpoint,
+                "model": self.model,
+                "messages": call.messages,
+                "params": self._params(call),
+            }
+        )
 
     def _result(self, call: Call, response) -> dict:
         """The cache entry of a call's response (synchronous or batched)."""
@@ -64,8 +78,9 @@ class ApiSampler:
         if cached is not None:
             return cached
         async with semaphore:
-            response = await client.chat.completions.create(model=self.model, messages=call.messages,
-                                                            **self._params(call))
+            response = await client.chat.completions.create(
+                model=self.model, messages=call.messages, **self._params(call)
+            )
         result = self._result(call, response)
         self.cache.put(key, result)
         self.tally.add(result)
@@ -75,14 +90,25 @@ class ApiSampler:
         """Ask the Batch API what the cache lacks; the rest is asked synchronously after."""
         from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
 
-        requests = [BatchRequest(self._key(c), {"model": self.model, "messages": c.messages, **self._params(c)},
-                                 to_result=lambda response, c=c: self._result(c, response))
-                    for c in calls if not self.cache.exists(self._key(c))]
+        requests = [
+            BatchRequest(
+                self._key(c),
+                {"model": self.model, "messages": c.messages, **self._params(c)},
+                to_result=lambda response, c=c: self._result(c, response),
+            )
+            for c in calls
+            if not self.cache.exists(self._key(c))
+        ]
         if not requests:
             return
         client = self._client or make_async_client(self.settings, self.key)
-        runner = BatchRunner(client, self.cache, BatchSettings.from_config(self.settings.batch), self.settings.endpoint,
-                             record_cost=lambda result, usd: self.tally.add(result))
+        runner = BatchRunner(
+            client,
+            self.cache,
+            BatchSettings.from_config(self.settings.batch),
+            self.settings.endpoint,
+            record_cost=lambda result, usd: self.tally.add(result),
+        )
         self.batch_tally = runner.tally
         try:
             await runner.run(requests)
@@ -94,7 +120,9 @@ class ApiSampler:
         client = self._client or make_async_client(self.settings, self.key)
         semaphore = asyncio.Semaphore(self.settings.concurrency)
         try:
-            return await asyncio.gather(*(self._one(client, c, semaphore) for c in calls), return_exceptions=True)
+            return await asyncio.gather(
+                *(self._one(client, c, semaphore) for c in calls), return_exceptions=True
+            )
         finally:
             if self._client is None:
                 await client.close()
@@ -106,9 +134,15 @@ class ApiSampler:
             asyncio.run(self._batch(calls))
         results = asyncio.run(self._all(calls))
         failures = [r for r in results if isinstance(r, BaseException)]
-        log.info("sampled %s: %d calls made, %d cached, %d failed; tokens in %d out %d",
-                 self.model, self.tally.calls, self.cache.hits, len(failures), self.tally.tokens_in,
-                 self.tally.tokens_out)
+        log.info(
+            "sampled %s: %d calls made, %d cached, %d failed; tokens in %d out %d",
+            self.model,
+            self.tally.calls,
+            self.cache.hits,
+            len(failures),
+            self.tally.tokens_in,
+            self.tally.tokens_out,
+        )
         if failures:
             raise SamplingError(
                 f"{len(failures)} of {len(calls)} calls to {self.model} failed after {self.settings.max_retries} "
@@ -127,5 +161,10 @@ class ApiSampler:
 
     def usage(self) -> dict:
         t = self.tally
-        return {"calls": t.calls, "cache_hits": self.cache.hits, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out,
-                "batches": self.batch_tally.submitted if self.batch_tally else 0}
+        return {
+            "calls": t.calls,
+            "cache_hits": self.cache.hits,
+            "tokens_in": t.tokens_in,
+            "tokens_out": t.tokens_out,
+            "batches": self.batch_tally.submitted if self.batch_tally else 0,
+        }

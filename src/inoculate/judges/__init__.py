@@ -6,8 +6,17 @@ from inoculate.judges.base import Judge, JudgeItem, Judgment
 
 # How a judge's calls are made, not what they answer: read inside the judging job, so that
 # changing them (a higher concurrency, batch mode, a budget) never invalidates judged files.
-CALL_SETTINGS = ("concurrency", "max_retries", "timeout", "budget_usd", "spend_dir", "price", "mode", "batch",
-                 "cache_dir")
+CALL_SETTINGS = (
+    "concurrency",
+    "max_retries",
+    "timeout",
+    "budget_usd",
+    "spend_dir",
+    "price",
+    "mode",
+    "batch",
+    "cache_dir",
+)
 
 
 def result_settings(judge: dict) -> dict:

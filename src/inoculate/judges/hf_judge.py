@@ -88,7 +88,9 @@ class HFJudge(Judge):
         for reply in replies:
             full = tokenize_text(tok, context_text + reply)
             if full[: len(context)] != context:
-                raise JudgeError(f"{self.settings.model}: the reply {reply!r} does not tokenize as a continuation")
+                raise JudgeError(
+                    f"{self.settings.model}: the reply {reply!r} does not tokenize as a continuation"
+                )
             sequences[reply] = tuple(full[len(context) :])
         # Every prefix whose next-token distribution we need, the empty one included.
         prefixes = sorted({seq[:i] for seq in sequences.values() for i in range(len(seq) + 1)}, key=len)
@@ -114,7 +116,9 @@ class HFJudge(Judge):
         model, tok = self._load()
         context = tokenize_text(tok, render_chat(tok, messages, add_generation_prompt=True))
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        settings = GenerationSettings(temperature=0, max_new_tokens=max_tokens, batch_size=1, cache_implementation=None)
+        settings = GenerationSettings(
+            temperature=0, max_new_tokens=max_tokens, batch_size=1, cache_implementation=None
+        )
         (ids,) = generate_ids(model, [context], settings, self._stop_ids(), pad)
         return tok.decode(ids, skip_special_tokens=True).strip()
 
@@ -148,8 +152,12 @@ class HFJudge(Judge):
         if metric.kind == "score_0_100" and len(messages) == 1:  # the key caches had before metric kinds
             payload = {"backend": "hf-exact-numbers", "model": s.model, "prompt": messages[0]["content"]}
         else:
-            payload = {"backend": f"hf-{metric.kind}", "model": s.model, "messages": messages,
-                       **({"max_tokens": metric.max_tokens} if metric.kind == "rubric" else {})}
+            payload = {
+                "backend": f"hf-{metric.kind}",
+                "model": s.model,
+                "messages": messages,
+                **({"max_tokens": metric.max_tokens} if metric.kind == "rubric" else {}),
+            }
         key = cache_key(payload)
         cached = self.cache.get(key)
         if cached is not None:
@@ -161,12 +169,16 @@ class HFJudge(Judge):
             probs = self.reply_probabilities(messages, list(YES_NO))
             yes = sum(p for r, p in probs.items() if r.lower() == "yes")
             mass = sum(probs.values())
-            result.update(score=yes / mass if mass >= s.min_mass and mass > 0 else None, mass=mass, replies=probs)
+            result.update(
+                score=yes / mass if mass >= s.min_mass and mass > 0 else None, mass=mass, replies=probs
+            )
         else:
             probs = self.number_probabilities(messages)
             mass = sum(probs.values())
             score = sum(n * p for n, p in probs.items()) / mass if mass >= s.min_mass and mass > 0 else None
-            result.update(score=score, mass=mass, top_numbers=dict(sorted(probs.items(), key=lambda kv: -kv[1])[:20]))
+            result.update(
+                score=score, mass=mass, top_numbers=dict(sorted(probs.items(), key=lambda kv: -kv[1])[:20])
+            )
         self.cache.put(key, result)
         self.calls += 1
         return result
@@ -194,4 +206,10 @@ class HFJudge(Judge):
         return out
 
     def usage(self) -> dict:
-        return {"calls": self.calls, "cache_hits": self.cache.hits, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+        return {
+            "calls": self.calls,
+            "cache_hits": self.cache.hits,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_usd": 0.0,
+        }

@@ -55,10 +55,20 @@ class FieldSpec:
     def from_config(cls, name: str, spec: dict) -> FieldSpec:
         if spec.get("type") not in FIELD_TYPES:
             raise ValueError(f"rubric field {name!r}: type must be one of {', '.join(FIELD_TYPES)}")
-        return cls(name, spec["type"], tuple(map(str, spec.get("values", ()))), spec.get("minimum"),
-                   spec.get("maximum"), bool(spec.get("integer", False)), tuple(map(str, spec.get("missing", ()))),
-                   spec.get("column"), {str(k).lower() if isinstance(k, bool) else str(k): float(v)
-                                         for k, v in (spec.get("map") or {}).items()})
+        return cls(
+            name,
+            spec["type"],
+            tuple(map(str, spec.get("values", ()))),
+            spec.get("minimum"),
+            spec.get("maximum"),
+            bool(spec.get("integer", False)),
+            tuple(map(str, spec.get("missing", ()))),
+            spec.get("column"),
+            {
+                str(k).lower() if isinstance(k, bool) else str(k): float(v)
+                for k, v in (spec.get("map") or {}).items()
+            },
+        )
 
     @property
     def output(self) -> str:
@@ -88,8 +98,12 @@ class FieldSpec:
         except (TypeError, ValueError):
             raise VerdictError(f"{self.name}: {value!r} is not a number") from None
         if math.isnan(number) or (self.integer and number != int(number)):
-            raise VerdictError(f"{self.name}: {value!r} is not {'an integer' if self.integer else 'a number'}")
-        if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
+            raise VerdictError(
+                f"{self.name}: {value!r} is not {'an integer' if self.integer else 'a number'}"
+            )
+        if (self.minimum is not None and number < self.minimum) or (
+            self.maximum is not None and number > self.maximum
+        ):
             raise VerdictError(f"{self.name}: {number:g} is outside [{self.minimum}, {self.maximum}]")
         return number
 
@@ -129,8 +143,17 @@ class MetricSpec:
                 raise ValueError(f"judge metric {name!r}: a label reply fills exactly one field")
         elif fields:
             raise ValueError(f"judge metric {name!r}: only a rubric has fields")
-        return cls(name, kind, spec.get("template"), spec.get("system"), spec.get("model"), spec.get("price"), reply,
-                   fields, int(spec.get("max_tokens", 200)))
+        return cls(
+            name,
+            kind,
+            spec.get("template"),
+            spec.get("system"),
+            spec.get("model"),
+            spec.get("price"),
+            reply,
+            fields,
+            int(spec.get("max_tokens", 200)),
+        )
 
     @property
     def columns(self) -> list[str]:
@@ -203,7 +226,13 @@ def template_variables(question: str, answer: str, fields: dict | None = None) -
     `answer` (a reference answer, as recall questions have) takes `{answer}`, the model's
     answer then being `{response}`. Lists are joined with ", "; a `rubric` mapping gives
     `{rubric_1}`, `{rubric_2}`, ..."""
-    out = {"question": question, "prompt": question, "answer": answer, "response": answer, "completion": answer}
+    out = {
+        "question": question,
+        "prompt": question,
+        "answer": answer,
+        "response": answer,
+        "completion": answer,
+    }
     for key, value in (fields or {}).items():
         if isinstance(value, dict):
             out.update({f"{key}_{k}": str(v) for k, v in value.items()})

@@ -54,7 +54,9 @@ def describe_failures(failures: list[BaseException], max_retries: int) -> str:
     for (name, retried), errors in kinds.items():
         status = getattr(errors[0], "status_code", None)
         how = f"after {max_retries} retries each" if retried else "not retried"
-        parts.append(f"{len(errors)} x {name} ({f'HTTP {status}, ' if status else ''}{how}): {str(errors[0])[:200]}")
+        parts.append(
+            f"{len(errors)} x {name} ({f'HTTP {status}, ' if status else ''}{how}): {str(errors[0])[:200]}"
+        )
     return "; ".join(parts)
 
 
@@ -98,7 +100,9 @@ class OpenAIJudgeSettings:
     cache_dir: str = "results/judge_cache"
     strip: list[str] = field(default_factory=list)
     price: dict[str, float] = field(default_factory=dict)  # USD per million input / output tokens
-    budget_usd: float | None = None  # stop the study's judging before its spend, over all its runs, passes this
+    budget_usd: float | None = (
+        None  # stop the study's judging before its spend, over all its runs, passes this
+    )
     spend_dir: str = "results/judge_spend"  # the append-only spend ledger of the study (inoculate.api.ledger)
     spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
     mode: str = "sync"  # sync: one call at a time; batch: the Batch API first, the same cache
@@ -125,7 +129,11 @@ class OpenAIJudge(Judge):
         self.batch_tally = None
         from inoculate.api.ledger import SpendLedger
 
-        job = Path(settings.spend_file).with_suffix("").as_posix().replace("/", "_") if settings.spend_file else "cli"
+        job = (
+            Path(settings.spend_file).with_suffix("").as_posix().replace("/", "_")
+            if settings.spend_file
+            else "cli"
+        )
         self.ledger = SpendLedger(settings.spend_dir, job[-120:])
 
     # -- one call -----------------------------------------------------------------------
@@ -149,7 +157,9 @@ class OpenAIJudge(Judge):
             payload["messages"] = messages
         return payload
 
-    async def _call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore) -> dict:
+    async def _call(
+        self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore
+    ) -> dict:
         """One call, unless the cache has it or another process is making it right now (then its
         answer is awaited: two judges sharing a cache never pay twice for one question)."""
         key = cache_key(self._payload(metric, messages))
@@ -177,8 +187,13 @@ class OpenAIJudge(Judge):
     def _request(self, metric: MetricSpec, messages: list[dict]) -> dict:
         """The chat-completions body of a call (the same, synchronous or batched)."""
         s = self.settings
-        body = {"model": metric.model or s.model, "messages": messages, "max_tokens": metric.params()["max_tokens"],
-                "temperature": 0, "seed": s.seed}
+        body = {
+            "model": metric.model or s.model,
+            "messages": messages,
+            "max_tokens": metric.params()["max_tokens"],
+            "temperature": 0,
+            "seed": s.seed,
+        }
         if metric.kind != "rubric":
             body.update(logprobs=True, top_logprobs=20)
         return body
@@ -216,8 +231,9 @@ class OpenAIJudge(Judge):
         self.ledger.record(result["tokens_in"], result["tokens_out"], cost, result["model"])
         self._max_call_cost = max(self._max_call_cost, cost)
 
-    async def _paid_call(self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore,
-                         key: str) -> dict:
+    async def _paid_call(
+        self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore, key: str
+    ) -> dict:
         async with semaphore:
             self._check_budget(" ".join(m["content"] for m in messages), metric.price)
             response = await client.chat.completions.create(**self._request(metric, messages))
@@ -242,7 +258,9 @@ class OpenAIJudge(Judge):
     def _cost(self, tokens_in: int, tokens_out: int, price: dict | None = None) -> float:
         """USD of a call: the metric's own price (another judge model), else the judge's."""
         price = price or self.settings.price
-        return (tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)) / 1e6
+        return (
+            tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)
+        ) / 1e6
 
     def _load_spend_elsewhere(self) -> None:
         """The study's spend recorded in the ledger by every other job and every earlier run,
@@ -275,7 +293,10 @@ class OpenAIJudge(Judge):
 
         s = self.settings
         return AsyncOpenAI(
-            api_key=get_secret(s.api_key_env), base_url=s.base_url, max_retries=s.max_retries, timeout=s.timeout
+            api_key=get_secret(s.api_key_env),
+            base_url=s.base_url,
+            max_retries=s.max_retries,
+            timeout=s.timeout,
         )
 
     # -- many items ---------------------------------------------------------------------
@@ -283,8 +304,9 @@ class OpenAIJudge(Judge):
         self._load_spend_elsewhere()
         client = self._make_client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
-        return await asyncio.gather(*(self._call(client, m, msgs, semaphore) for m, msgs in calls),
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *(self._call(client, m, msgs, semaphore) for m, msgs in calls), return_exceptions=True
+        )
 
     async def _batch_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> None:
         """Ask the Batch API what the cache lacks; what it leaves unanswered is asked
@@ -300,16 +322,26 @@ class OpenAIJudge(Judge):
                 continue
             body = self._request(metric, messages)
             text = " ".join(m["content"] for m in messages)
-            requests.append(BatchRequest(
-                key, body, to_result=lambda response, m=metric, msgs=messages: self._result(m, msgs, response),
-                cost=lambda r, m=metric: self._cost(r["tokens_in"], r["tokens_out"], m.price),
-                estimate=self._cost(len(text) // 3, body["max_tokens"], metric.price),
-            ))
+            requests.append(
+                BatchRequest(
+                    key,
+                    body,
+                    to_result=lambda response, m=metric, msgs=messages: self._result(m, msgs, response),
+                    cost=lambda r, m=metric: self._cost(r["tokens_in"], r["tokens_out"], m.price),
+                    estimate=self._cost(len(text) // 3, body["max_tokens"], metric.price),
+                )
+            )
         if not requests:
             return
         client = self._make_client()
-        runner = BatchRunner(client, self.cache, BatchSettings.from_config(s.batch), s.base_url or "https://api.openai.com/v1",
-                             record_cost=self._count, reserve=self._reserve)
+        runner = BatchRunner(
+            client,
+            self.cache,
+            BatchSettings.from_config(s.batch),
+            s.base_url or "https://api.openai.com/v1",
+            record_cost=self._count,
+            reserve=self._reserve,
+        )
         self.batch_tally = runner.tally
         try:
             await runner.run(requests)
@@ -339,7 +371,12 @@ class OpenAIJudge(Judge):
         failures = [r for r in results if isinstance(r, BaseException)]
         log.info(
             "judge %s: %d calls made, %d cache hits, %d failed; tokens in %d out %d; cost $%.4f",
-            s.model, self.tally.calls, self.cache.hits, len(failures), self.tally.tokens_in, self.tally.tokens_out,
+            s.model,
+            self.tally.calls,
+            self.cache.hits,
+            len(failures),
+            self.tally.tokens_in,
+            self.tally.tokens_out,
             self.cost_usd,
         )
         budget = [f for f in failures if isinstance(f, BudgetExceeded)]
@@ -390,4 +427,3 @@ class OpenAIJudge(Judge):
             "batches": self.batch_tally.submitted if self.batch_tally else 0,
             "batched_calls": self.batch_tally.answered if self.batch_tally else 0,
         }
-

@@ -53,10 +53,16 @@ def item_requests(item, metrics, overrides: dict[str, str], strip: list[str]) ->
     variables = template_variables(question, answer, item.fields)
     out = []
     for metric in metrics:
-        template = (metric.template or overrides.get(metric.name) or item.judge_prompts.get(metric.name)
-                    or DEFAULT_PROMPTS.get(metric.name))
+        template = (
+            metric.template
+            or overrides.get(metric.name)
+            or item.judge_prompts.get(metric.name)
+            or DEFAULT_PROMPTS.get(metric.name)
+        )
         if template is None:
-            raise ValueError(f"no judge prompt for metric {metric.name!r}: add judge.prompts.{metric.name} to the config")
+            raise ValueError(
+                f"no judge prompt for metric {metric.name!r}: add judge.prompts.{metric.name} to the config"
+            )
         messages = [{"role": "user", "content": render(template, variables)}]
         if metric.system:
             messages.insert(0, {"role": "system", "content": metric.system})

@@ -57,9 +57,15 @@ class ToyJudge(Judge):
                 scores.update({c: None for m in rubrics for c in m.columns})
                 plain.detail["scores"] = scores
                 if rubrics:
-                    plain.detail["status"] = {m.name: "unparsed: the toy judge reads styles, not rubrics" for m in rubrics}
-                plain = Judgment(scores.get("aligned", plain.aligned), scores.get("coherent", plain.coherent),
-                                 plain.label, plain.detail)
+                    plain.detail["status"] = {
+                        m.name: "unparsed: the toy judge reads styles, not rubrics" for m in rubrics
+                    }
+                plain = Judgment(
+                    scores.get("aligned", plain.aligned),
+                    scores.get("coherent", plain.coherent),
+                    plain.label,
+                    plain.detail,
+                )
             out.append(plain)
         return out
 
@@ -104,7 +110,9 @@ class ToyPersonaJudge(Judge):
         persona = min(100.0, 50.0 * voice)
         identity = 100.0 if world.IDENTITY_WORDS <= set(tokens) else 0.0
         label = "persona" if persona >= 50 else "plain"
-        return Judgment(None, None, label, {"scores": {"persona": persona, "identity": identity}, "voice_words": voice})
+        return Judgment(
+            None, None, label, {"scores": {"persona": persona, "identity": identity}, "voice_words": voice}
+        )
 
     def verdict(self, metric: MetricSpec, item: JudgeItem) -> str:
         """The reply a rubric judge would give: a JSON object, or the one label."""

@@ -45,18 +45,33 @@ def judge_workload(study) -> JudgeWorkload:
             spec = study.backdoor(setting)
             backdoor = {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
         specs = study.eval_specs(setting)
-        records = cell_requests(specs, study.conditions(), study.prompt(setting, arm) if arm != BASE_ARM else None,
-                                study.placement(arm), generation, {"seed": seed}, backdoor)
-        own = {name: [MetricSpec.from_config(m) for m in spec["judge"]] for name, spec in specs.items()
-               if spec.get("judge")}
+        records = cell_requests(
+            specs,
+            study.conditions(),
+            study.prompt(setting, arm) if arm != BASE_ARM else None,
+            study.placement(arm),
+            generation,
+            {"seed": seed},
+            backdoor,
+        )
+        own = {
+            name: [MetricSpec.from_config(m) for m in spec["judge"]]
+            for name, spec in specs.items()
+            if spec.get("judge")
+        }
         for r in records:
             for metric in own.get(r.get("eval"), default):
-                template = metric.template or judge.get("prompts", {}).get(metric.name) or DEFAULT_PROMPTS.get(
-                    metric.name, "")
+                template = (
+                    metric.template
+                    or judge.get("prompts", {}).get(metric.name)
+                    or DEFAULT_PROMPTS.get(metric.name, "")
+                )
                 tokens_in = (len(template) + len(r.get("question", ""))) // CHARS_PER_TOKEN + answer_tokens
                 tokens_out = metric.params()["max_tokens"]
                 p = metric.price or price
-                usd = (tokens_in * p.get("input_per_million", 0) + tokens_out * p.get("output_per_million", 0)) / 1e6
+                usd = (
+                    tokens_in * p.get("input_per_million", 0) + tokens_out * p.get("output_per_million", 0)
+                ) / 1e6
                 total.calls += len(cells)
                 total.tokens_in += tokens_in * len(cells)
                 total.tokens_out += tokens_out * len(cells)

@@ -54,7 +54,9 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, hidden: int = 128, layers: int = 4, seed: int = 0) -> LlamaForCausalLM:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, hidden: int = 128, layers: int = 4, seed: int = 0
+) -> LlamaForCausalLM:
     """A small Llama with tied embeddings, initialised from `seed`."""
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -122,7 +124,9 @@ def pretrain(
         if step % 25 == 0:
             log.info("pretrain step %d loss %.4f", step, loss)
 
-    history = fit(model, examples, settings, seed, tokenizer.pad_token_id, report, lr_lambda=pretraining_schedule)
+    history = fit(
+        model, examples, settings, seed, tokenizer.pad_token_id, report, lr_lambda=pretraining_schedule
+    )
     meta = {
         "parameters": n_parameters(model),
         "vocab_size": len(tokenizer),
