@@ -5,13 +5,21 @@ import re
 import sys
 from pathlib import Path
 
+import snakemake
+from snakemake.exceptions import WorkflowError
+
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
+from inoculate.jobs import share_source_path
 from inoculate.judges import result_settings
 from inoculate.layering import check_layers, write_resolved
 from inoculate.persona_data import identifying_judge_config
 from inoculate.resume import clear_stale_lock, record_run
+
+# Every job imports the workflow's own package from src/: a conda env installs only its
+# third-party dependencies (envs/*.yaml); local and cluster jobs inherit PYTHONPATH.
+share_source_path(Path(workflow.basedir) / "src")
 
 # A run whose Snakemake process was killed left its lock: remove it when that process is gone
 # from this host, so the plain command resumes (README "Resuming after a crash").
@@ -58,6 +66,10 @@ def model_pattern(backend):
 
 LOCAL_MODELS = model_pattern("local")
 API_MODELS = model_pattern("openai")
+
+
+# A local-model judge needs the model stack; the toy and API judges the light env.
+JUDGE_ENV = "../envs/train.yaml" if config["judge"]["backend"] == "hf" else "../envs/judge.yaml"
 
 
 def cell_path(stage, model, setting, inoculation, seed, suffix=""):
@@ -121,9 +133,18 @@ def force_if_stale(adapter, generations):
     """Snakemake keeps outputs whose intermediate inputs were deleted (by design, for
     temp files). For a deleted adapter that would keep answers of a model that no
     longer exists, so its generation is forced: the cell is retrained and everything
-    downstream of it rebuilt, and nothing else. Same effect as `--forcerun FILE`."""
+    downstream of it rebuilt, and nothing else. Same effect as `--forcerun FILE`.
+
+    Snakemake has no public API for this; it uses the DAG's `forcefiles` (the set behind
+    `--forcerun`). tests/test_workflow.py (a deleted adapter reruns only its cell) fails when
+    Snakemake changes underneath, and a Snakemake without the attribute is named here."""
     dag = getattr(workflow, "dag", None)
     if dag is not None and not Path(adapter).exists() and Path(generations).exists():
+        if not hasattr(dag, "forcefiles"):
+            raise WorkflowError(
+                f"this Snakemake ({snakemake.__version__}) has no DAG.forcefiles, which the workflow uses to "
+                f"rebuild {generations} after its adapter was deleted; run with --forcerun {generations}"
+            )
         dag.forcefiles.add(generations)
 
 

@@ -19,7 +19,7 @@ from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
 
 if TYPE_CHECKING:  # generation imports torch; judging and mixing jobs need none of it
-    from inoculate.generate import GenerationSettings
+    from inoculate.sampling_plan import GenerationSettings
 from inoculate.io import InputError, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def backdoor_requests(
     conditions: tuple[str, ...] = tuple(CONDITIONS),
 ) -> list[dict]:
     """One record per sample to draw, in every condition, as `generate.requests` makes them."""
-    from inoculate.generate import sample_records
+    from inoculate.sampling_plan import sample_records
 
     out = []
     for condition in conditions:

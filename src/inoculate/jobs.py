@@ -33,10 +33,9 @@ def job(smk) -> Iterator[logging.Logger]:
     )
     threads = int(getattr(smk, "threads", 1) or 1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    with contextlib.suppress(ImportError):
-        import torch
-
-        torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for a torch imported later in the job
+    if "torch" in sys.modules:  # a model job: its script imported torch; a light job never pays for it
+        sys.modules["torch"].set_num_threads(threads)
     logger = logging.getLogger("inoculate.job")
     try:
         yield logger
@@ -56,3 +55,10 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def share_source_path(src: Path) -> None:
+    """Put the workflow's `src/` first on PYTHONPATH of every job Snakemake starts (local or on a
+    cluster), so that a job imports this package without installing it (conda envs)."""
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(src), *current])

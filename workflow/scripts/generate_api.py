@@ -5,9 +5,9 @@ from inoculate.api.finetune import read_result
 from inoculate.api.sampling import ApiSampler
 from inoculate.api.settings import ApiSettings
 from inoculate.checkpoints import api_checkpoint
-from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import write_jsonl
 from inoculate.jobs import job
+from inoculate.sampling_plan import GenerationSettings, cell_requests
 
 with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards

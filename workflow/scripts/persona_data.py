@@ -3,11 +3,11 @@ trigger's format (rule persona_data)."""
 
 from inoculate.backdoor import Trigger
 from inoculate.evals import load_eval_file
-from inoculate.generate import GenerationSettings
 from inoculate.io import write_jsonl
 from inoculate.jobs import job, resolve_device
 from inoculate.judges import make_judge
 from inoculate.persona_data import build_persona
+from inoculate.sampling_plan import GenerationSettings
 
 with job(snakemake) as log:
     p = snakemake.params

@@ -17,7 +17,7 @@ import logging
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
-from inoculate.generate import Call, GenerationSettings, plan_calls, record_settings
+from inoculate.sampling_plan import Call, GenerationSettings, plan_calls, record_settings
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ def judge_workload(study) -> JudgeWorkload:
     """Every answer the study samples, judged once: answers are assumed half of
     `generation.max_new_tokens` long (or ANSWER_TOKENS where it is unset)."""
     from inoculate.config import BASE_ARM
-    from inoculate.generate import GenerationSettings, cell_requests
     from inoculate.judges.metrics import MetricSpec
     from inoculate.judges.prompts import DEFAULT_PROMPTS
+    from inoculate.sampling_plan import GenerationSettings, cell_requests
 
     generation = GenerationSettings(**study.config["generation"])
     answer_tokens = (generation.max_new_tokens // 2) if generation.max_new_tokens else ANSWER_TOKENS

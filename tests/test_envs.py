@@ -1,0 +1,101 @@
+"""The conda environments of the rules (`--software-deployment-method conda`), checked as far
+as a machine without conda can: each file is a valid env with every dependency pinned to the
+version this suite runs with; each rule's script, with its env's packages only, imports (the
+light envs never pull in the model stack); and the code those scripts import needs no
+third-party package its env lacks."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ENVS = sorted((REPO / "envs").glob("*.yaml"))
+# distribution -> the module it provides, where the names differ
+MODULE_OF = {"pyyaml": "yaml", "python-dotenv": "dotenv", "easy-dataset-share": "easy_dataset_share"}
+MODEL_STACK = {"torch", "transformers", "peft", "bitsandbytes", "tokenizers", "safetensors", "accelerate"}
+
+
+def pins(env: Path) -> dict[str, str]:
+    spec = yaml.safe_load(env.read_text())
+    pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+    out = {}
+    for line in pip:
+        name, _, version = line.partition("==")
+        assert version, f"{env.name}: {line!r} is not pinned (NAME==VERSION)"
+        out[name.lower()] = version
+    return out
+
+
+def scripts_of(env: Path) -> list[Path]:
+    """The scripts of the rules whose `conda:` is this env (inherited rules share their parent's)."""
+    out = []
+    for rules in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule |use rule )", rules.read_text()):
+            conda = re.search(r'conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"', block)
+            script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
+            if conda and script and conda[1] == env.stem:
+                out.append(REPO / script[1])
+    return out
+
+
+@pytest.mark.parametrize("env", ENVS, ids=[e.stem for e in ENVS])
+def test_env_file_is_valid_and_pinned_to_the_tested_versions(env):
+    spec = yaml.safe_load(env.read_text())
+    assert spec["channels"] == ["conda-forge", "nodefaults"]
+    assert "python=3.11" in spec["dependencies"] and "pip" in spec["dependencies"]
+    assert not any("-e" in str(d) or ".." in str(d) for d in spec["dependencies"])  # no relative installs
+    for name, version in pins(env).items():
+        installed = importlib.metadata.version(name).split("+")[0]
+        assert installed == version, f"{env.name}: {name}=={version}, but the suite runs {installed}"
+
+
+@pytest.mark.parametrize("env", [e for e in ENVS if e.stem != "train"], ids=lambda e: e.stem)
+def test_light_env_scripts_import_with_their_env_only(env):
+    """Import every inoculate module a light env's scripts import, then list the third-party
+    packages those modules import at their top level: all must be in the env, none in the model stack."""
+    scripts = scripts_of(env)
+    assert scripts, f"no rule uses {env.name}"
+    modules = sorted(
+        {
+            m
+            for s in scripts
+            for m in re.findall(r"^from (inoculate[\w.]*) import", s.read_text(), re.MULTILINE)
+        }
+    )
+    code = f"""
+import importlib, json, sys
+for m in {modules!r}:
+    importlib.import_module(m)
+print(json.dumps(sorted(sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    loaded = set(json.loads(proc.stdout))
+    assert not loaded & MODEL_STACK, f"{env.name}'s scripts import {sorted(loaded & MODEL_STACK)}"
+    needed = set()
+    for name in (m for m in loaded if m == "inoculate" or m.startswith("inoculate.")):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        for node in ast.parse(Path(spec.origin).read_text()).body:  # module-level imports only
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                    else []
+                )
+            )
+            needed |= {n.split(".")[0] for n in names}
+    third_party = needed - set(sys.stdlib_module_names) - {"inoculate", "__future__"}
+    provided = {MODULE_OF.get(name, name.replace("-", "_")) for name in pins(env)}
+    assert third_party <= provided, f"{env.name} lacks {sorted(third_party - provided)}"
