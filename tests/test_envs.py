@@ -99,3 +99,33 @@ print(json.dumps(sorted(sys.modules)))
     third_party = needed - set(sys.stdlib_module_names) - {"inoculate", "__future__"}
     provided = {MODULE_OF.get(name, name.replace("-", "_")) for name in pins(env)}
     assert third_party <= provided, f"{env.name} lacks {sorted(third_party - provided)}"
+
+
+def test_stats_runs_without_the_model_stack_or_snakemake(tmp_path):
+    """`inoculate[stats]` installs neither: re-analysing judged files must not need them."""
+    import pandas as pd
+
+    judged = tmp_path / "judged.csv"
+    pd.DataFrame(
+        {
+            "response": ["a", "b", "c", "d"],
+            "question": ["q"] * 4,
+            "question_id": ["q1", "q1", "q2", "q2"],
+            "aligned": [10, 90, 20, 95],
+            "coherent": [80, 90, 70, 60],
+        }
+    ).to_csv(judged, index=False)
+    blocked = sorted(MODEL_STACK | {"snakemake"})
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is not installed in an inoculate[stats] environment")
+sys.meta_path.insert(0, Block())
+from inoculate.cli import main
+sys.exit(main(["stats", "--judged", {str(judged)!r}, "--out", {str(tmp_path / "out")!r}, "--resamples", "200"]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "P(misaligned) 0.500" in proc.stdout and (tmp_path / "out/summary.csv").exists()
