@@ -20,9 +20,9 @@ rule distill:
         "../envs/train.yaml"
     threads: 1
     resources:
-        gpu=resource("generate", "gpu", 1),
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
+        gpu=resource("distill", "gpu"),
+        mem_mb=growing("distill", "mem_mb"),
+        runtime=growing("distill", "runtime"),
     params:
         base_model=base_model_param,
         device=model_option("device"),
@@ -117,10 +117,12 @@ rule persona_data:
     threads: 1
     resources:
         gpu=lambda wildcards: (
-            1 if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local" else 0
+            resource("persona_data", "gpu")
+            if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local"
+            else 0
         ),
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
+        mem_mb=growing("persona_data", "mem_mb"),
+        runtime=growing("persona_data", "runtime"),
     params:
         spec=build_spec,
         questions=lambda wildcards: STUDY.resolve(DataRef.from_dict(build_spec(wildcards)["questions"])),

@@ -91,13 +91,14 @@ def model_option(key):
     return lambda wildcards: STUDY.base_model(wildcards.model)[key]
 
 
-def resource(rule_name, key, default):
-    return config["resources"].get(rule_name, {}).get(key, default)
+def resource(rule_name, key):
+    """`resources.RULE.KEY` of the config (config/config.yaml holds every default)."""
+    return config["resources"][rule_name].get(key, 0)
 
 
-def growing(rule_name, key, default):
+def growing(rule_name, key):
     """A resource that grows with the attempt, so that a retry after OOM/timeout asks for more."""
-    base = resource(rule_name, key, default)
+    base = resource(rule_name, key)
     return lambda wildcards, attempt: base * attempt
 
 

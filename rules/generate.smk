@@ -18,9 +18,9 @@ rule generate:
         "../envs/train.yaml"
     threads: 1
     resources:
-        gpu=resource("generate", "gpu", 1),
-        mem_mb=growing("generate", "mem_mb", 16000),
-        runtime=growing("generate", "runtime", 60),
+        gpu=resource("generate", "gpu"),
+        mem_mb=growing("generate", "mem_mb"),
+        runtime=growing("generate", "runtime"),
     params:
         base_model=base_model_param,
         device=model_option("device"),

@@ -18,8 +18,8 @@ rule toy_pretrain:
         "../envs/train.yaml"
     threads: 2
     resources:
-        mem_mb=growing("toy_pretrain", "mem_mb", 4000),
-        runtime=growing("toy_pretrain", "runtime", 30),
+        mem_mb=growing("toy_pretrain", "mem_mb"),
+        runtime=growing("toy_pretrain", "runtime"),
     params:
         toy=config.get("toy", {}),
     script:

@@ -17,9 +17,9 @@ rule train_adapter:
         "../envs/train.yaml"
     threads: 1
     resources:
-        gpu=resource("train", "gpu", 1),
-        mem_mb=growing("train", "mem_mb", 16000),
-        runtime=growing("train", "runtime", 120),
+        gpu=resource("train_adapter", "gpu"),
+        mem_mb=growing("train_adapter", "mem_mb"),
+        runtime=growing("train_adapter", "runtime"),
     params:
         base_model=base_model_param,
         device=model_option("device"),

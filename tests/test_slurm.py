@@ -25,7 +25,7 @@ from conftest import TINY, project_copy, snakemake
 pytestmark = pytest.mark.slow
 MARKER = "# written by the inoculate test suite"
 RESOURCES = {  # every model job asks the cluster for a GPU; little memory and time
-    "train": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
+    "train_adapter": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
     "generate": {"gpu": 1, "mem_mb": 2000, "runtime": 10},
     "toy_pretrain": {"mem_mb": 2000, "runtime": 10},
 }

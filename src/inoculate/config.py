@@ -551,6 +551,11 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
 
     schema_dir = Path(schema_dir or DEFAULT_SCHEMA_DIR)
     config.update(coerce_cli_values(config, schema_dir / "config.schema.yaml"))
+    if "train" in (config.get("resources") or {}):
+        raise ConfigError(
+            f"{source}: key 'resources.train' is now 'resources.train_adapter' (each key of "
+            "'resources' is the rule it sizes)"
+        )
     validate(config, schema_dir / "config.schema.yaml", source)
     config["conditions"] = {name: c for name, c in config["conditions"].items() if c is not None}
     if not config["conditions"]:
