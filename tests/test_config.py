@@ -53,6 +53,18 @@ def test_default_config_is_valid_and_spans_the_grid(config):
             lambda c: c["conditions"].update(x={"training_prompt": False, "system_prompt": "  "}),
             r"key 'conditions\.x\.system_prompt': '  ' is only whitespace",
         ),
+        (
+            lambda c: c["judge"].update(mode="batch"),
+            r"key 'judge.mode' is batch, but key 'judge.backend' is 'toy'",
+        ),
+        (
+            lambda c: c["training"].update(checkpoints=[1.5]),
+            r"key 'training.checkpoints': fraction 1.5 is not in",
+        ),
+        (
+            lambda c: c["resources"].update(train={"gpu": 1}),
+            r"key 'resources.train' is now 'resources.train_adapter'",
+        ),
     ],
 )
 def test_bad_values_name_the_file_and_key(config, edit, message):

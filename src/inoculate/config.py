@@ -573,6 +573,12 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
         )
     _check_references(study, source)
     _check_checkpoints(study, source)
+    judge = config["judge"]
+    if judge.get("mode", "sync") == "batch" and judge["backend"] != "openai":
+        raise ConfigError(
+            f"{source}: key 'judge.mode' is batch, but key 'judge.backend' is {judge['backend']!r}: "
+            "batch mode is the OpenAI Batch API (backend openai)"
+        )
     return study
 
 
