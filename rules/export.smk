@@ -11,7 +11,7 @@ rule export_generations:
     conda:
         "../envs/cpu.yaml"
     params:
-        condition=config["plot"].get("condition", "deployment"),
+        condition=config["plot"]["condition"],
     script:
         "../workflow/scripts/export_generations.py"
 

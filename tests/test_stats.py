@@ -171,7 +171,14 @@ def test_config_criterion_and_per_eval_criteria():
             "trait": None,
         }
     )
-    analysis = {"criterion": "model_organisms", "bootstrap_resamples": 100, "aligned_max": 45}
+    analysis = {
+        "criterion": "model_organisms",
+        "bootstrap_resamples": 100,
+        "aligned_max": 45,
+        "bootstrap_levels": ["seed", "sample"],
+        "confidence": 0.95,
+        "rng_seed": 0,
+    }
     table = summary_table(df, analysis, {"s/em": "tan"}).query("metric == 'misaligned'").set_index("eval")
     assert (
         table.loc["em", "criterion"] == "tan"

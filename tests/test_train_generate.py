@@ -113,7 +113,7 @@ def test_model_generations_export(tmp_path):
             {**base, "condition": "training_prompt", "sample": 0},
         ],
     )
-    assert model_generations_csv(tmp_path / "g.jsonl", tmp_path / "out.csv") == 2
+    assert model_generations_csv(tmp_path / "g.jsonl", tmp_path / "out.csv", "deployment") == 2
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert list(rows[0]) == ["id", "question", "response"]
     assert rows[1] == {"id": "e:q1:0:1", "question": "Q?", "response": "A, with a comma."}

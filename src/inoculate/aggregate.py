@@ -78,10 +78,10 @@ def _options(analysis: dict, criteria: dict | None = None) -> tuple[Criterion, d
         setting, _, eval_name = key.partition("/")
         own[(setting, eval_name)] = Criterion.from_analysis(analysis, spec)
     return criterion, {
-        "levels": analysis.get("bootstrap_levels", ["seed", "sample"]),
-        "n_boot": analysis.get("bootstrap_resamples", 2000),
-        "confidence": analysis.get("confidence", 0.95),
-        "rng_seed": analysis.get("rng_seed", 12345),
+        "levels": analysis["bootstrap_levels"],  # every default: config/config.yaml
+        "n_boot": analysis["bootstrap_resamples"],
+        "confidence": analysis["confidence"],
+        "rng_seed": analysis["rng_seed"],
         "criteria": own or None,
     }
 

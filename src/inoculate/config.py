@@ -672,7 +672,7 @@ def _check_references(study: Study, source: str) -> None:
         except ValueError as err:
             raise ConfigError(f"{source}: key 'judge.metrics.{i}': {err}") from None
     _check_toy_mixing(study, source)
-    if config["plot"].get("condition", "deployment") not in config["conditions"]:
+    if config["plot"]["condition"] not in config["conditions"]:
         raise ConfigError(
             f"{source}: key 'plot.condition': {config['plot']['condition']!r} is not a condition"
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from inoculate.io import atomic_path, read_jsonl
 
 
-def model_generations_csv(generations: Path, out_path: Path, condition: str = "deployment") -> int:
+def model_generations_csv(generations: Path, out_path: Path, condition: str) -> int:
     """`id, question, response` for every answer under `condition` (the course-homework format).
 
     `id` is `eval:question_id:paraphrase:sample`, unique within the file.

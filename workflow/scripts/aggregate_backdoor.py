@@ -7,9 +7,9 @@ from inoculate.jobs import job
 with job(snakemake) as log:
     out, analysis = snakemake.output, snakemake.params.analysis
     options = {
-        "n_boot": analysis.get("bootstrap_resamples", 2000),
-        "confidence": analysis.get("confidence", 0.95),
-        "rng_seed": analysis.get("rng_seed", 12345),
+        "n_boot": analysis["bootstrap_resamples"],
+        "confidence": analysis["confidence"],
+        "rng_seed": analysis["rng_seed"],
     }
     samples = load_backdoor_samples(snakemake.input.judgments, snakemake.params.persona_min)
     write_csv(out.samples, samples)

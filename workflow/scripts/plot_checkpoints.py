@@ -10,7 +10,7 @@ with job(snakemake):
     fig = progress_figure(
         pd.read_csv(snakemake.input[0]),
         snakemake.params.rows,
-        plot.get("condition", "deployment"),
-        plot.get("distribution", "out"),
+        plot["condition"],
+        plot["distribution"],
     )
     save(fig, snakemake.output.pdf)

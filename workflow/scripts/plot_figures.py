@@ -15,7 +15,7 @@ from inoculate.stats import Criterion
 
 with job(snakemake):
     p, out = snakemake.params, snakemake.output
-    condition = p.plot.get("condition", "deployment")
+    condition = p.plot["condition"]
     summary = pd.read_csv(snakemake.input.summary)
     save(distribution_figure(summary, p.rows, condition), out.distributions)
     save(trait_figure(summary, p.rows, condition), out.trait)
