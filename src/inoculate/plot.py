@@ -35,7 +35,7 @@ def save(fig, pdf_path: Path) -> None:
     """Write `pdf_path` and its PNG twin."""
     pdf_path = Path(pdf_path)
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(pdf_path, bbox_inches="tight")
+    fig.savefig(pdf_path, bbox_inches="tight", metadata={"CreationDate": None})  # same figure, same bytes
     fig.savefig(pdf_path.with_suffix(".png"), dpi=200, bbox_inches="tight")
     plt.close(fig)
 
