@@ -64,6 +64,22 @@ class FakeOpenAI:
         self._ids += 1
         return f"{prefix}-{self._ids:05d}"
 
+    def store_file(self, owner: str, filename: str, purpose: str, content: bytes) -> str:
+        """A file as the Files API keeps it (uploads, job results, batch outputs); its id."""
+        file_id = self._id("file")
+        self.files[file_id] = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "owner": owner,
+            "content": content,
+        }
+        return file_id
+
     def _status(self, job: dict) -> str:
         """Where a job is on the clock; a finished job gets its model and result file once."""
         if job["final"]:
@@ -86,18 +102,7 @@ class FakeOpenAI:
         job["final"] = "succeeded"
         job["fine_tuned_model"] = f"ft:{job['model']}:org::{job['id'][-5:]}"
         rows = "step,train_loss,train_accuracy\n" + "".join(f"{s},{2.0 / s:.4f},0.5\n" for s in range(1, 6))
-        result = self._id("file")
-        self.files[result] = {
-            "id": result,
-            "object": "file",
-            "bytes": len(rows),
-            "created_at": int(time.time()),
-            "filename": "step_metrics.csv",
-            "purpose": "fine-tune-results",
-            "status": "processed",
-            "owner": job["owner"],
-            "content": rows.encode(),
-        }
+        result = self.store_file(job["owner"], "step_metrics.csv", "fine-tune-results", rows.encode())
         job["result_files"] = [result]
         job["trained_tokens"] = 1234
         return "succeeded"
@@ -242,19 +247,8 @@ class FakeOpenAI:
         random.Random(batch["id"]).shuffle(out)  # results come back in any order
         for name, rows in (("output_file_id", out), ("error_file_id", errors)):
             if rows:
-                file_id = self._id("file")
                 content = "".join(json.dumps(r) + "\n" for r in rows).encode()
-                self.files[file_id] = {
-                    "id": file_id,
-                    "object": "file",
-                    "bytes": len(content),
-                    "created_at": int(time.time()),
-                    "filename": "batch_output.jsonl",
-                    "purpose": "batch_output",
-                    "status": "processed",
-                    "owner": batch["owner"],
-                    "content": content,
-                }
+                file_id = self.store_file(batch["owner"], "batch_output.jsonl", "batch_output", content)
                 batch[name] = file_id
         batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
         batch["final"] = "expired" if batch["expire"] else "completed"
@@ -336,18 +330,9 @@ class FakeOpenAI:
                     part.get_param("name", header="content-disposition"): part for part in msg.get_payload()
                 }
                 content = fields["file"].get_payload(decode=True)
-                file_id = api._id("file")
-                api.files[file_id] = {
-                    "id": file_id,
-                    "object": "file",
-                    "bytes": len(content),
-                    "created_at": int(time.time()),
-                    "filename": fields["file"].get_filename(),
-                    "purpose": fields["purpose"].get_payload(),
-                    "status": "processed",
-                    "owner": key,
-                    "content": content,
-                }
+                file_id = api.store_file(
+                    key, fields["file"].get_filename(), fields["purpose"].get_payload(), content
+                )
                 self._send(200, self._file_view(api.files[file_id]))
 
             def _file_view(self, f):

@@ -219,6 +219,7 @@ CHECKPOINT_BY = ["checkpoint", "step", "progress"]
 def checkpoint_table(
     final_files: Iterable[Path | str],
     checkpoint_files: Iterable[Path | str],
+    adapter_dirs: Iterable[Path | str],
     analysis: dict,
     criteria: dict | None = None,
 ) -> pd.DataFrame:
@@ -227,16 +228,16 @@ def checkpoint_table(
     training. Intervals pool seeds at each checkpoint as the summary does."""
     from inoculate.checkpoints import final_tag
 
-    frames = []
-    for path in map(Path, final_files):
-        df = load_samples([path])
-        # results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl -> its adapter
-        adapter = (
-            None
-            if df["inoculation"].iloc[0] == "base"
-            else Path(str(path).replace("results/judgments/", "results/adapters/", 1)).with_suffix("")
-        )
-        frames.append(df.assign(**final_tag(adapter)))
+    tags = {}  # results/adapters/{model}/{setting}/{inoculation}/seed{seed} -> its final tag
+    for d in map(Path, adapter_dirs):
+        *_, model, setting, inoculation, seed = d.parts
+        tags[(model, setting, inoculation, int(seed.removeprefix("seed")))] = final_tag(d)
+    final = load_samples(final_files)
+    cells = list(zip(final.model, final.setting, final.inoculation, final.seed))
+    base = final_tag(None)
+    for column in CHECKPOINT_BY:
+        final[column] = [tags.get(cell, base)[column] for cell in cells]
+    frames = [final]
     checkpoints = list(map(Path, checkpoint_files))
     if checkpoints:
         frames.append(load_samples(checkpoints, extra=CHECKPOINT_BY))

@@ -583,7 +583,8 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
 
 
 def _check_checkpoints(study: Study, source: str) -> None:
-    """training.checkpoints: fractions or steps, for models whose training can save them."""
+    """training.checkpoints: fractions or steps (every backend can give them: a local trainer
+    saves them, OpenAI keeps its own; an endpoint that kept none fails that sampling job, saying so)."""
     from inoculate.checkpoints import validate as validate_checkpoints
 
     for model in study.models:
@@ -594,13 +595,6 @@ def _check_checkpoints(study: Study, source: str) -> None:
             raise ConfigError(
                 f"{source}: key 'training.checkpoints'{str(e).removeprefix('training.checkpoints')}"
             ) from None
-        if values and study.base_model(model)["backend"] != "local" and study.checkpoint_labels(model):
-            backend = study.base_model(model)["backend"]
-            if backend != "openai":
-                raise ConfigError(
-                    f"{source}: key 'training.checkpoints': model {model!r} ({backend}) exposes no "
-                    "intermediate checkpoints"
-                )
 
 
 def _check_references(study: Study, source: str) -> None:

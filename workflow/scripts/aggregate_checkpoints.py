@@ -8,6 +8,7 @@ with job(snakemake) as log:
     table = checkpoint_table(
         snakemake.input.judgments,
         snakemake.input.checkpoints,
+        snakemake.input.adapters,
         snakemake.params.analysis,
         snakemake.params.criteria,
     )

@@ -273,15 +273,18 @@ class OpenAIJudge(Judge):
         A call's cost is estimated before it is made (about 3 characters a token, or
         the dearest call seen so far), so the budget is not passed by one call; jobs
         running side by side can each make their in-flight calls."""
-        budget = self.settings.budget_usd
-        if budget is None:
+        if self.settings.budget_usd is None:
             return
-        estimate = max(self._cost(len(prompt) // 3, 1, price), self._max_call_cost)
-        projected = self._spent_elsewhere + self.cost_usd + self._reserved + estimate
-        if projected > budget:
+        self._refuse_past_budget(max(self._cost(len(prompt) // 3, 1, price), self._max_call_cost))
+
+    def _refuse_past_budget(self, usd: float, what: str = "") -> None:
+        """Raise BudgetExceeded when `usd` more (a call's or a batch's estimate) could take the
+        study's spend, over all its runs and the batches awaiting results, past its budget."""
+        budget = self.settings.budget_usd
+        if budget is not None and self._spent_elsewhere + self.cost_usd + self._reserved + usd > budget:
             raise BudgetExceeded(
                 f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent "
-                f"by this study so far; raise judge.budget_usd to go on (cached calls stay free)"
+                f"by this study so far{what}; raise judge.budget_usd to go on (cached calls stay free)"
             )
 
     def _make_client(self):
@@ -349,13 +352,8 @@ class OpenAIJudge(Judge):
             self._reserved = 0.0
 
     def _reserve(self, usd: float) -> None:
-        """Refuse a batch whose estimate would take the study past its budget."""
-        budget = self.settings.budget_usd
-        if budget is not None and self._spent_elsewhere + self.cost_usd + self._reserved + usd > budget:
-            raise BudgetExceeded(
-                f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent by this "
-                f"study so far and a batch estimated at ${usd:.4f}; raise judge.budget_usd to go on"
-            )
+        """Refuse a batch whose estimate would take the study past its budget; else hold it."""
+        self._refuse_past_budget(usd, f" and a batch estimated at ${usd:.4f}")
         self._reserved += usd
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:

@@ -25,8 +25,10 @@ def judge_workload(study) -> JudgeWorkload:
     """Every answer the study samples, judged once: answers are assumed half of
     `generation.max_new_tokens` long (or ANSWER_TOKENS where it is unset)."""
     from inoculate.config import BASE_ARM
+    from inoculate.evals import load_evals
+    from inoculate.judges.base import JudgeItem
     from inoculate.judges.metrics import MetricSpec
-    from inoculate.judges.prompts import DEFAULT_PROMPTS
+    from inoculate.judges.prompts import item_requests
     from inoculate.sampling_plan import GenerationSettings, cell_requests
 
     generation = GenerationSettings(**study.config["generation"])
@@ -59,14 +61,15 @@ def judge_workload(study) -> JudgeWorkload:
             for name, spec in specs.items()
             if spec.get("judge")
         }
+        questions = {(q.eval, q.id): q for q in load_evals(specs)}
         for r in records:
-            for metric in own.get(r.get("eval"), default):
-                template = (
-                    metric.template
-                    or judge.get("prompts", {}).get(metric.name)
-                    or DEFAULT_PROMPTS.get(metric.name, "")
-                )
-                tokens_in = (len(template) + len(r.get("question", ""))) // CHARS_PER_TOKEN + answer_tokens
+            q = questions.get((r.get("eval"), r.get("question_id")))
+            item = JudgeItem(r["question"], "", q.judge_prompts if q else {}, q.extra if q else {})
+            # the messages the judge will be sent, with an empty answer in place of the model's
+            for metric, messages in item_requests(
+                item, own.get(r.get("eval"), default), judge.get("prompts", {}), []
+            ):
+                tokens_in = sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + answer_tokens
                 tokens_out = metric.params()["max_tokens"]
                 p = metric.price or price
                 usd = (
