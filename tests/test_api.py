@@ -310,6 +310,7 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     }
     (work / "api_study.yaml").write_text(yaml.safe_dump(study))
     server.rate_limited = 2
+    server.job_seconds = 5.0  # jobs overlap even when their processes start seconds apart: both keys are used
     targets = ["results/tables/summary.csv", "results/figures/main.pdf"]
     snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml")
     assert len(server.created_jobs) == 4
