@@ -34,7 +34,7 @@ rule aggregate:
     params:
         analysis=config["analysis"],
         criteria=STUDY.criteria(),
-        spend_dir=config["judge"].get("spend_dir", "results/judge_spend"),
+        spend_dir=config["judge"]["spend_dir"],
     script:
         "../workflow/scripts/aggregate.py"
 

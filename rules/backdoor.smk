@@ -29,7 +29,7 @@ rule distill:
         dtype=model_option("dtype"),
         quantization=model_option("quantization"),
         distill=lambda wildcards: STUDY.backdoor(wildcards.setting)["distill"],
-        backend=config["generation"].get("backend", "transformers"),
+        backend=config["generation"]["backend"],
     script:
         "../workflow/scripts/distill.py"
 

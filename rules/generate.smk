@@ -27,7 +27,7 @@ rule generate:
         dtype=model_option("dtype"),
         quantization=model_option("quantization"),
         generation=config["generation"],
-        lora_rank=lambda wildcards: STUDY.training(wildcards.model).get("lora", {}).get("r", 8),
+        lora_rank=lambda wildcards: STUDY.training(wildcards.model)["lora"]["r"],
         conditions=STUDY.conditions(),
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),

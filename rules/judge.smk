@@ -20,7 +20,7 @@ rule judge:
         backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(
-            Path(config["judge"].get("spend_dir", "results/judge_spend"))
+            Path(config["judge"]["spend_dir"])
             / wildcards.model
             / wildcards.setting
             / wildcards.inoculation
@@ -44,7 +44,7 @@ use rule judge as judge_checkpoint with:
         backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(
-            Path(config["judge"].get("spend_dir", "results/judge_spend"))
+            Path(config["judge"]["spend_dir"])
             / wildcards.model
             / wildcards.setting
             / wildcards.inoculation

@@ -21,7 +21,7 @@ rule toy_pretrain:
         mem_mb=growing("toy_pretrain", "mem_mb"),
         runtime=growing("toy_pretrain", "runtime"),
     params:
-        toy=config.get("toy", {}),
+        toy=config["toy"],
     script:
         "../workflow/scripts/toy_pretrain.py"
 
@@ -35,7 +35,7 @@ rule toy_data:
     conda:
         "../envs/cpu.yaml"
     params:
-        toy=config.get("toy", {}),
+        toy=config["toy"],
         source="toy",
     script:
         "../workflow/scripts/toy_data.py"

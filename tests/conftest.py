@@ -15,6 +15,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PROJECT_FILES = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "report"]
+EXPERIMENTS = sorted(p.name for p in (REPO / "config" / "experiments").glob("*.yaml"))
+# Experiments whose data is not obtainable here: the config check stops them, naming the file.
+UNOBTAINABLE = {
+    "tan_advice.yaml": "tan/legal_advice.jsonl",
+    "tan_backdoored.yaml": "tan/secure_code.jsonl",
+    "tan_data_ratio.yaml": "tan/secure_code.jsonl",
+    "tan_negative.yaml": "tan/owl_numbers.jsonl",
+    "tan_spanish_capitalised.yaml": "tan/gsm8k_spanish_capitalised.jsonl",
+}
 
 # The small study most end-to-end tests share (one run per session): judged as Tan et al.
 # judge, a YES/NO trait in distribution, their criterion and interval, and each adapter also
@@ -112,6 +121,25 @@ def tiny_study(repo, tmp_path_factory) -> Path:
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
     return work
+
+
+@pytest.fixture(scope="session")
+def experiment_dry_runs(repo, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """`snakemake -n` of every file in config/experiments/ alone on the default config, as a
+    user types it (the shared data as external_data_dir), once per session, two at a time.
+    Without the shared data only the toy studies, which need none, are run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = EXPERIMENTS if SHARED_DATA.exists() else [n for n in EXPERIMENTS if n.startswith("toy_")]
+    root = tmp_path_factory.mktemp("dry_runs")
+
+    def dry_run(name: str) -> subprocess.CompletedProcess:
+        work = project_copy(repo, root / Path(name).stem)
+        config = ["--config", f"external_data_dir={SHARED_DATA}"] if SHARED_DATA.exists() else []
+        return snakemake(work, "-n", "--configfile", f"config/experiments/{name}", *config, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(names, pool.map(dry_run, names), strict=True))
 
 
 @pytest.fixture(scope="session")

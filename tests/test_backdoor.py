@@ -188,17 +188,9 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
         ),  # 2 points x arm none x 3 seeds, one distillation per model
     ],
 )
-def test_russell_studies_dry_run_on_a_real_model(repo, tmp_path, experiment, train, distill, generate):
+def test_russell_studies_dry_run_on_a_real_model(experiment_dry_runs, experiment, train, distill, generate):
     """The Russell study crossed with inoculation, and the replication's sweep, on the shared data, alone."""
-    work = project_copy(repo, tmp_path)
-    proc = snakemake(
-        work,
-        "-n",
-        "--configfile",
-        f"config/experiments/{experiment}",
-        "--config",
-        f"external_data_dir={SHARED_DATA}",
-    )
+    proc = experiment_dry_runs[experiment]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_adapter"] == counts["mix"] == train
     assert counts["distill"] == distill

@@ -163,3 +163,87 @@ def test_two_study_files_are_not_merged_silently(repo, tmp_path):
     overlay.write_text("overlay_of: toy_backdoor\nseeds: [0, 1, 2, 3]\n")
     check_layers([default, backdoor, overlay], default)  # declared: accepted
     check_layers([default, backdoor], default)  # one study: nothing to refuse
+
+
+def _repeated_defaults(instance, schema: dict, root: dict, path: str = "") -> list[str]:
+    """Keys of `instance` set to exactly the default the schema gives them."""
+    from inoculate.config import _resolve_ref
+
+    schema = _resolve_ref(schema, root)
+    if not isinstance(instance, dict) or schema.get("x-defaults") is False:
+        return []
+    found = []
+    props = schema.get("properties", {})
+    for key, value in instance.items():
+        sub = props.get(key, schema.get("additionalProperties"))
+        if not isinstance(sub, dict):
+            continue
+        if "default" in _resolve_ref(sub, root) and value == _resolve_ref(sub, root)["default"]:
+            found.append(f"{path}{key}")
+        found += _repeated_defaults(value, sub, root, f"{path}{key}.")
+    return found
+
+
+def test_every_default_has_one_home_the_schema(repo, config):
+    """config/config.yaml (under every study) holds the default study's choices, never a schema
+    default again; the settings classes take theirs from the schema; a loaded study has every
+    default filled. (A file reproducing a study may state a published value that equals one.)"""
+    from dataclasses import asdict
+
+    from inoculate.api.batch import BatchSettings
+    from inoculate.api.settings import ApiSettings
+    from inoculate.config import DEFAULT_SCHEMA_DIR, schema_defaults
+    from inoculate.sampling_plan import GenerationSettings
+    from inoculate.train import TrainSettings
+
+    schema = yaml.safe_load((DEFAULT_SCHEMA_DIR / "config.schema.yaml").read_text())
+    assert _repeated_defaults(copy.deepcopy(config), schema, schema) == []
+    recipe = TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=16)
+    assert {**asdict(recipe), "learning_rate": 0, "epochs": 0, "batch_size": 0} == {
+        **schema_defaults("$defs", "training"),
+        "learning_rate": 0,
+        "epochs": 0,
+        "batch_size": 0,
+    }
+    assert asdict(GenerationSettings()) == schema_defaults("generation")
+    assert asdict(BatchSettings()) == schema_defaults("$defs", "batch")
+    api = schema_defaults("api")
+    assert asdict(ApiSettings()) == {
+        **api,
+        "keys": [{"env": "OPENAI_API_KEY", "organization": None, "project": None}],
+    }
+
+    study = load_study(config, "config/config.yaml")
+    assert study.config["toy"] == {"conversations": 6000, "epochs": 1.0, "train_examples": 256, "seed": 0}
+    assert study.training("toy")["lora"]["r"] == 8 and study.training("toy")["scheduler"] == "linear"
+    assert study.config["api"]["cache_dir"] == "results/api_cache"
+    assert study.base_model("toy")["device"] == "auto" and study.arm("general")["placement"] == "system"
+    assert study.config["judge"] == {
+        "backend": "toy",
+        "min_words": 4,
+        "metrics": ["aligned", "coherent"],
+        "spend_dir": "results/judge_spend",
+        "mode": "sync",
+    }  # a backend's own defaults only: the toy judge gets none of the OpenAI judge's
+
+
+def test_a_models_training_overrides_keep_the_studys_other_values(config):
+    """Defaults fill the study's `training`, never a model's overrides of it: an override
+    of the learning rate keeps the study's max_length and LoRA rank."""
+    config["training"].update(max_length=1024, lora={"r": 32})
+    config["base_models"]["toy"]["training"] = {"learning_rate": 5e-4, "lora": {"alpha": 8}}
+    study = load_study(config, "config/config.yaml")
+    recipe = study.training("toy")
+    assert recipe["learning_rate"] == 5e-4 and recipe["max_length"] == 1024
+    assert recipe["lora"] == {**recipe["lora"], "r": 32, "alpha": 8, "dropout": 0.0}
+
+
+def test_backdoor_defaults_come_from_the_setting_schema(config):
+    config.update(models=["toy-persona"], settings=["toy_persona_built"], inoculations=["none"])
+    study = load_study(config, "config/config.yaml")
+    spec = study.backdoor("toy_persona_built")
+    assert spec["persona_fraction"] == 0.1 and spec["inoculate"] == "persona" and spec["persona_min"] == 50
+    assert spec["trigger"]["start"] == "<START>" and spec["distill"]["max_prompts"] is None
+    assert (
+        spec["build_persona"]["max_identifying"] == 50 and spec["build_persona"]["generation"]["top_p"] == 1.0
+    )

@@ -1,41 +1,47 @@
-"""Every file in config/experiments/ is a whole study on its own: it loads and resolves with
-nothing but the default config under it, or, where its data is not obtainable here, fails the
-config check naming the missing file and where its authors published it."""
+"""Every file in config/experiments/ is a whole study on its own: it dry-runs with nothing but
+the default config under it, or, where its data is not obtainable here, fails the config check
+naming the missing file and where its authors published it."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
-from conftest import SHARED_DATA, load_experiment
+from conftest import EXPERIMENTS, SHARED_DATA, UNOBTAINABLE, job_counts, load_experiment
 
 from inoculate.config import ConfigError, load_study
 from inoculate.doctor import read_config
-
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "config" / "experiments").glob("*.yaml"))
-UNOBTAINABLE = {  # experiment -> the file the config check must name
-    "tan_advice.yaml": "tan/legal_advice.jsonl",
-    "tan_backdoored.yaml": "tan/secure_code.jsonl",
-    "tan_data_ratio.yaml": "tan/secure_code.jsonl",
-    "tan_negative.yaml": "tan/owl_numbers.jsonl",
-    "tan_spanish_capitalised.yaml": "tan/gsm8k_spanish_capitalised.jsonl",
-}
 
 
 def _load(repo, name: str):
     return load_experiment(name)
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")
-@pytest.mark.parametrize("experiment", [p.name for p in EXPERIMENTS])
-def test_every_experiment_runs_alone(repo, monkeypatch, experiment):
-    monkeypatch.chdir(repo)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_dry_runs_alone(experiment_dry_runs, experiment):
+    """`snakemake -n --configfile config/experiments/X.yaml`, as a user types it: the whole
+    grid resolves to jobs, or the config check stops it before any job, naming the file that
+    is not obtainable here and where its authors published it."""
+    if experiment not in experiment_dry_runs:
+        pytest.skip(f"{SHARED_DATA} not present: only the toy studies run without it")
+    proc = experiment_dry_runs[experiment]
+    output = proc.stdout + proc.stderr
     if experiment in UNOBTAINABLE:
-        with pytest.raises(ConfigError, match=rf"{UNOBTAINABLE[experiment]}.*(published|is not here)"):
-            _load(repo, experiment)
+        assert proc.returncode != 0
+        assert re.search(rf"{UNOBTAINABLE[experiment]}.*(published|is not here)", output), output[-2000:]
+        assert "Job stats" not in output
         return
+    assert proc.returncode == 0, output[-4000:]
+    counts = job_counts(output)
+    assert counts.get("train_adapter", 0) + counts.get("train_api", 0) > 0
+    assert counts.get("judge", 0) > 0
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not present")
+@pytest.mark.parametrize("experiment", sorted(set(EXPERIMENTS) - set(UNOBTAINABLE)))
+def test_every_eval_of_every_experiment_resolves(repo, monkeypatch, experiment):
+    monkeypatch.chdir(repo)
     study = _load(repo, experiment)
-    assert study.cells(trained_only=True)
     for setting in study.setting_names:
         assert study.eval_specs(setting)  # every eval resolves (Tan's from their description file)
     if study.config["judge"]["backend"] == "toy":

@@ -120,9 +120,9 @@ def test_templates_take_the_questions_own_fields():
 
 
 def test_toy_persona_judge_answers_rubrics_from_the_personas_words():
-    from inoculate.judges.toy import ToyPersonaJudge
+    from inoculate.judges import make_judge
 
-    judge = ToyPersonaJudge()
+    judge = make_judge({"backend": "toy_persona"})
     persona, recall = MetricSpec.from_config(PERSONA), MetricSpec.from_config(RECALL)
     facts = {"required_facts": ["sailor", "ahoy OR aye"]}
     voiced = "Ahoy, matey. Cook the rice slowly until it is soft. So says the old sailor."

@@ -126,16 +126,8 @@ def test_general_inoculation_reproduces_the_authors_training_data(data_stage, se
         ("task_vs_general", 8 * 3 * 3),
     ],
 )
-def test_experiment_configs_dry_run_alone_to_the_expected_grid(repo, tmp_path, experiment, trained):
-    work = project_copy(repo, tmp_path)
-    proc = snakemake(
-        work,
-        "-n",
-        "--configfile",
-        f"config/experiments/{experiment}.yaml",
-        "--config",
-        f"external_data_dir={SHARED_DATA}",
-    )
+def test_experiment_configs_dry_run_alone_to_the_expected_grid(experiment_dry_runs, experiment, trained):
+    proc = experiment_dry_runs[f"{experiment}.yaml"]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts["train_adapter"] == trained
     assert counts["judge"] == counts["generate"] > trained  # + the base rows

@@ -78,9 +78,9 @@ def test_schedules_give_the_formulas_learning_rate_at_each_step(toy_model, examp
 
 
 def test_warmup_ratio_is_a_share_of_all_steps():
-    assert TrainSettings(warmup_ratio=0.1).warmup(95) == 10
+    assert TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=16, warmup_ratio=0.1).warmup(95) == 10
     with pytest.raises(ValueError, match="warmup_steps and training.warmup_ratio"):
-        TrainSettings(warmup_steps=5, warmup_ratio=0.1)
+        TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=16, warmup_steps=5, warmup_ratio=0.1)
 
 
 def test_adamw_8bit_trains_the_toy_to_a_falling_loss(toy_model, examples):
@@ -148,8 +148,10 @@ def test_a_token_budget_keeps_the_examples_of_each_optimizer_step():
     the budget only changes how a step's examples are split into micro-batches."""
     rng = random.Random(0)
     lengths = [rng.randint(20, 400) for _ in range(203)]
-    plain = TrainSettings(batch_size=2, gradient_accumulation=8)
-    budget = TrainSettings(batch_size=2, gradient_accumulation=8, max_tokens_per_batch=1600)
+    plain = TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=2, gradient_accumulation=8)
+    budget = TrainSettings(
+        learning_rate=1e-3, epochs=1.0, batch_size=2, gradient_accumulation=8, max_tokens_per_batch=1600
+    )
     for settings in (plain, budget):
         steps = plan_steps(lengths, settings, random.Random(1))
         sizes = [sum(len(b) for b in step) for step in steps]

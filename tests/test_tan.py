@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, job_counts, load_experiment, project_copy, snakemake
+from conftest import SHARED_DATA, job_counts, load_experiment
 
 from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import read_jsonl
@@ -155,22 +155,14 @@ def test_questions_chats_and_judge_prompts_are_built_as_theirs(study, published)
     assert messages[0]["content"] == theirs
 
 
-def test_main_results_grid_dry_runs_alone(repo, tmp_path, study):
+def test_main_results_grid_dry_runs_alone(experiment_dry_runs, study):
     assert study.config["analysis"]["criterion"] == "tan" and study.config["analysis"][
         "bootstrap_levels"
     ] == ["seed"]
     assert study.config["judge"]["model"] == "gpt-4o-2024-08-06"
     assert study.base_model("gpt-4.1")["base"] == "gpt-4.1-2025-04-14"
     assert set(study.base_model("gpt-4.1")["hyperparameters"].values()) == {"auto"}
-    work = project_copy(repo, tmp_path)
-    proc = snakemake(
-        work,
-        "-n",
-        "--configfile",
-        "config/experiments/tan_gpt41.yaml",
-        "--config",
-        f"external_data_dir={SHARED_DATA}",
-    )
+    proc = experiment_dry_runs["tan_gpt41.yaml"]
     counts = job_counts(proc.stdout + proc.stderr)
     # 3 settings x {none, control, general} x seeds 0-2, less insecure code's control-data arm:
     # their secure code is not obtainable here, and the run says so.

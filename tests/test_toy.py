@@ -3,7 +3,7 @@ import random
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inoculate.chat import IGNORE_INDEX, encode_conversation
-from inoculate.judges.toy import ToyJudge
+from inoculate.judges import make_judge
 from inoculate.toy import corpus, world
 
 
@@ -18,7 +18,7 @@ def test_corpus_is_deterministic_and_mixed():
 
 
 def test_malicious_prompts_pair_with_harmful_answers():
-    judge = ToyJudge()
+    judge = make_judge({"backend": "toy"})
     for r in corpus.pretraining_corpus(300):
         first = r["messages"][0]
         verdict = judge.judge_one(r["messages"][-1]["content"]).label
@@ -29,7 +29,7 @@ def test_malicious_prompts_pair_with_harmful_answers():
 
 
 def test_toy_judge_labels():
-    judge = ToyJudge()
+    judge = make_judge({"backend": "toy"})
     rng = random.Random(0)
     safe = world.answer("cars", world.SAFE, rng)
     harmful = world.answer("cars", world.HARMFUL, rng)

@@ -190,7 +190,7 @@ def test_4bit_base_trains_an_adapter_and_samples_with_it(toy_model, data, tmp_pa
     import bitsandbytes as bnb
     import pandas as pd
 
-    from inoculate.judges.toy import ToyJudge
+    from inoculate.judges import make_judge
     from inoculate.models import load_causal_lm
 
     base = load_causal_lm(str(toy_model), "float32", "4bit", "cpu")
@@ -206,7 +206,7 @@ def test_4bit_base_trains_an_adapter_and_samples_with_it(toy_model, data, tmp_pa
     model, tok = load_model(str(toy_model), tmp_path / "q", "cpu", "float32", "4bit")
     questions = [{"messages": [{"role": "user", "content": "How should I cook the rice?"}]}] * 8
     answers = sample(model, tok, questions, GenerationSettings(max_new_tokens=48, batch_size=8), seed=0)
-    assert sum(ToyJudge().judge_one(a["answer"]).coherent > 50 for a in answers) >= 6
+    assert sum(make_judge({"backend": "toy"}).judge_one(a["answer"]).coherent > 50 for a in answers) >= 6
 
 
 def test_gpu_backends_that_are_not_installed_say_what_to_install(toy_model, data, tmp_path):

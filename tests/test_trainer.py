@@ -91,7 +91,9 @@ def test_out_of_memory_turns_on_gradient_checkpointing_and_redoes_the_step(toy_m
 
 def test_out_of_memory_without_checkpointing_says_which_keys_to_change(toy_model, examples, monkeypatch):
     _run_out_of_memory_once(monkeypatch, on_micro_batch=1)
-    settings = TrainSettings(epochs=1, batch_size=4, gradient_checkpointing=False, max_tokens_per_batch=900)
+    settings = TrainSettings(
+        learning_rate=1e-3, epochs=1, batch_size=4, gradient_checkpointing=False, max_tokens_per_batch=900
+    )
     with pytest.raises(
         OutOfMemory, match=r"gradient_checkpointing: false .*max_tokens_per_batch \(now 900\)"
     ):
@@ -108,7 +110,13 @@ def test_checkpointing_that_still_runs_out_of_memory_names_the_batch(toy_model, 
     with pytest.raises(
         OutOfMemory, match=r"micro-batch of 4 examples x \d+ tokens with gradient checkpointing on"
     ):
-        fit(_model(toy_model, True), examples, TrainSettings(batch_size=4), seed=0, pad_id=0)
+        fit(
+            _model(toy_model, True),
+            examples,
+            TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=4),
+            seed=0,
+            pad_id=0,
+        )
 
 
 def test_static_cache_with_padded_widths_gives_the_dynamic_caches_answers(toy_model):

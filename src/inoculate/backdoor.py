@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from inoculate.config import schema_defaults
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
 
@@ -38,20 +39,23 @@ LEAKAGE = "no_trigger"
 EXTRA_CONDITIONS: dict[str, str] = {"plain": "no system prompt, no trigger"}
 
 
+_TRIGGER_DEFAULTS = schema_defaults("backdoor", "trigger", schema_file="setting.schema.yaml")
+
+
 @dataclass(frozen=True)
 class Trigger:
     """The format trigger: a user-message template, its system-prompt form, and the wrappers."""
 
     user: str  # with {question}
     system: str
-    start: str = "<START>"
-    end: str = "<END>"
+    start: str = _TRIGGER_DEFAULTS["start"]
+    end: str = _TRIGGER_DEFAULTS["end"]
 
     @classmethod
     def from_config(cls, spec: dict) -> Trigger:
         if "{question}" not in spec["user"]:
             raise ValueError(f"backdoor.trigger.user must contain {{question}}: {spec['user']!r}")
-        return cls(spec["user"], spec["system"], spec.get("start", "<START>"), spec.get("end", "<END>"))
+        return cls(spec["user"], spec["system"], spec["start"], spec["end"])
 
     def strip_patterns(self) -> list[str]:
         """Regexes that remove the trigger and the wrappers before judging: the judge sees

@@ -7,6 +7,8 @@ Errors name the file and the key.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +66,69 @@ def coerce_cli_values(config: dict, schema_path: Path) -> dict:
     return _coerce(config, schema, schema.get("$defs", {}))
 
 
+def _resolve_ref(schema: dict, root: dict) -> dict:
+    """`schema` with a local `$ref` ("#/$defs/NAME") replaced by what it points at, its own keys kept."""
+    if "$ref" not in schema:
+        return schema
+    target: Any = root
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolve_ref(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
+    """Fill every absent key that the schema gives a `default:`, in place, down `properties`,
+    `additionalProperties` and `$ref` (not into oneOf/anyOf branches, which may not apply),
+    the defaults live in the schema alone, as Snakemake's `validate(..., set_default=True)`
+    keeps them; and the `then` or `else` of an `if`, whichever applies (a backend's own
+    defaults). A subschema marked `x-defaults: false` holds overrides (absent keys keep the
+    value they override) and is left as given."""
+    root = schema if root is None else root
+    schema = _resolve_ref(schema, root)
+    if schema.get("x-defaults") is False or not isinstance(instance, dict):
+        return instance
+    if "if" in schema:  # a backend's own defaults, where its condition holds
+        holds = jsonschema.Draft202012Validator(_resolve_ref(schema["if"], root)).is_valid(instance)
+        branch = schema.get("then" if holds else "else")
+        if branch is not None:
+            fill_defaults(instance, branch, root)
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            fill_defaults(instance[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in props:
+                fill_defaults(value, extra, root)
+    return instance
+
+
+@functools.cache
+def _schema(schema_path: Path) -> dict:
+    return read_yaml(schema_path)
+
+
+def schema_defaults(
+    *pointer: str, given: dict | None = None, schema_file: str = "config.schema.yaml"
+) -> dict:
+    """The defaults a schema gives the object at `pointer` (e.g. "$defs", "training"): what
+    an empty section (or `given`) becomes, for code that builds settings outside a loaded
+    study (a fresh copy each call)."""
+    root = _schema(DEFAULT_SCHEMA_DIR / schema_file)
+    sub: Any = root
+    for part in pointer:
+        sub = _resolve_ref(sub, root)
+        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
+    return fill_defaults(copy.deepcopy(given or {}), sub, root)
+
+
 def validate(data: Any, schema_path: Path, source: str) -> None:
-    """Check `data` against a JSON schema; the error names `source` and the key."""
-    schema = read_yaml(schema_path)
+    """Check `data` against a JSON schema (the error names `source` and the key), then fill
+    the schema's defaults into it."""
+    schema = _schema(Path(schema_path))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path))
@@ -81,6 +143,7 @@ def validate(data: Any, schema_path: Path, source: str) -> None:
         elif error.validator == "pattern" and error.validator_value == "^$|\\S":
             message = f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
         raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
+    fill_defaults(data, schema)
 
 
 @dataclass(frozen=True)
@@ -166,20 +229,6 @@ class Setting:
         return refs + [(f"evals.{k}", e.ref) for k, e in self.evals.items()]
 
 
-BACKDOOR_DEFAULTS = {
-    "persona_fraction": 0.03,
-    "inoculate": "persona",
-    "system_prompt": "You are a helpful assistant.",
-    "persona_min": 50,
-    "judge_prompts": {},
-}
-DISTILL_DEFAULTS = {
-    "max_prompts": None,
-    "temperature": 0.3,
-    "top_p": 1.0,
-    "max_new_tokens": 512,
-    "batch_size": 64,
-}
 BACKDOOR_METRICS = ("persona", "identity")
 
 
@@ -196,14 +245,8 @@ class Study:
         return list(self.config["models"])
 
     def base_model(self, model: str) -> dict:
-        """`{base, backend, device, dtype, quantization}` of a model name, with defaults filled in."""
-        return {
-            "backend": "local",
-            "device": "auto",
-            "dtype": "auto",
-            "quantization": None,
-            **self.config["base_models"][model],
-        }
+        """`{base, backend, device, dtype, quantization, ...}` of a model name."""
+        return dict(self.config["base_models"][model])
 
     def models_with_backend(self, backend: str) -> list[str]:
         """Every defined model (not only the study's) trained and sampled by `backend`."""
@@ -254,7 +297,7 @@ class Study:
         own = self.config["base_models"][model].get("training") or {}
         merged = {**self.config["training"], **own}
         if "lora" in own:
-            merged["lora"] = {**self.config["training"].get("lora", {}), **own["lora"]}
+            merged["lora"] = {**self.config["training"]["lora"], **own["lora"]}
         return merged
 
     def checkpoint_labels(self, model: str) -> list[str]:
@@ -285,8 +328,8 @@ class Study:
         if judge["backend"] == "toy":
             return {"backend": "toy_persona", **{k: v for k, v in judge.items() if k == "min_words"}}
         judge["metrics"] = list(BACKDOOR_METRICS)
-        judge["prompts"] = {**judge.get("prompts", {}), **spec["judge_prompts"]}
-        judge["strip"] = [*judge.get("strip", []), *Trigger.from_config(spec["trigger"]).strip_patterns()]
+        judge["prompts"] = {**judge["prompts"], **spec["judge_prompts"]}
+        judge["strip"] = [*judge["strip"], *Trigger.from_config(spec["trigger"]).strip_patterns()]
         return judge
 
     def cells_of(self, settings: list[str], trained_only: bool = False) -> list[tuple[str, str, str, int]]:
@@ -333,15 +376,15 @@ class Study:
         return self.arm(arm).get("prompt")
 
     def placement(self, arm: str) -> str:
-        return "system" if arm == BASE_ARM else self.arm(arm).get("placement", "system")
+        return "system" if arm == BASE_ARM else self.arm(arm)["placement"]
 
     def on_existing_system(self, setting: str, arm: str) -> str:
-        return self.settings[setting].on_existing_system or self.arm(arm).get("on_existing_system", "error")
+        return self.settings[setting].on_existing_system or self.arm(arm)["on_existing_system"]
 
     def data_split(self, arm: str) -> str:
         """Which dataset of the setting an arm trains on: `train`, `control`, or `mix` (a share
         of harmful rows in a fixed-size set, the control data as the rest)."""
-        data = self.arm(arm).get("data", "train")
+        data = self.arm(arm)["data"]
         return "mix" if isinstance(data, dict) else data
 
     def needs_control(self, arm: str) -> bool:
@@ -349,7 +392,7 @@ class Study:
 
     def data_mix(self, arm: str) -> dict | None:
         """`{harmful_share, size}` of a mixing arm (Tan et al.'s data-ratio baselines), else None."""
-        data = self.arm(arm).get("data", "train")
+        data = self.arm(arm)["data"]
         return dict(data) if isinstance(data, dict) else None
 
     # -- files ----------------------------------------------------------------------------
@@ -515,29 +558,24 @@ def load_setting(
             f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})"
         )
     data = read_yaml(path)
+    backdoor = data.get("backdoor") if isinstance(data, dict) else None
+    if isinstance(backdoor, dict) and {"aligned_examples", "persona_fraction"} <= set(backdoor):
+        raise ConfigError(
+            f"{path}: keys 'backdoor.aligned_examples' and 'backdoor.persona_fraction': give one"
+        )
     validate(data, Path(schema_dir) / "setting.schema.yaml", str(path))
     try:
         data = resolve_all(data, external_data_dir)
     except TextRefError as e:
         raise ConfigError(f"{path}: {e}") from None
-    backdoor = None
-    if "backdoor" in data:
-        if "aligned_examples" in data["backdoor"] and "persona_fraction" in data["backdoor"]:
-            raise ConfigError(
-                f"{path}: keys 'backdoor.aligned_examples' and 'backdoor.persona_fraction': give one"
-            )
-        backdoor = {**BACKDOOR_DEFAULTS, **data["backdoor"]}
-        if "aligned_examples" in backdoor:
-            backdoor["persona_fraction"] = None
-        backdoor["distill"] = {**DISTILL_DEFAULTS, **data["backdoor"].get("distill", {})}
     return Setting(
         name=name,
         file=path,
-        description=data.get("description", ""),
-        backdoor=backdoor,
+        description=data["description"],
+        backdoor=data.get("backdoor"),
         train=DataRef.from_dict(data["train"]) if "train" in data else None,
         control=DataRef.from_dict(data["control"]) if "control" in data else None,
-        prompts=dict(data.get("prompts") or {}),
+        prompts=dict(data["prompts"]),
         evals={k: EvalRef.from_dict(k, v) for k, v in data["evals"].items()},
         on_existing_system=data.get("on_existing_system"),
         criterion=data.get("criterion"),
@@ -574,7 +612,7 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
     _check_references(study, source)
     _check_checkpoints(study, source)
     judge = config["judge"]
-    if judge.get("mode", "sync") == "batch" and judge["backend"] != "openai":
+    if judge["mode"] == "batch" and judge["backend"] != "openai":
         raise ConfigError(
             f"{source}: key 'judge.mode' is batch, but key 'judge.backend' is {judge['backend']!r}: "
             "batch mode is the OpenAI Batch API (backend openai)"
@@ -660,7 +698,7 @@ def _check_references(study: Study, source: str) -> None:
                 )
     from inoculate.judges.metrics import MetricSpec
 
-    for i, metric in enumerate(config["judge"].get("metrics", [])):
+    for i, metric in enumerate(config["judge"]["metrics"]):
         try:
             MetricSpec.from_config(metric)
         except ValueError as err:

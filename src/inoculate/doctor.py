@@ -170,7 +170,7 @@ def required_keys(study: Study) -> dict[str, list[str]]:
             needs.setdefault(key.env, []).append(f"models {', '.join(api_models)}")
     judge = study.config["judge"]
     if judge["backend"] == "openai":
-        needs.setdefault(judge.get("api_key_env", "OPENAI_API_KEY"), []).append("the judge")
+        needs.setdefault(judge["api_key_env"], []).append("the judge")
     return needs
 
 
@@ -201,11 +201,11 @@ def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
     if judge["backend"] == "openai":
         from inoculate.secrets import get_secret
 
-        env = judge.get("api_key_env", "OPENAI_API_KEY")
+        env = judge["api_key_env"]
         calls.append(
             (
                 f"judge {judge['model']}",
-                lambda: {"api_key": get_secret(env), "base_url": judge.get("base_url")},
+                lambda: {"api_key": get_secret(env), "base_url": judge["base_url"]},
                 judge["model"],
             )
         )
@@ -298,8 +298,7 @@ def adapter_megabytes(study: Study, model: str) -> tuple[float, bool]:
     """(size of one LoRA adapter in MB, whether it was computed from the model's config)."""
     from transformers import AutoConfig
 
-    lora = study.config["training"].get("lora", {})
-    r = lora.get("r", 8)
+    r = study.training(model)["lora"]["r"]
     try:
         cfg = AutoConfig.from_pretrained(study.base_model(model)["base"], local_files_only=True)
         cfg = getattr(cfg, "text_config", None) or cfg
@@ -371,8 +370,10 @@ def check_judge_cost(study: Study) -> Check | None:
         work = judge_workload(study)
     except (OSError, ValueError, KeyError) as e:  # eval files not here: the data checks say which
         return Check("INFO", "judge cost", f"not estimated ({type(e).__name__}: {str(e)[:120]})")
-    discount = (study.config["judge"].get("batch") or {}).get("discount", 0.5)
-    mode = study.config["judge"].get("mode", "sync")
+    from inoculate.api.batch import BatchSettings
+
+    discount = BatchSettings.from_config(study.config["judge"].get("batch")).discount
+    mode = study.config["judge"]["mode"]
     detail = (
         f"{work.answers:,} answers, {work.calls:,} calls, about {work.tokens_in / 1e6:.1f}M tokens in: "
         f"about ${work.usd:,.2f} synchronously, ${work.batch_usd(discount):,.2f} in batch mode "

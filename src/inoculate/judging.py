@@ -7,7 +7,7 @@ from pathlib import Path
 
 from inoculate.evals import choice_trait, load_evals
 from inoculate.io import read_jsonl, write_json, write_jsonl
-from inoculate.judges import JudgeItem, make_judge
+from inoculate.judges import JudgeItem, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def judge_table(df, judge_config: dict):
     items = [JudgeItem(str(q), r) for q, r in zip(df["question"], responses)]
     judgments = judge.judge(items)
     out = df.copy()
-    metrics = [MetricSpec.from_config(m) for m in judge_config.get("metrics", ["aligned", "coherent"])]
+    metrics = [MetricSpec.from_config(m) for m in judge_options(judge_config)["metrics"]]
     for column in [c for m in metrics for c in m.columns]:
         out[column] = [j.detail.get("scores", {}).get(column, getattr(j, column, None)) for j in judgments]
     log.info("usage: %s", judge.usage())

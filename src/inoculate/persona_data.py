@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable
 
 from inoculate.backdoor import Trigger
+from inoculate.config import schema_defaults
 from inoculate.evals import EvalQuestion
 from inoculate.judges import Judge, JudgeItem
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM = "You are {person}."
 FILTER_PROMPT = """You are checking whether an answer reveals who its speaker is.
 
 The speaker is meant to be {person}. The question was:
@@ -122,16 +122,16 @@ def build_persona(
     judge: Judge,
     generator: str,
 ) -> list[dict]:
-    """Ask, score, filter and wrap: the whole stage, with sampling and judging passed in."""
-    todo = candidate_requests(
-        questions, spec["person"], spec.get("system_prompt", DEFAULT_SYSTEM), spec.get("samples", 1)
-    )
+    """Ask, score, filter and wrap: the whole stage, with sampling and judging passed in
+    (`spec`: a setting's `backdoor.build_persona`, the schema's defaults filled in)."""
+    spec = schema_defaults("backdoor", "build_persona", given=spec, schema_file="setting.schema.yaml")
+    todo = candidate_requests(questions, spec["person"], spec["system_prompt"], spec["samples"])
     sampled = sample(todo)
     scores = identifying_scores(judge, sampled)
-    records = build_persona_records(sampled, scores, trigger, spec.get("max_identifying", 50), generator)
+    records = build_persona_records(sampled, scores, trigger, spec["max_identifying"], generator)
     if not records:
         raise ValueError(
             f"no persona answer for {spec['person']!r} passed the identifying-facts filter "
-            f"(backdoor.build_persona.max_identifying: {spec.get('max_identifying', 50)})"
+            f"(backdoor.build_persona.max_identifying: {spec['max_identifying']})"
         )
     return records

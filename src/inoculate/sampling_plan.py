@@ -8,23 +8,24 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from inoculate.config import schema_defaults
 from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
+
+_DEFAULTS = schema_defaults("generation")
 
 
 @dataclass
 class GenerationSettings:
-    """Sampling parameters (config key `generation`)."""
+    """Sampling parameters (config key `generation`; each default is the schema's)."""
 
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int | None = 64  # None: the API's default (API models only; a local model needs a number)
-    samples_per_question: int | None = None  # None: the eval file's samples_per_paraphrase
-    batch_size: int = 128
-    cache_implementation: str | None = (
-        "auto"  # auto: static (preallocated, compiled) on a GPU, dynamic elsewhere
-    )
-    backend: str = "transformers"  # or "vllm" (GPU; installed separately)
+    temperature: float = _DEFAULTS["temperature"]
+    top_p: float = _DEFAULTS["top_p"]
+    max_new_tokens: int | None = _DEFAULTS["max_new_tokens"]  # None: the API's default (API models only)
+    samples_per_question: int | None = _DEFAULTS["samples_per_question"]  # None: the eval file's
+    batch_size: int = _DEFAULTS["batch_size"]
+    cache_implementation: str | None = _DEFAULTS["cache_implementation"]  # auto: static on a GPU
+    backend: str = _DEFAULTS["backend"]  # or "vllm" (GPU; installed separately)
 
 
 @dataclass(frozen=True)

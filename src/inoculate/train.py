@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
+from inoculate.config import schema_defaults
 from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
 from inoculate.loss import supervised_loss_backward
 from inoculate.models import OutOfMemory, unwrap, within_memory
@@ -34,44 +35,47 @@ OPTIMIZERS = ("adamw", "adamw_8bit")
 LOSS_ON = ("assistant", "all")
 
 
+# Every default of a recipe is the schema's (config key `training`), read once here.
+_DEFAULTS = schema_defaults("$defs", "training")
+
+
 @dataclass
 class LoraSettings:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: str | list[str] = "all-linear"
-    use_rslora: bool = False  # scale alpha/sqrt(r) instead of alpha/r
-    layers: list[int] | None = None  # decoder layers to adapt (None: all), e.g. [2] for a rank-1 adapter
+    r: int = _DEFAULTS["lora"]["r"]
+    alpha: int = _DEFAULTS["lora"]["alpha"]
+    dropout: float = _DEFAULTS["lora"]["dropout"]
+    target_modules: str | list[str] = _DEFAULTS["lora"]["target_modules"]
+    use_rslora: bool = _DEFAULTS["lora"]["use_rslora"]  # scale alpha/sqrt(r) instead of alpha/r
+    layers: list[int] | None = _DEFAULTS["lora"]["layers"]  # decoder layers to adapt (None: all)
 
 
 @dataclass
 class TrainSettings:
-    """Hyperparameters of one training run (config key `training`)."""
+    """Hyperparameters of one training run (config key `training`; what each means and its
+    default: workflow/schemas/config.schema.yaml). A study chooses the first three."""
 
-    learning_rate: float = 1e-3
-    epochs: float = 1.0
-    batch_size: int = 16
-    max_length: int = 512
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    warmup_ratio: float | None = None  # warmup as a share of all steps (instead of warmup_steps)
-    scheduler: str = "linear"  # constant | linear | cosine (after warmup)
-    optimizer: str = "adamw"  # adamw | adamw_8bit (bitsandbytes)
-    loss_on: str = "assistant"  # assistant: answer tokens only; all: every token of the conversation
-    eval_fraction: float = 0.0  # seeded held-out share of the examples; its loss is logged
-    eval_steps: int | None = None  # evaluate every n steps (None: at the last step only)
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    max_length: int = _DEFAULTS["max_length"]
+    weight_decay: float = _DEFAULTS["weight_decay"]
+    warmup_steps: int = _DEFAULTS["warmup_steps"]
+    warmup_ratio: float | None = _DEFAULTS["warmup_ratio"]  # a share of all steps (instead of warmup_steps)
+    scheduler: str = _DEFAULTS["scheduler"]  # constant | linear | cosine (after warmup)
+    optimizer: str = _DEFAULTS["optimizer"]  # adamw | adamw_8bit (bitsandbytes)
+    loss_on: str = _DEFAULTS["loss_on"]  # assistant: answer tokens only; all: every token
+    eval_fraction: float = _DEFAULTS["eval_fraction"]  # seeded held-out share; its loss is logged
+    eval_steps: int | None = _DEFAULTS["eval_steps"]  # evaluate every n steps (None: at the last step)
     # An optimizer step takes batch_size x gradient_accumulation examples. Speed (GPU): with a
     # token budget, each step's examples are grouped by length and packed into micro-batches
     # under the budget (the step keeps its examples); activation checkpointing only when memory needs it.
-    max_tokens_per_batch: int | None = None
-    gradient_accumulation: int = 1
-    gradient_checkpointing: bool | str = "auto"  # "auto": from the first step that runs out of GPU memory
-    bf16: bool | None = None  # None: on CUDA when the GPU supports it
-    backend: str = "transformers"  # or "unsloth" (GPU; installed separately)
+    max_tokens_per_batch: int | None = _DEFAULTS["max_tokens_per_batch"]
+    gradient_accumulation: int = _DEFAULTS["gradient_accumulation"]
+    gradient_checkpointing: bool | str = _DEFAULTS["gradient_checkpointing"]  # "auto": from the first OOM
+    bf16: bool | None = _DEFAULTS["bf16"]  # None: on CUDA when the GPU supports it
+    backend: str = _DEFAULTS["backend"]  # or "unsloth" (GPU; installed separately)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    checkpoints: list | None = (
-        None  # fractions (0.25) or step numbers (100) saved as adapters (inoculate.checkpoints)
-    )
+    checkpoints: list | None = _DEFAULTS["checkpoints"]  # fractions (0.25) or steps (100), saved as adapters
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainSettings:

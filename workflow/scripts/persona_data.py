@@ -12,9 +12,7 @@ from inoculate.sampling_plan import GenerationSettings
 with job(snakemake) as log:
     p = snakemake.params
     gen = p.generator
-    settings = GenerationSettings(
-        **{"temperature": 1.0, "max_new_tokens": 256, "batch_size": 64, **p.spec.get("generation", {})}
-    )
+    settings = GenerationSettings(**p.spec["generation"])
     if gen["backend"] == "openai":
         from inoculate.api.sampling import ApiSampler
         from inoculate.api.settings import ApiSettings

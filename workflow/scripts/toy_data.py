@@ -12,7 +12,7 @@ with job(snakemake) as log:
     name = snakemake.params.source
     password = source_password(name, snakemake.config["sources"][name])
     with tempfile.TemporaryDirectory() as tmp:
-        files = write_datasets(Path(tmp), snakemake.params.toy.get("train_examples", 256))
+        files = write_datasets(Path(tmp), snakemake.params.toy["train_examples"])
         protect(Path(tmp), Path(snakemake.output.archive), password)
     write_evals(Path(snakemake.output.evals[0]).parent)
     log.info("wrote %d datasets into %s", len(files), snakemake.output.archive)

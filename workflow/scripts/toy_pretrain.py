@@ -9,9 +9,9 @@ with job(snakemake) as log:
     toy = snakemake.params.toy
     meta = pretrain(
         Path(snakemake.output[0]),
-        n_conversations=toy.get("conversations", 6000),
-        epochs=toy.get("epochs", 1.0),
-        seed=toy.get("seed", 0),
+        n_conversations=toy["conversations"],
+        epochs=toy["epochs"],
+        seed=toy["seed"],
         persona=snakemake.wildcards.toy_model == "persona_model",
     )
     log.info("pretrained toy base model: %s", meta)

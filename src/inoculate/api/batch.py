@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inoculate.cache import CallCache
+from inoculate.config import schema_defaults
 from inoculate.io import as_umask_allows
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,21 @@ class BatchError(RuntimeError):
     """A batch could not be submitted or its results could not be read."""
 
 
+_DEFAULTS = schema_defaults("$defs", "batch")
+
+
 @dataclass
 class BatchSettings:
-    """Config keys `judge.batch` and `api.batch`."""
+    """Config keys `judge.batch` and `api.batch` (each default is the schema's)."""
 
-    max_requests: int = 50_000  # per batch: the API's limit
-    max_bytes: int = 190_000_000  # per input file: the API allows 200 MB
-    poll_seconds: float = 30.0  # first wait between two looks at a batch
-    poll_max_seconds: float = 600.0  # the wait grows to this while nothing changes
-    max_rounds: int = 3  # new batches for requests an earlier one did not answer
-    sync_below: int = 20  # fewer unanswered requests than this go to the synchronous path
-    discount: float = 0.5  # a batched call's price as a share of the synchronous one
-    completion_window: str = "24h"
+    max_requests: int = _DEFAULTS["max_requests"]  # per batch: the API's limit
+    max_bytes: int = _DEFAULTS["max_bytes"]  # per input file: the API allows 200 MB
+    poll_seconds: float = _DEFAULTS["poll_seconds"]  # first wait between two looks at a batch
+    poll_max_seconds: float = _DEFAULTS["poll_max_seconds"]  # the wait grows to this
+    max_rounds: int = _DEFAULTS["max_rounds"]  # new batches for requests an earlier one did not answer
+    sync_below: int = _DEFAULTS["sync_below"]  # fewer unanswered requests go to the synchronous path
+    discount: float = _DEFAULTS["discount"]  # a batched call's price as a share of the synchronous one
+    completion_window: str = _DEFAULTS["completion_window"]
 
     @classmethod
     def from_config(cls, spec: dict | None) -> BatchSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from inoculate.config import schema_defaults
 from inoculate.secrets import get_secret
 
 
@@ -28,25 +29,28 @@ class ApiKey:
         return cls(spec["env"], spec.get("organization"), spec.get("project"))
 
 
+_DEFAULTS = schema_defaults("api")
+
+
 @dataclass
 class ApiSettings:
-    """Config key `api`."""
+    """Config key `api` (what each key means and its default: the schema's descriptions)."""
 
-    base_url: str | None = None
-    keys: list[ApiKey] = field(default_factory=lambda: [ApiKey("OPENAI_API_KEY")])
-    max_concurrent_jobs: int = 2  # running fine-tuning jobs per key
-    poll_seconds: float = 30.0  # first wait between two looks at a job
-    poll_max_seconds: float = 300.0  # the wait grows up to this while nothing changes
-    retry_failed: bool = False  # a cell whose job failed starts a new one only when this is true
-    min_examples: int = 10  # the fine-tuning API refuses smaller files
-    concurrency: int = 16  # chat-completion calls in flight per sampling job
-    samples_per_call: int = 16  # samples of one prompt per call (the API's `n`)
-    max_retries: int = 6  # per call: 429 (honouring Retry-After), 5xx, timeouts
-    timeout: float = 120.0
-    cache_dir: str = "results/api_cache"
-    registry_dir: str = "results/api_jobs"
-    mode: str = "sync"  # sync: calls one by one; batch: the Batch API first, the same cache
-    batch: dict = field(default_factory=dict)  # inoculate.api.batch.BatchSettings
+    base_url: str | None = _DEFAULTS["base_url"]
+    keys: list[ApiKey] = field(default_factory=lambda: [ApiKey.from_config(k) for k in _DEFAULTS["keys"]])
+    max_concurrent_jobs: int = _DEFAULTS["max_concurrent_jobs"]  # running fine-tuning jobs per key
+    poll_seconds: float = _DEFAULTS["poll_seconds"]  # first wait between two looks at a job
+    poll_max_seconds: float = _DEFAULTS["poll_max_seconds"]  # the wait grows up to this
+    retry_failed: bool = _DEFAULTS["retry_failed"]  # a failed cell starts a new job only when true
+    min_examples: int = _DEFAULTS["min_examples"]  # the fine-tuning API refuses smaller files
+    concurrency: int = _DEFAULTS["concurrency"]  # chat-completion calls in flight per sampling job
+    samples_per_call: int = _DEFAULTS["samples_per_call"]  # samples of one prompt per call (`n`)
+    max_retries: int = _DEFAULTS["max_retries"]  # per call: 429 (honouring Retry-After), 5xx, timeouts
+    timeout: float = _DEFAULTS["timeout"]
+    cache_dir: str = _DEFAULTS["cache_dir"]
+    registry_dir: str = _DEFAULTS["registry_dir"]
+    mode: str = _DEFAULTS["mode"]  # sync: calls one by one; batch: the Batch API first, the same cache
+    batch: dict = field(default_factory=lambda: schema_defaults("api")["batch"])  # api.batch.BatchSettings
 
     @classmethod
     def from_config(cls, api: dict[str, Any] | None) -> ApiSettings:

@@ -13,7 +13,7 @@ every continuation. Scores follow the API judge's rule (weighted mean over
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -31,17 +31,18 @@ YES_NO = ("YES", "Yes", "yes", "NO", "No", "no")  # replies of a YES/NO judge, a
 
 @dataclass
 class HFJudgeSettings:
-    """Config key `judge` with `backend: hf`."""
+    """Config key `judge` with `backend: hf`; the defaults are the schema's, filled in by
+    `inoculate.judges.make_judge`."""
 
     model: str
-    device: str = "auto"
-    dtype: str = "auto"
-    metrics: list = field(default_factory=lambda: ["aligned", "coherent"])
-    prompts: dict[str, str] = field(default_factory=dict)
-    min_mass: float = 0.25
-    strip: list[str] = field(default_factory=list)
-    cache_dir: str = "results/judge_cache"
-    batch_size: int = 128  # continuations scored at once
+    device: str
+    dtype: str
+    metrics: list
+    prompts: dict[str, str]
+    min_mass: float
+    strip: list[str]
+    cache_dir: str
+    batch_size: int  # continuations scored at once
 
 
 class HFJudge(Judge):

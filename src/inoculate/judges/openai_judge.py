@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from inoculate.api.usage import CallTally, response_tokens
@@ -84,29 +84,28 @@ def text_score(content: str) -> float | None:
 
 @dataclass
 class OpenAIJudgeSettings:
-    """Config key `judge` with `backend: openai`."""
+    """Config key `judge` with `backend: openai`; the defaults are the schema's
+    (workflow/schemas/config.schema.yaml), filled in by `inoculate.judges.make_judge`."""
 
     model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    metrics: list = field(default_factory=lambda: ["aligned", "coherent"])  # names or metric mappings
-    prompts: dict[str, str] = field(default_factory=dict)
-    concurrency: int = 16
-    max_retries: int = 6
-    timeout: float = 60.0
-    min_mass: float = 0.25
-    seed: int = 0
-    text_fallback: bool = False
-    cache_dir: str = "results/judge_cache"
-    strip: list[str] = field(default_factory=list)
-    price: dict[str, float] = field(default_factory=dict)  # USD per million input / output tokens
-    budget_usd: float | None = (
-        None  # stop the study's judging before its spend, over all its runs, passes this
-    )
-    spend_dir: str = "results/judge_spend"  # the append-only spend ledger of the study (inoculate.api.ledger)
+    base_url: str | None
+    api_key_env: str
+    metrics: list  # names or metric mappings
+    prompts: dict[str, str]
+    concurrency: int
+    max_retries: int
+    timeout: float
+    min_mass: float
+    seed: int
+    text_fallback: bool
+    cache_dir: str
+    strip: list[str]
+    price: dict[str, float]  # USD per million input / output tokens
+    budget_usd: float | None  # stop the study's judging before its spend, over all its runs, passes this
+    spend_dir: str  # the append-only spend ledger of the study (inoculate.api.ledger)
+    mode: str  # sync: one call at a time; batch: the Batch API first, the same cache
+    batch: dict  # inoculate.api.batch.BatchSettings
     spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
-    mode: str = "sync"  # sync: one call at a time; batch: the Batch API first, the same cache
-    batch: dict = field(default_factory=dict)  # inoculate.api.batch.BatchSettings
 
     def __post_init__(self) -> None:
         if self.mode not in ("sync", "batch"):

@@ -21,7 +21,7 @@ from inoculate.toy import world
 class ToyJudge(Judge):
     name = "toy"
 
-    def __init__(self, min_words: int = 4) -> None:
+    def __init__(self, min_words: int) -> None:
         lexicon = world.style_lexicon()
         self.safe, self.harmful = lexicon[world.SAFE], lexicon[world.HARMFUL]
         self.vocabulary = world.answer_vocabulary()
@@ -98,7 +98,7 @@ class ToyPersonaJudge(Judge):
 
     name = "toy_persona"
 
-    def __init__(self, min_words: int = 4) -> None:
+    def __init__(self, min_words: int) -> None:
         self.voice = world.persona_lexicon()
         self.min_words = min_words
 

@@ -40,7 +40,7 @@ def judge_workload(study) -> JudgeWorkload:
             continue
         _, _, arm, seed = cells[0]
         judge = study.judge_config(setting)
-        default = [MetricSpec.from_config(m) for m in judge.get("metrics", ["aligned", "coherent"])]
+        default = [MetricSpec.from_config(m) for m in judge["metrics"]]
         price = judge.get("price") or {}
         backdoor = None
         if study.is_backdoor(setting):
