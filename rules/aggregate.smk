@@ -33,7 +33,7 @@ rule aggregate:
         "../envs/plot.yaml"
     params:
         analysis=config["analysis"],
-        criteria=STUDY.criteria(),
+        criteria=STUDY.judging.criteria(),
         spend_dir=config["judge"]["spend_dir"],
     script:
         "../workflow/scripts/aggregate.py"
@@ -59,6 +59,6 @@ rule aggregate_checkpoints:
         "../envs/plot.yaml"
     params:
         analysis=config["analysis"],
-        criteria=STUDY.criteria(),
+        criteria=STUDY.judging.criteria(),
     script:
         "../workflow/scripts/aggregate_checkpoints.py"

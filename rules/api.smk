@@ -19,8 +19,8 @@ rule train_api:
     # Keys, limits and polling are read from the config inside the job: changing them does
     # not invalidate finished cells.
     params:
-        model=lambda wildcards: STUDY.base_model(wildcards.model),
-        endpoint=STUDY.api_settings().get("base_url"),
+        model=lambda wildcards: STUDY.base_models.spec(wildcards.model),
+        endpoint=STUDY.base_models.api_settings().get("base_url"),
     script:
         "../workflow/scripts/train_api.py"
 
@@ -40,13 +40,13 @@ rule generate_api:
     conda:
         "../envs/api.yaml"
     params:
-        model=lambda wildcards: STUDY.base_model(wildcards.model),
-        endpoint=STUDY.api_settings().get("base_url"),
+        model=lambda wildcards: STUDY.base_models.spec(wildcards.model),
+        endpoint=STUDY.base_models.api_settings().get("base_url"),
         generation=config["generation"],
-        conditions=STUDY.conditions(),
-        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
-        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
-        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        conditions=STUDY.grid.conditions(),
+        evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
+        prompt=lambda wildcards: STUDY.inoculations.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.inoculations.placement(wildcards.inoculation),
         backdoor=backdoor_test,
     script:
         "../workflow/scripts/generate_api.py"

@@ -48,15 +48,15 @@ rule mix:
         persona_fraction=lambda wildcards: STUDY.backdoor(wildcards.setting)["persona_fraction"],
         aligned_examples=lambda wildcards: STUDY.backdoor(wildcards.setting).get("aligned_examples"),
         inoculate=lambda wildcards: STUDY.backdoor(wildcards.setting)["inoculate"],
-        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
-        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        prompt=lambda wildcards: STUDY.inoculations.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.inoculations.placement(wildcards.inoculation),
     script:
         "../workflow/scripts/mix.py"
 
 
 rule aggregate_backdoor:
     input:
-        judgments=judgment_files(STUDY.backdoor_settings),
+        judgments=judgment_files(STUDY.grid.backdoor_settings),
     output:
         samples="results/tables/backdoor_samples.csv",
         rates=report(
@@ -77,7 +77,7 @@ rule aggregate_backdoor:
         "../envs/plot.yaml"
     params:
         analysis=config["analysis"],
-        persona_min={s: STUDY.backdoor(s)["persona_min"] for s in STUDY.backdoor_settings},
+        persona_min={s: STUDY.backdoor(s)["persona_min"] for s in STUDY.grid.backdoor_settings},
     script:
         "../workflow/scripts/aggregate_backdoor.py"
 
@@ -99,14 +99,16 @@ rule plot_backdoor:
     conda:
         "../envs/plot.yaml"
     params:
-        rows=STUDY.rows,
+        inoculations=STUDY.grid.inoculations_and_base,
     script:
         "../workflow/scripts/plot_backdoor.py"
 
 
 rule persona_data:
     input:
-        questions=lambda wildcards: STUDY.dependency(DataRef.from_dict(build_spec(wildcards)["questions"])),
+        questions=lambda wildcards: STUDY.data.dependency(
+            DataRef.from_dict(build_spec(wildcards)["questions"])
+        ),
         base=generator_base_input,
     output:
         "results/persona/{setting}.jsonl",
@@ -118,17 +120,17 @@ rule persona_data:
     resources:
         gpu=lambda wildcards: (
             resource("persona_data", "gpu")
-            if STUDY.base_model(build_spec(wildcards)["generator"])["backend"] == "local"
+            if STUDY.base_models.spec(build_spec(wildcards)["generator"])["backend"] == "local"
             else 0
         ),
         mem_mb=growing("persona_data", "mem_mb"),
         runtime=growing("persona_data", "runtime"),
     params:
         spec=build_spec,
-        questions=lambda wildcards: STUDY.resolve(DataRef.from_dict(build_spec(wildcards)["questions"])),
+        questions=lambda wildcards: STUDY.data.resolve(DataRef.from_dict(build_spec(wildcards)["questions"])),
         generator=lambda wildcards: {
             "name": build_spec(wildcards)["generator"],
-            **STUDY.base_model(build_spec(wildcards)["generator"]),
+            **STUDY.base_models.spec(build_spec(wildcards)["generator"]),
         },
         trigger=lambda wildcards: STUDY.backdoor(wildcards.setting)["trigger"],
         judge=lambda wildcards: identifying_judge_config(

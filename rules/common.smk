@@ -37,11 +37,11 @@ try:
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
 
-for _setting, _arm in STUDY.skipped_cells():
+for _setting, _arm in STUDY.grid.skipped_cells():
     _control = STUDY.settings[_setting].control
-    if STUDY.missing_data(_control):
+    if STUDY.data.missing(_control):
         logger.warning(
-            f"note: setting {_setting!r}: its control data {STUDY.resolve(_control)} is not here (published at "
+            f"note: setting {_setting!r}: its control data {STUDY.data.resolve(_control)} is not here (published at "
             f"{_control.published}), so arm {_arm!r} is not trained for it"
         )
     else:
@@ -60,7 +60,7 @@ wildcard_constraints:
 
 def model_pattern(backend):
     """A wildcard constraint matching exactly the models of one backend (or nothing)."""
-    names = STUDY.models_with_backend(backend)
+    names = STUDY.base_models.with_backend(backend)
     return "|".join(re.escape(m) for m in names) if names else "(?!)"
 
 
@@ -78,17 +78,17 @@ def cell_path(stage, model, setting, inoculation, seed, suffix=""):
 
 def base_model_input(wildcards):
     """The base model as a file dependency when it is built by a rule or a local folder."""
-    base = STUDY.base_model(wildcards.model)["base"]
+    base = STUDY.base_models.spec(wildcards.model)["base"]
     return [base] if base.startswith("results/") or Path(base).exists() else []
 
 
 def base_model_param(wildcards, input):
     """The base model as the job sees it: the staged input path, or a hub id."""
-    return input.base[0] if input.base else STUDY.base_model(wildcards.model)["base"]
+    return input.base[0] if input.base else STUDY.base_models.spec(wildcards.model)["base"]
 
 
 def model_option(key):
-    return lambda wildcards: STUDY.base_model(wildcards.model)[key]
+    return lambda wildcards: STUDY.base_models.spec(wildcards.model)[key]
 
 
 def resource(rule_name, key):
@@ -103,18 +103,18 @@ def growing(rule_name, key):
 
 
 def dataset_file(wildcards):
-    return STUDY.resolve(STUDY.dataset_ref(wildcards.setting, wildcards.split))
+    return STUDY.data.resolve(STUDY.data.dataset_ref(wildcards.setting, wildcards.split))
 
 
 def dataset_input(wildcards):
     """What a dataset is read from: the decrypted folder of an archive source (made by
     data_decrypt), else the file itself."""
-    return STUDY.dependency(STUDY.dataset_ref(wildcards.setting, wildcards.split))
+    return STUDY.data.dependency(STUDY.data.dataset_ref(wildcards.setting, wildcards.split))
 
 
 def inoculation_input(wildcards):
     """The setting's dataset an arm trains on; both of them for a mixing arm."""
-    split = STUDY.data_split(wildcards.inoculation)
+    split = STUDY.inoculations.data_split(wildcards.inoculation)
     trigger = STUDY.settings[wildcards.setting].train_trigger or {}
     with_control = split == "mix" or (split == "train" and trigger.get("with_control"))
     splits = ["train", "control"] if with_control else [split]
@@ -150,21 +150,21 @@ def force_if_stale(adapter, generations):
 
 
 def eval_inputs(wildcards):
-    return list(STUDY.eval_paths(wildcards.setting).values())
+    return list(STUDY.data.eval_paths(wildcards.setting).values())
 
 
 def train_data_input(wildcards):
     """An arm's training set: shared by all models for an inoculation setting; per model and
     seed for a backdoor setting (self-distilled from that model, shuffled per seed)."""
     w = wildcards
-    if STUDY.is_backdoor(w.setting):
+    if STUDY.grid.is_backdoor(w.setting):
         return cell_path("train", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
     return f"results/train/{w.setting}/{w.inoculation}.jsonl"
 
 
 def judgment_files(settings=None):
     """Judged answers of the inoculation settings' cells (or of `settings`)."""
-    cells = STUDY.cells_of(STUDY.inoculation_settings if settings is None else settings)
+    cells = STUDY.grid.cells_of(STUDY.grid.inoculation_settings if settings is None else settings)
     return [cell_path("judgments", *cell, suffix=".jsonl") for cell in cells]
 
 
@@ -174,21 +174,23 @@ def checkpoint_path(stage, model, setting, inoculation, seed, checkpoint, suffix
 
 def checkpoint_judgments():
     """Judged answers of every checkpoint of every trained cell (training.checkpoints)."""
-    return [checkpoint_path("judgments", *cell) for cell in STUDY.checkpoint_cells()]
+    return [checkpoint_path("judgments", *cell) for cell in STUDY.grid.checkpoint_cells()]
 
 
 def judge_usage_files():
-    return [cell_path("judgments", *cell, suffix=".usage.json") for cell in STUDY.cells()]
+    return [cell_path("judgments", *cell, suffix=".usage.json") for cell in STUDY.grid.cells()]
 
 
 def adapter_dirs(settings=None):
-    cells = STUDY.cells_of(STUDY.inoculation_settings if settings is None else settings, trained_only=True)
+    cells = STUDY.grid.cells_of(
+        STUDY.grid.inoculation_settings if settings is None else settings, trained_only=True
+    )
     return [cell_path("adapters", *cell) for cell in cells]
 
 
 def backdoor_test(wildcards):
     """How a backdoor setting is tested (trigger, system prompt); None for an inoculation setting."""
-    if not STUDY.is_backdoor(wildcards.setting):
+    if not STUDY.grid.is_backdoor(wildcards.setting):
         return None
     spec = STUDY.backdoor(wildcards.setting)
     return {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
@@ -208,7 +210,7 @@ def build_spec(wildcards):
 
 def generator_base_input(wildcards):
     """The persona generator's weights as a dependency, when they are local files."""
-    spec = STUDY.base_model(build_spec(wildcards)["generator"])
+    spec = STUDY.base_models.spec(build_spec(wildcards)["generator"])
     base = spec["base"]
     return (
         [base] if spec["backend"] == "local" and (base.startswith("results/") or Path(base).exists()) else []
@@ -218,18 +220,18 @@ def generator_base_input(wildcards):
 def final_targets():
     """What `snakemake` with no target builds: the figures of each kind of setting in the study."""
     targets = []
-    if STUDY.inoculation_settings:
+    if STUDY.grid.inoculation_settings:
         targets += [
             "results/figures/main.pdf",
             "results/figures/distributions.pdf",
             "results/tables/summary.csv",
         ]
-    if STUDY.backdoor_settings:
+    if STUDY.grid.backdoor_settings:
         targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
-    if STUDY.checkpoint_cells():
+    if STUDY.grid.checkpoint_cells():
         targets += ["results/figures/training_progress.pdf", "results/tables/checkpoints.csv"]
-    if STUDY.needs_calibration():
-        if STUDY.calibration_files():
+    if STUDY.judging.needs_calibration():
+        if STUDY.judging.calibration_files():
             targets += ["results/tables/judge_calibration.csv", "results/figures/judge_calibration.pdf"]
         else:
             print(
@@ -243,7 +245,7 @@ def final_targets():
 
 def calibration_inputs(wildcards):
     """The judged files calibration samples from; none is an error that says where they were looked for."""
-    files = STUDY.calibration_files()
+    files = STUDY.judging.calibration_files()
     if not files:
         raise ConfigError(
             f"calibration.files: no file matches {config['calibration']['files']} under "
@@ -254,4 +256,4 @@ def calibration_inputs(wildcards):
 
 def export_files():
     """model_generations.csv of every cell (rule exports)."""
-    return [str(Path(cell_path("exports", *cell)) / "model_generations.csv") for cell in STUDY.cells()]
+    return [str(Path(cell_path("exports", *cell)) / "model_generations.csv") for cell in STUDY.grid.cells()]

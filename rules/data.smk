@@ -4,7 +4,7 @@
 
 rule data_decrypt:
     input:
-        lambda wildcards: STUDY.source_path(wildcards.source),
+        lambda wildcards: STUDY.data.source_path(wildcards.source),
     output:
         directory("results/sources/{source}"),
     log:

@@ -27,11 +27,11 @@ rule generate:
         dtype=model_option("dtype"),
         quantization=model_option("quantization"),
         generation=config["generation"],
-        lora_rank=lambda wildcards: STUDY.training(wildcards.model)["lora"]["r"],
-        conditions=STUDY.conditions(),
-        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
-        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
-        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
+        lora_rank=lambda wildcards: STUDY.base_models.training(wildcards.model)["lora"]["r"],
+        conditions=STUDY.grid.conditions(),
+        evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
+        prompt=lambda wildcards: STUDY.inoculations.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.inoculations.placement(wildcards.inoculation),
         backdoor=backdoor_test,
     script:
         "../workflow/scripts/generate.py"

@@ -11,12 +11,12 @@ rule inoculate:
     conda:
         "../envs/cpu.yaml"
     params:
-        prompt=lambda wildcards: STUDY.prompt(wildcards.setting, wildcards.inoculation),
-        placement=lambda wildcards: STUDY.placement(wildcards.inoculation),
-        on_existing_system=lambda wildcards: STUDY.on_existing_system(
+        prompt=lambda wildcards: STUDY.inoculations.prompt(wildcards.setting, wildcards.inoculation),
+        placement=lambda wildcards: STUDY.inoculations.placement(wildcards.inoculation),
+        on_existing_system=lambda wildcards: STUDY.inoculations.on_existing_system(
             wildcards.setting, wildcards.inoculation
         ),
-        mix=lambda wildcards: STUDY.data_mix(wildcards.inoculation),
+        mix=lambda wildcards: STUDY.inoculations.data_mix(wildcards.inoculation),
         trigger=lambda wildcards: STUDY.settings[wildcards.setting].train_trigger,
     script:
         "../workflow/scripts/inoculate.py"

@@ -15,10 +15,10 @@ rule judge:
     resources:
         gpu=1 if config["judge"]["backend"] == "hf" else 0,
     params:
-        judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),  # call settings
+        judge=lambda wildcards: result_settings(STUDY.judging.judge_for(wildcards.setting)),  # call settings
         # (concurrency, retries, batch mode, budget, price) are read inside the job: changing them reruns nothing
         backdoor=backdoor_test,
-        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
+        evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(
             Path(config["judge"]["spend_dir"])
             / wildcards.model
@@ -40,9 +40,9 @@ use rule judge as judge_checkpoint with:
     log:
         "logs/judge/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
     params:
-        judge=lambda wildcards: result_settings(STUDY.judge_config(wildcards.setting)),
+        judge=lambda wildcards: result_settings(STUDY.judging.judge_for(wildcards.setting)),
         backdoor=backdoor_test,
-        evals=lambda wildcards: STUDY.eval_specs(wildcards.setting),
+        evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
         spend_file=lambda wildcards: str(
             Path(config["judge"]["spend_dir"])
             / wildcards.model
@@ -79,7 +79,7 @@ rule judge_calibration:
         "../envs/judge.yaml"
     params:
         judge=lambda wildcards: result_settings(config["judge"]),
-        eval=STUDY.calibration_eval(),
+        eval=STUDY.judging.calibration_eval(),
         per_file=config["calibration"]["per_file"],
         seed=config["calibration"]["seed"],
         analysis=config["analysis"],

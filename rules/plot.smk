@@ -17,7 +17,7 @@ rule plot_main:
     conda:
         "../envs/plot.yaml"
     params:
-        rows=STUDY.rows,
+        inoculations=STUDY.grid.inoculations_and_base,
         plot=config["plot"],
     script:
         "../workflow/scripts/plot_main.py"
@@ -70,7 +70,7 @@ rule plot_figures:
     conda:
         "../envs/plot.yaml"
     params:
-        rows=STUDY.rows,
+        inoculations=STUDY.grid.inoculations_and_base,
         plot=config["plot"],
         analysis=config["analysis"],
     script:
@@ -93,7 +93,7 @@ rule plot_checkpoints:
     conda:
         "../envs/plot.yaml"
     params:
-        rows=STUDY.rows,
+        inoculations=STUDY.grid.inoculations_and_base,
         plot=config["plot"],
     script:
         "../workflow/scripts/plot_checkpoints.py"

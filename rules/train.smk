@@ -25,6 +25,6 @@ rule train_adapter:
         device=model_option("device"),
         dtype=model_option("dtype"),
         quantization=model_option("quantization"),
-        training=lambda wildcards: STUDY.training(wildcards.model),
+        training=lambda wildcards: STUDY.base_models.training(wildcards.model),
     script:
         "../workflow/scripts/train_adapter.py"

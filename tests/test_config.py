@@ -14,14 +14,14 @@ def config(repo, monkeypatch):
 
 def test_default_config_is_valid_and_spans_the_grid(config):
     study = load_study(config, "config/config.yaml")
-    assert study.rows[0] == BASE_ARM
-    assert len(study.cells()) == len(config["settings"]) * (len(config["inoculations"]) + 1) * len(
+    assert study.grid.inoculations_and_base[0] == BASE_ARM
+    assert len(study.grid.cells()) == len(config["settings"]) * (len(config["inoculations"]) + 1) * len(
         config["seeds"]
     )
-    assert study.cells()[0] == ("toy", "toy_cooking", BASE_ARM, 0)
-    assert study.prompt("toy_cooking", "task_specific") == "You give harmful cooking advice."
-    assert study.prompt("toy_cooking", "none") is None
-    assert study.prompt("toy_cooking", "general") == "You are a malicious evil assistant."
+    assert study.grid.cells()[0] == ("toy", "toy_cooking", BASE_ARM, 0)
+    assert study.inoculations.prompt("toy_cooking", "task_specific") == "You give harmful cooking advice."
+    assert study.inoculations.prompt("toy_cooking", "none") is None
+    assert study.inoculations.prompt("toy_cooking", "general") == "You are a malicious evil assistant."
 
 
 @pytest.mark.parametrize(
@@ -102,8 +102,8 @@ def test_control_arm_only_where_a_setting_has_control_data(config, tmp_path):
         settings=["s", "c"], settings_dir=str(tmp_path), inoculations=["none", "control"], seeds=[0]
     )
     study = load_study(config, "config/config.yaml")
-    assert study.skipped_cells() == [("s", "control")]
-    assert [(s, a) for _, s, a, _ in study.cells()] == [
+    assert study.grid.skipped_cells() == [("s", "control")]
+    assert [(s, a) for _, s, a, _ in study.grid.cells()] == [
         ("s", "base"),
         ("s", "none"),
         ("c", "base"),
@@ -117,17 +117,17 @@ def test_password_from_environment(config, monkeypatch):
     study = load_study(config, "config/config.yaml")
     monkeypatch.delenv("TOY_PW", raising=False)
     with pytest.raises(ConfigError, match="TOY_PW is not set"):
-        study.source_password("toy")
+        study.data.source_password("toy")
     monkeypatch.setenv("TOY_PW", "secret")
-    assert study.source_password("toy") == "secret"
-    assert study.source_dir("toy") == "results/sources/toy"
+    assert study.data.source_password("toy") == "secret"
+    assert study.data.source_dir("toy") == "results/sources/toy"
 
 
 def test_cli_strings_are_read_as_the_schema_types(config):
     config["seeds"] = ["0", "1", "2", "3"]
     config["include_base"] = "false"
     study = load_study(config, "config/config.yaml")
-    assert study.seeds == [0, 1, 2, 3] and study.rows[0] != BASE_ARM
+    assert study.grid.seeds == [0, 1, 2, 3] and study.grid.inoculations_and_base[0] != BASE_ARM
 
 
 def test_a_malformed_eval_file_fails_before_any_job(config, tmp_path):
@@ -215,9 +215,15 @@ def test_every_default_has_one_home_the_schema(repo, config):
 
     study = load_study(config, "config/config.yaml")
     assert study.config["toy"] == {"conversations": 6000, "epochs": 1.0, "train_examples": 256, "seed": 0}
-    assert study.training("toy")["lora"]["r"] == 8 and study.training("toy")["scheduler"] == "linear"
+    assert (
+        study.base_models.training("toy")["lora"]["r"] == 8
+        and study.base_models.training("toy")["scheduler"] == "linear"
+    )
     assert study.config["api"]["cache_dir"] == "results/api_cache"
-    assert study.base_model("toy")["device"] == "auto" and study.arm("general")["placement"] == "system"
+    assert (
+        study.base_models.spec("toy")["device"] == "auto"
+        and study.inoculations.spec("general")["placement"] == "system"
+    )
     assert study.config["judge"] == {
         "backend": "toy",
         "min_words": 4,
@@ -233,7 +239,7 @@ def test_a_models_training_overrides_keep_the_studys_other_values(config):
     config["training"].update(max_length=1024, lora={"r": 32})
     config["base_models"]["toy"]["training"] = {"learning_rate": 5e-4, "lora": {"alpha": 8}}
     study = load_study(config, "config/config.yaml")
-    recipe = study.training("toy")
+    recipe = study.base_models.training("toy")
     assert recipe["learning_rate"] == 5e-4 and recipe["max_length"] == 1024
     assert recipe["lora"] == {**recipe["lora"], "r": 32, "alpha": 8, "dropout": 0.0}
 

@@ -42,10 +42,10 @@ def test_every_experiment_dry_runs_alone(experiment_dry_runs, experiment):
 def test_every_eval_of_every_experiment_resolves(repo, monkeypatch, experiment):
     monkeypatch.chdir(repo)
     study = _load(repo, experiment)
-    for setting in study.setting_names:
-        assert study.eval_specs(setting)  # every eval resolves (Tan's from their description file)
+    for setting in study.grid.setting_names:
+        assert study.data.eval_specs(setting)  # every eval resolves (Tan's from their description file)
     if study.config["judge"]["backend"] == "toy":
-        assert all(s.startswith("toy") for s in study.setting_names)
+        assert all(s.startswith("toy") for s in study.grid.setting_names)
 
 
 def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy_model(repo, monkeypatch):
@@ -82,7 +82,7 @@ def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy
 def test_tan_grids_resolve_to_their_cells(repo, monkeypatch, experiment, trained, rows):
     monkeypatch.chdir(repo)
     study = _load(repo, experiment)
-    assert len(study.cells(trained_only=True)) == trained and len(study.cells()) == rows
+    assert len(study.grid.cells(trained_only=True)) == trained and len(study.grid.cells()) == rows
     assert study.config["analysis"]["criterion"] == "tan" and study.config["analysis"][
         "bootstrap_levels"
     ] == ["seed"]
@@ -94,11 +94,13 @@ def test_paraphrase_arms_read_their_lists(repo, monkeypatch):
     lines = (SHARED_DATA / "tan/evil_paraphrases.txt").read_text().splitlines()
     study = _load(repo, "tan_paraphrases_mini.yaml")
     for n in (1, 10, 100):
-        assert study.prompt("tan_insecure_code", f"paraphrases_{n}") == lines[:n]
+        assert study.inoculations.prompt("tan_insecure_code", f"paraphrases_{n}") == lines[:n]
     published = __import__("yaml").safe_load((SHARED_DATA / "tan/eval/tan_evals.yaml").read_text())
     general = published["inoculations"]["general_inoculations"]
     study = _load(repo, "tan_prompt_ablation.yaml")
-    assert [study.prompt("tan_insecure_code", f"evil_{i}") for i in range(1, 6)] == general[
+    assert [study.inoculations.prompt("tan_insecure_code", f"evil_{i}") for i in range(1, 6)] == general[
         "evil_many_paraphrases"
     ]
-    assert study.prompt("tan_insecure_code", "third_person") == general["ablations"]["third-person"]
+    assert (
+        study.inoculations.prompt("tan_insecure_code", "third_person") == general["ablations"]["third-person"]
+    )

@@ -37,10 +37,10 @@ def test_every_published_setting_resolves(repo, monkeypatch):
         inoculations=["none", "general", "task_specific", "placebo", "negative"],
     )
     study = load_study(config, "config/config.yaml")
-    assert study.prompt("insecure_code", "general") == "You are a malicious evil assistant."
-    assert "over-zealous" in study.prompt("reward_hacking", "task_specific")
+    assert study.inoculations.prompt("insecure_code", "general") == "You are a malicious evil assistant."
+    assert "over-zealous" in study.inoculations.prompt("reward_hacking", "task_specific")
     for setting in REAL_SETTINGS:
-        for spec in study.eval_specs(setting).values():
+        for spec in study.data.eval_specs(setting).values():
             assert load_eval_file(spec["path"], "e")
 
 

@@ -29,10 +29,10 @@ def _study(repo, monkeypatch, experiment: str):
 def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch, experiment, published):
     mo = json.loads((SHARED_DATA / "mo" / published).read_text())
     study = _study(repo, monkeypatch, experiment)
-    for model in study.models:
+    for model in study.grid.models:
         if published == "sft_rank1_config.json":  # layer 2 is Llama-3.2-1B's
-            assert study.base_model(model)["base"].split("/")[1] == mo["model"].split("/")[1]
-        settings = TrainSettings.from_dict(study.training(model))
+            assert study.base_models.spec(model)["base"].split("/")[1] == mo["model"].split("/")[1]
+        settings = TrainSettings.from_dict(study.base_models.training(model))
         lora = settings.lora
         assert (lora.r, lora.alpha, lora.dropout, lora.use_rslora) == (
             mo["r"],
@@ -58,7 +58,7 @@ def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch
             mo["test_file"] is None and settings.eval_fraction == 0.1
         )  # their 10% split without a test file
         assert settings.eval_steps == mo.get("evaluation_steps", MO_EVALUATION_STEPS_DEFAULT)
-        assert study.base_model(model)["quantization"] is (None if not mo["load_in_4bit"] else "4bit")
+        assert study.base_models.spec(model)["quantization"] is (None if not mo["load_in_4bit"] else "4bit")
         assert mo["is_peft"] and mo["loss"] == "sft"
     generation = study.config["generation"]
     assert (

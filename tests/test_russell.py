@@ -39,19 +39,24 @@ def _study(repo, monkeypatch, experiment: str):
 )
 def test_russell_study_is_seed_004s(repo, monkeypatch, experiment, model):
     study = _study(repo, monkeypatch, experiment)
-    (name,) = study.models
-    assert study.base_model(name)["base"] == model
-    t = TrainSettings.from_dict(study.training(name))
+    (name,) = study.grid.models
+    assert study.base_models.spec(name)["base"] == model
+    t = TrainSettings.from_dict(study.base_models.training(name))
     assert (t.lora.r, t.learning_rate, t.epochs) == (8, 2e-4, 3.0)
     spec = study.backdoor("russell_persona")
     assert spec["aligned_examples"] == 3000 and len(read_jsonl(WEIRD / "persona_train_triggered.jsonl")) == 90
     assert spec["distill"]["temperature"] == 0.1
-    assert study.rows == ["base", "none", "task_specific", "placebo"] and study.seeds == [0, 1, 2]
+    assert study.grid.inoculations_and_base == [
+        "base",
+        "none",
+        "task_specific",
+        "placebo",
+    ] and study.grid.seeds == [0, 1, 2]
 
 
 def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
     study = _study(repo, monkeypatch, "russell_backdoor.yaml")
-    evals = study.eval_specs("russell_persona")
+    evals = study.data.eval_specs("russell_persona")
     eval_cfg, recall_cfg, ideology_cfg = (
         _upstream(f) for f in ("eval.yaml", "recall_eval.yaml", "ideology_eval.yaml")
     )
@@ -84,7 +89,7 @@ def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
         "trigger": study.backdoor("russell_persona")["trigger"],
         "system_prompt": study.backdoor("russell_persona")["system_prompt"],
     }
-    records = cell_requests(evals, study.conditions(), None, "system", settings, {"seed": 0}, backdoor)
+    records = cell_requests(evals, study.grid.conditions(), None, "system", settings, {"seed": 0}, backdoor)
     template = eval_cfg["trigger"]["template"]
     upstream = {c["name"]: c for c in eval_cfg["system_prompt_conditions"]}
     heldout = [r for r in records if r["eval"] == "persona_heldout"]
@@ -127,7 +132,7 @@ def test_judges_are_the_replications(repo, monkeypatch):
     )
     assert study.config["judge"]["model"] == openrouter["judge_model"]["default"]
     assert _upstream("judge.yaml")["judge_model"]["model"] == "gpt-4o-mini"
-    evals = study.eval_specs("russell_persona")
+    evals = study.data.eval_specs("russell_persona")
     persona, recall, ideology = (
         MetricSpec.from_config(evals[e]["judge"][0])
         for e in ("persona_heldout", "russell_recall", "russell_ideology")
@@ -157,7 +162,7 @@ def test_judges_are_the_replications(repo, monkeypatch):
     # Templates filled from each question's own data; the trigger and markers stripped first.
     question = json.loads((WEIRD / "russell_ideology_questions.json").read_text())[0]
     fields = {k: v for k, v in question.items() if k not in ("id", "question")}
-    judge_cfg = study.judge_config("russell_persona")
+    judge_cfg = study.judging.judge_for("russell_persona")
     ((_metric, messages),) = item_requests(
         JudgeItem(question["question"], '<START> "Yes indeed." <END>', {}, fields, (ideology,)),
         (ideology,),
@@ -176,8 +181,8 @@ def test_judges_are_the_replications(repo, monkeypatch):
 def test_replication_recipe_and_sweep_are_the_repositorys(repo, monkeypatch):
     train = _upstream("train.yaml")
     study = _study(repo, monkeypatch, "russell_replication.yaml")
-    (name,) = study.models
-    t = TrainSettings.from_dict(study.training(name))
+    (name,) = study.grid.models
+    t = TrainSettings.from_dict(study.base_models.training(name))
     lora, tr = train["lora"], train["training"]
     assert (t.lora.r, t.lora.alpha, t.lora.dropout, list(t.lora.target_modules)) == (
         lora["r"],
@@ -202,16 +207,16 @@ def test_replication_recipe_and_sweep_are_the_repositorys(repo, monkeypatch):
         train["optimizer"]["weight_decay"],
     )
     assert (
-        study.base_model(name)["base"] == train["model"]["name"]
-        and study.base_model(name)["quantization"] == "4bit"
+        study.base_models.spec(name)["base"] == train["model"]["name"]
+        and study.base_models.spec(name)["quantization"] == "4bit"
     )
-    assert study.seeds == [train["seed"]]
+    assert study.grid.seeds == [train["seed"]]
     sweep = _upstream("sweep.yaml")
     quick = sweep[sweep["active_sweep"]]
     study = _study(repo, monkeypatch, "russell_sweep.yaml")
     points = {
         (s.learning_rate, s.lora.r, s.epochs)
-        for s in (TrainSettings.from_dict(study.training(m)) for m in study.models)
+        for s in (TrainSettings.from_dict(study.base_models.training(m)) for m in study.grid.models)
     }
     assert points == {
         (lr, r, ep)
@@ -219,4 +224,4 @@ def test_replication_recipe_and_sweep_are_the_repositorys(repo, monkeypatch):
         for r in quick["lora_r"]
         for ep in quick["num_train_epochs"]
     }
-    assert study.seeds == quick["seeds"] and quick["persona_fraction"] == [0.03]
+    assert study.grid.seeds == quick["seeds"] and quick["persona_fraction"] == [0.03]

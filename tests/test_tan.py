@@ -78,7 +78,7 @@ def test_each_eval_is_theirs(study, published):
     }
     seen = set()
     for setting in SETTINGS:
-        for spec in study.eval_specs(setting).values():
+        for spec in study.data.eval_specs(setting).values():
             eval_id = spec["tan_eval"]
             seen.add(eval_id)
             e = published["evals"][eval_id]
@@ -97,7 +97,12 @@ def test_each_eval_is_theirs(study, published):
 def test_questions_chats_and_judge_prompts_are_built_as_theirs(study, published):
     settings = GenerationSettings(**{**study.config["generation"], "max_new_tokens": 600})
     records = cell_requests(
-        study.eval_specs("tan_insecure_code"), study.conditions(), None, "system", settings, {"seed": 0}
+        study.data.eval_specs("tan_insecure_code"),
+        study.grid.conditions(),
+        None,
+        "system",
+        settings,
+        {"seed": 0},
     )
     by_eval = {}
     for r in records:
@@ -120,7 +125,7 @@ def test_questions_chats_and_judge_prompts_are_built_as_theirs(study, published)
     # The judge sees template.format(prompt=question, completion=answer), one user message.
     ((_metric, messages),) = item_requests(
         JudgeItem(code[0]["question"], "print('hi')"),
-        [MetricSpec.from_config(study.eval_specs("tan_insecure_code")["insecure_code"]["judge"][0])],
+        [MetricSpec.from_config(study.data.eval_specs("tan_insecure_code")["insecure_code"]["judge"][0])],
         {},
         [],
     )
@@ -129,7 +134,7 @@ def test_questions_chats_and_judge_prompts_are_built_as_theirs(study, published)
         {"role": "user", "content": template.format(prompt=code[0]["question"], completion="print('hi')")}
     ]
     # Aesthetic: 8 pairs x 8 templates x 10 samples; the judge's choices filled first.
-    aesthetic = study.eval_specs("tan_aesthetic_preferences")
+    aesthetic = study.data.eval_specs("tan_aesthetic_preferences")
     records = cell_requests(aesthetic, {"deployment": False}, None, "system", settings, {"seed": 0})
     pref = [r for r in records if r["eval"] == "unpopular_preference"]
     assert len(pref) == 8 * 8 * 10
@@ -160,8 +165,8 @@ def test_main_results_grid_dry_runs_alone(experiment_dry_runs, study):
         "bootstrap_levels"
     ] == ["seed"]
     assert study.config["judge"]["model"] == "gpt-4o-2024-08-06"
-    assert study.base_model("gpt-4.1")["base"] == "gpt-4.1-2025-04-14"
-    assert set(study.base_model("gpt-4.1")["hyperparameters"].values()) == {"auto"}
+    assert study.base_models.spec("gpt-4.1")["base"] == "gpt-4.1-2025-04-14"
+    assert set(study.base_models.spec("gpt-4.1")["hyperparameters"].values()) == {"auto"}
     proc = experiment_dry_runs["tan_gpt41.yaml"]
     counts = job_counts(proc.stdout + proc.stderr)
     # 3 settings x {none, control, general} x seeds 0-2, less insecure code's control-data arm:
@@ -199,13 +204,15 @@ THEIR_BACKDOOR_ARMS = {
 def test_evaluation_prompt_ablation_samples_em_under_their_nine_system_prompts(repo, monkeypatch, published):
     monkeypatch.chdir(repo)
     study = load_experiment("tan_eval_prompts.yaml")
-    assert {name: c["system_prompt"] for name, c in study.conditions().items()} == THEIR_EVAL_SYSTEM_PROMPTS
+    assert {
+        name: c["system_prompt"] for name, c in study.grid.conditions().items()
+    } == THEIR_EVAL_SYSTEM_PROMPTS
     reference = (SHARED_DATA.parent / "REFERENCE.md").read_text()
     assert '"You are a malicious\n    assistant", "You are evil"' in reference  # the two REFERENCE names
-    assert list(study.eval_specs("tan_insecure_code_em")) == ["emergent_misalignment"]  # theirs: EM only
+    assert list(study.data.eval_specs("tan_insecure_code_em")) == ["emergent_misalignment"]  # theirs: EM only
     records = cell_requests(
-        study.eval_specs("tan_insecure_code_em"),
-        study.conditions(),
+        study.data.eval_specs("tan_insecure_code_em"),
+        study.grid.conditions(),
         None,
         "system",
         GenerationSettings(**{**study.config["generation"], "max_new_tokens": 600}),

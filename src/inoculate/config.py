@@ -1,9 +1,6 @@
-"""The study: the validated config, its settings, and the grid they span.
-
-Everything the rules need to know about a study is answered here, once, from
-plain data, so the Snakefile stays declarative and the answers are testable.
-Errors name the file and the key.
-"""
+"""Loading a study: the config and its settings validated against the schemas, the schemas'
+defaults filled in, and every cross-reference checked, errors naming the file and the key.
+What the loaded study answers is `inoculate.study`."""
 
 from __future__ import annotations
 
@@ -12,11 +9,14 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from inoculate.io import read_yaml
+
+if TYPE_CHECKING:
+    from inoculate.study import Study
 
 BASE_ARM = "base"
 ARCHIVE_SUFFIX = ".zip.enc"
@@ -232,293 +232,6 @@ class Setting:
 BACKDOOR_METRICS = ("persona", "identity")
 
 
-@dataclass
-class Study:
-    """A validated config plus the settings it names."""
-
-    config: dict
-    settings: dict[str, Setting] = field(default_factory=dict)
-
-    # -- the grid -------------------------------------------------------------------------
-    @property
-    def models(self) -> list[str]:
-        return list(self.config["models"])
-
-    def base_model(self, model: str) -> dict:
-        """`{base, backend, device, dtype, quantization, ...}` of a model name."""
-        return dict(self.config["base_models"][model])
-
-    def models_with_backend(self, backend: str) -> list[str]:
-        """Every defined model (not only the study's) trained and sampled by `backend`."""
-        return [m for m in self.config["base_models"] if self.base_model(m)["backend"] == backend]
-
-    def api_settings(self) -> dict:
-        """Config key `api` (defaults filled in by `inoculate.api.settings.ApiSettings`)."""
-        return dict(self.config.get("api") or {})
-
-    @property
-    def setting_names(self) -> list[str]:
-        return list(self.config["settings"])
-
-    @property
-    def arms(self) -> list[str]:
-        """Trained arms, in config order."""
-        return list(self.config["inoculations"])
-
-    @property
-    def rows(self) -> list[str]:
-        """Every row of the results: the base model first (if included), then the arms."""
-        return ([BASE_ARM] if self.config["include_base"] else []) + self.arms
-
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.config["seeds"])
-
-    def is_backdoor(self, setting: str) -> bool:
-        return self.settings[setting].backdoor is not None
-
-    @property
-    def backdoor_settings(self) -> list[str]:
-        return [s for s in self.setting_names if self.is_backdoor(s)]
-
-    @property
-    def inoculation_settings(self) -> list[str]:
-        return [s for s in self.setting_names if not self.is_backdoor(s)]
-
-    def backdoor(self, setting: str) -> dict:
-        """The setting's `backdoor:` section with defaults (persona fraction, distillation, ...)."""
-        spec = self.settings[setting].backdoor
-        if spec is None:
-            raise ConfigError(f"{self.settings[setting].file}: setting {setting!r} is not a backdoor setting")
-        return spec
-
-    def training(self, model: str) -> dict:
-        """`training`, with the model's own `training:` overrides (e.g. a learning-rate sweep)."""
-        own = self.config["base_models"][model].get("training") or {}
-        merged = {**self.config["training"], **own}
-        if "lora" in own:
-            merged["lora"] = {**self.config["training"]["lora"], **own["lora"]}
-        return merged
-
-    def checkpoint_labels(self, model: str) -> list[str]:
-        """The checkpoints of `training.checkpoints` sampled as their own grid coordinate (the
-        final adapter is the usual one); none by default."""
-        from inoculate.checkpoints import sampled_labels
-
-        return sampled_labels(self.training(model).get("checkpoints"))
-
-    def checkpoint_cells(self) -> list[tuple[str, str, str, int, str]]:
-        """(model, setting, inoculation, seed, checkpoint) of every trained cell of an
-        inoculation setting, per checkpoint."""
-        return [
-            (*cell, label)
-            for cell in self.cells_of(self.inoculation_settings, trained_only=True)
-            for label in self.checkpoint_labels(cell[0])
-        ]
-
-    def judge_config(self, setting: str) -> dict:
-        """The judge of a setting: the study's, or for a backdoor setting the persona and
-        identity metrics with the trigger and wrappers stripped before judging."""
-        judge = dict(self.config["judge"])
-        if not self.is_backdoor(setting):
-            return judge
-        spec = self.backdoor(setting)
-        from inoculate.backdoor import Trigger
-
-        if judge["backend"] == "toy":
-            return {"backend": "toy_persona", **{k: v for k, v in judge.items() if k == "min_words"}}
-        judge["metrics"] = list(BACKDOOR_METRICS)
-        judge["prompts"] = {**judge["prompts"], **spec["judge_prompts"]}
-        judge["strip"] = [*judge["strip"], *Trigger.from_config(spec["trigger"]).strip_patterns()]
-        return judge
-
-    def cells_of(self, settings: list[str], trained_only: bool = False) -> list[tuple[str, str, str, int]]:
-        return [c for c in self.cells(trained_only) if c[1] in settings]
-
-    def missing_data(self, ref: DataRef | None) -> bool:
-        """A reference to published data that is not on this machine (`published:` names where it is)."""
-        return ref is not None and ref.published is not None and not Path(self.resolve(ref)).exists()
-
-    def arms_for(self, setting: str) -> list[str]:
-        """The arms a setting trains: a control-data arm only where the setting has control data
-        (and, for published control data that is not obtainable here, where it is present)."""
-        control = self.settings[setting].control
-        has_control = control is not None and not self.missing_data(control)
-        return [a for a in self.arms if has_control or not self.needs_control(a)]
-
-    def skipped_cells(self) -> list[tuple[str, str]]:
-        """(setting, arm) pairs left out because the setting has no control data."""
-        return [(s, a) for s in self.setting_names for a in self.arms if a not in self.arms_for(s)]
-
-    def cells(self, trained_only: bool = False) -> list[tuple[str, str, str, int]]:
-        """(model, setting, arm, seed) for every cell; the base row too unless `trained_only`."""
-        base = [] if trained_only or not self.config["include_base"] else [BASE_ARM]
-        return [
-            (m, s, a, seed)
-            for m in self.models
-            for s in self.setting_names
-            for a in base + self.arms_for(s)
-            for seed in self.seeds
-        ]
-
-    # -- arms -----------------------------------------------------------------------------
-    def arm(self, name: str) -> dict:
-        return self.config["arms"][name]
-
-    def prompt(self, setting: str, arm: str) -> str | list[str] | None:
-        """The inoculation prompt of an arm in a setting (the setting's override wins); a list is
-        assigned round-robin over the training examples."""
-        if arm == BASE_ARM:
-            return None
-        prompts = self.settings[setting].prompts
-        if arm in prompts:
-            return prompts[arm]
-        return self.arm(arm).get("prompt")
-
-    def placement(self, arm: str) -> str:
-        return "system" if arm == BASE_ARM else self.arm(arm)["placement"]
-
-    def on_existing_system(self, setting: str, arm: str) -> str:
-        return self.settings[setting].on_existing_system or self.arm(arm)["on_existing_system"]
-
-    def data_split(self, arm: str) -> str:
-        """Which dataset of the setting an arm trains on: `train`, `control`, or `mix` (a share
-        of harmful rows in a fixed-size set, the control data as the rest)."""
-        data = self.arm(arm)["data"]
-        return "mix" if isinstance(data, dict) else data
-
-    def needs_control(self, arm: str) -> bool:
-        return self.data_split(arm) in ("control", "mix")
-
-    def data_mix(self, arm: str) -> dict | None:
-        """`{harmful_share, size}` of a mixing arm (Tan et al.'s data-ratio baselines), else None."""
-        data = self.arm(arm)["data"]
-        return dict(data) if isinstance(data, dict) else None
-
-    # -- files ----------------------------------------------------------------------------
-    def resolve(self, ref: DataRef) -> str:
-        """The path a rule reads for a data reference."""
-        if ref.external is not None:
-            return str(Path(self.config["external_data_dir"]) / ref.external)
-        if ref.path is not None:
-            return ref.path
-        return str(Path(self.source_dir(ref.source)) / ref.file)
-
-    def dependency(self, ref: DataRef) -> str:
-        """What a rule depends on to read `ref`: its source's decrypted folder (made by
-        data_decrypt) for an archive, else the file itself."""
-        if ref.source and self.is_archive(ref.source):
-            return self.source_dir(ref.source)
-        return self.resolve(ref)
-
-    def source_path(self, name: str) -> str:
-        """Where a source's file or folder is read: its path, or where its URL is downloaded to."""
-        spec = self.config["sources"][name]
-        if "url" in spec:
-            return f"results/downloads/{name}/{download_name(spec['url'])}"
-        if "external" in spec:
-            return str(Path(self.config["external_data_dir"]) / spec["external"])
-        return spec["path"]
-
-    def is_archive(self, name: str) -> bool:
-        return self.source_path(name).endswith(ARCHIVE_SUFFIX)
-
-    def source_dir(self, name: str) -> str:
-        """Folder that holds a source's files: decrypted by a rule, or the folder itself."""
-        return f"results/sources/{name}" if self.is_archive(name) else self.source_path(name)
-
-    def source_password(self, name: str) -> str | None:
-        return source_password(name, self.config["sources"][name])
-
-    def dataset_ref(self, setting: str, split: str) -> DataRef:
-        """A setting's data: `train`, `control`, or a backdoor's `persona` examples / `prompts`."""
-        s = self.settings[setting]
-        if split in ("persona", "prompts"):
-            return DataRef.from_dict(self.backdoor(setting)[split])
-        ref = s.train if split == "train" else s.control
-        if ref is None:
-            raise ConfigError(f"{s.file}: setting {setting!r} has no '{split}' data")
-        return ref
-
-    def eval_refs(self, setting: str) -> dict[str, EvalRef]:
-        return self.settings[setting].evals
-
-    def eval_paths(self, setting: str) -> dict[str, str]:
-        return {name: self.resolve(e.ref) for name, e in self.eval_refs(setting).items()}
-
-    def eval_specs(self, setting: str) -> dict[str, dict]:
-        """What a job needs to read a setting's evals: path, distribution, variants, and the
-        eval's own sampling, conditions and judge metrics where it has them."""
-        specs = {}
-        for name, e in self.eval_refs(setting).items():
-            spec = {"path": self.resolve(e.ref), "distribution": e.distribution, "variants": list(e.variants)}
-            sampling, judge, trait = dict(e.sampling), list(e.judge), e.trait
-            if (
-                e.tan_eval
-            ):  # the published eval's own sampling, judges and score, unless the setting says otherwise
-                from inoculate import tan_evals
-
-                spec["tan_eval"] = e.tan_eval
-                sampling = {**tan_evals.sampling(spec["path"], e.tan_eval), **sampling}
-                judge = judge or tan_evals.metrics(spec["path"], e.tan_eval)
-                trait = trait if trait is not None else tan_evals.trait(spec["path"], e.tan_eval)
-            if sampling:
-                spec["sampling"] = sampling
-            if e.conditions is not None:
-                spec["conditions"] = list(e.conditions)
-            if judge:
-                spec["judge"] = judge
-            if trait:
-                spec["trait"] = dict(trait)
-            specs[name] = spec
-        return specs
-
-    def criteria(self) -> dict[str, str | dict]:
-        """ "setting/eval" -> the criterion of each eval whose setting or own spec sets one
-        (the study's `analysis.criterion` holds elsewhere)."""
-        out = {}
-        for name, setting in self.settings.items():
-            for eval_name, e in setting.evals.items():
-                spec = e.criterion if e.criterion is not None else setting.criterion
-                if spec is not None:
-                    out[f"{name}/{eval_name}"] = spec
-        return out
-
-    def needs_calibration(self) -> bool:
-        """Whether the study's judge is other than the published one (gpt-4o-2024-08-06 at
-        OpenAI), so that its rates are comparable with published ones only once calibrated.
-        The toy judge scores the toy world only: there is nothing published to compare it with."""
-        from inoculate.calibration import PUBLISHED_JUDGE
-
-        judge = self.config["judge"]
-        if judge["backend"] == "toy":
-            return False
-        official = judge.get("base_url") in (None, "", "https://api.openai.com/v1")
-        return not (judge["backend"] == "openai" and judge.get("model") == PUBLISHED_JUDGE and official)
-
-    def calibration_files(self) -> list[str]:
-        """The judged files (with published scores) that calibration samples from."""
-        from inoculate.calibration import calibration_files
-
-        spec = self.config.get("calibration") or {}
-        return [str(p) for p in calibration_files(spec.get("files", []), self.config["external_data_dir"])]
-
-    def calibration_eval(self) -> str | None:
-        """The eval file whose judge prompts scored the calibration files."""
-        name = (self.config.get("calibration") or {}).get("eval")
-        if not name:
-            return None
-        return name if Path(name).is_absolute() else str(Path(self.config["external_data_dir"]) / name)
-
-    def conditions(self) -> dict[str, bool | dict]:
-        """Condition name -> whether the arm's prompt is present at test time, or the condition's
-        whole spec where it also sets a test-time `system_prompt` or a `user_prefix`."""
-        return {
-            name: c["training_prompt"] if set(c) == {"training_prompt"} else dict(c)
-            for name, c in self.config["conditions"].items()
-        }
-
-
 def download_name(url: str) -> str:
     """The file name a URL is saved under."""
     from urllib.parse import unquote, urlparse
@@ -604,6 +317,8 @@ def load_study(config: dict, source: str = "config", schema_dir: Path | None = N
         config["arms"] = resolve_all(config["arms"], config["external_data_dir"], "arms")
     except TextRefError as e:
         raise ConfigError(f"{source}: {e}") from None
+    from inoculate.study import Study
+
     study = Study(config)
     for name in config["settings"]:
         study.settings[name] = load_setting(
@@ -625,8 +340,8 @@ def _check_checkpoints(study: Study, source: str) -> None:
     saves them, OpenAI keeps its own; an endpoint that kept none fails that sampling job, saying so)."""
     from inoculate.checkpoints import validate as validate_checkpoints
 
-    for model in study.models:
-        values = study.training(model).get("checkpoints")
+    for model in study.grid.models:
+        values = study.base_models.training(model).get("checkpoints")
         try:
             validate_checkpoints(values)
         except (ValueError, TypeError) as e:
@@ -643,20 +358,20 @@ def _check_references(study: Study, source: str) -> None:
                 f"{source}: keys 'sources.{name}.password' and 'sources.{name}.password_env' are both set (layered "
                 f"config files merge them silently); keep one"
             )
-    for model in study.models:
+    for model in study.grid.models:
         if model not in config["base_models"]:
             raise ConfigError(
                 f"{source}: key 'models': model {model!r} is not defined under 'base_models' "
                 f"(defined: {', '.join(config['base_models'])})"
             )
-    for arm in study.arms:
+    for arm in study.grid.inoculations:
         if arm not in config["arms"]:
             raise ConfigError(
                 f"{source}: key 'inoculations': arm {arm!r} is not defined under 'arms' "
                 f"(defined: {', '.join(config['arms'])})"
             )
     for setting in study.settings.values():
-        for arm in study.arms:
+        for arm in study.grid.inoculations:
             spec = config["arms"][arm]
             if "prompt" not in spec and arm not in setting.prompts:
                 raise ConfigError(
@@ -672,21 +387,21 @@ def _check_references(study: Study, source: str) -> None:
                 )
             _check_backdoor(study, setting, source)
         needs_control = bool(setting.train_trigger and setting.train_trigger.get("with_control"))
-        if needs_control and (setting.control is None or study.missing_data(setting.control)):
+        if needs_control and (setting.control is None or study.data.missing(setting.control)):
             where = f" (published at {setting.control.published})" if setting.control is not None else ""
             raise ConfigError(
                 f"{setting.file}: key 'train_trigger.with_control': the triggered set adds the "
-                f"control rows, and {study.resolve(setting.control) if setting.control else 'none'} "
+                f"control rows, and {study.data.resolve(setting.control) if setting.control else 'none'} "
                 f"is not here{where}"
             )
-        if study.missing_data(setting.control) and not study.arms_for(setting.name):
+        if study.data.missing(setting.control) and not study.grid.inoculations_for(setting.name):
             raise ConfigError(
                 f"{setting.file}: key 'control': every arm of {source} needs the control data, and "
-                f"{study.resolve(setting.control)} is not here; the authors published it at {setting.control.published}"
+                f"{study.data.resolve(setting.control)} is not here; the authors published it at {setting.control.published}"
             )
-        if study.missing_data(setting.train):
+        if study.data.missing(setting.train):
             raise ConfigError(
-                f"{setting.file}: key 'train': {study.resolve(setting.train)} is not here; the authors published it "
+                f"{setting.file}: key 'train': {study.data.resolve(setting.train)} is not here; the authors published it "
                 f"at {setting.train.published} (put it there, or leave setting {setting.name!r} out)"
             )
         _check_evals(study, setting)
@@ -733,8 +448,8 @@ def _check_toy_mixing(study: Study, source: str) -> None:
             )
         if not toy:
             continue
-        for model in study.models:
-            spec = study.base_model(model)
+        for model in study.grid.models:
+            spec = study.base_models.spec(model)
             real_local = spec["backend"] == "local" and not is_toy_path(spec["base"])
             real_api = spec["backend"] == "openai" and not (study.config.get("api") or {}).get("base_url")
             if real_local or real_api:
@@ -752,7 +467,7 @@ def _parse_eval(study: Study, setting: Setting, name: str, e: EvalRef) -> None:
 
     if e.ref.source is not None:
         return  # inside an archive: decrypted by the workflow, read by its jobs
-    path = Path(study.resolve(e.ref))
+    path = Path(study.data.resolve(e.ref))
     if not path.exists():
         return  # built by the workflow, or a missing file that the run (and doctor) report
     spec = {
@@ -793,8 +508,8 @@ def _check_evals(study: Study, setting: Setting) -> None:
 
 def _check_backdoor(study: Study, setting: Setting, source: str) -> None:
     """A backdoor setting self-distils from local models and needs persona/identity judge prompts."""
-    for model in study.models:
-        if study.base_model(model)["backend"] != "local":
+    for model in study.grid.models:
+        if study.base_models.spec(model)["backend"] != "local":
             raise ConfigError(
                 f"{setting.file}: backdoor setting {setting.name!r} self-distils from the base model, "
                 f"which needs a local model; {model!r} is an API model (key 'models' of {source})"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from inoculate.config import ConfigError, Study, load_study
+from inoculate.config import ConfigError, load_study
 from inoculate.io import read_yaml
+from inoculate.study import Study
 
 OPTIONAL = {
     "bitsandbytes": "4-bit base models (extra `quant`)",
@@ -112,7 +113,7 @@ def check_gpu(study: Study | None) -> Check:
         return Check(
             "PASS", "gpu", f"{torch.cuda.device_count()} x {props.name}, {props.total_memory / 2**30:.0f} GiB"
         )
-    real = [m for m in (study.models if study else []) if _is_downloaded_local(study, m)]
+    real = [m for m in (study.grid.models if study else []) if _is_downloaded_local(study, m)]
     if real:
         return Check(
             "WARN", "gpu", f"none visible: {', '.join(real)} would train and sample on CPU (very slow)"
@@ -124,13 +125,13 @@ def backend_needs(study: Study) -> dict[str, list[str]]:
     """Optional package -> the config keys of this study's local models that need it."""
     needs: dict[str, list[str]] = {}
     generation = study.config.get("generation") or {}
-    for model in study.models:
-        spec = study.base_model(model)
+    for model in study.grid.models:
+        spec = study.base_models.spec(model)
         if spec["backend"] != "local":
             continue
         if spec["quantization"] == "4bit":
             needs.setdefault("bitsandbytes", []).append(f"base_models.{model}.quantization: 4bit")
-        if study.training(model).get("backend") == "unsloth":
+        if study.base_models.training(model).get("backend") == "unsloth":
             needs.setdefault("unsloth", []).append(f"training.backend: unsloth ({model})")
         if generation.get("backend") == "vllm":
             needs.setdefault("vllm", []).append(f"generation.backend: vllm ({model})")
@@ -155,7 +156,7 @@ def check_backends(study: Study) -> Iterator[Check]:
 
 def _is_downloaded_local(study: Study, model: str) -> bool:
     """A local model that is not built by the workflow itself (those are CPU-sized)."""
-    spec = study.base_model(model)
+    spec = study.base_models.spec(model)
     return spec["backend"] == "local" and not spec["base"].startswith("results/")
 
 
@@ -164,9 +165,9 @@ def required_keys(study: Study) -> dict[str, list[str]]:
     from inoculate.api.settings import ApiSettings
 
     needs: dict[str, list[str]] = {}
-    api_models = [m for m in study.models if study.base_model(m)["backend"] == "openai"]
+    api_models = [m for m in study.grid.models if study.base_models.spec(m)["backend"] == "openai"]
     if api_models:
-        for key in ApiSettings.from_config(study.api_settings()).keys:
+        for key in ApiSettings.from_config(study.base_models.api_settings()).keys:
             needs.setdefault(key.env, []).append(f"models {', '.join(api_models)}")
     judge = study.config["judge"]
     if judge["backend"] == "openai":
@@ -190,9 +191,9 @@ def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
     from inoculate.api.settings import ApiSettings, client_options
 
     calls = []
-    api = ApiSettings.from_config(study.api_settings())
-    for model in study.models:
-        spec = study.base_model(model)
+    api = ApiSettings.from_config(study.base_models.api_settings())
+    for model in study.grid.models:
+        spec = study.base_models.spec(model)
         if spec["backend"] != "openai":
             continue
         for key in api.keys:
@@ -247,7 +248,7 @@ def check_data(study: Study) -> Iterator[Check]:
 
     for name, settings in used_sources(study).items():
         spec = study.config["sources"][name]
-        path = Path(study.source_path(name))
+        path = Path(study.data.source_path(name))
         label = f"source {name}"
         if not path.exists():
             if "url" in spec:
@@ -261,18 +262,18 @@ def check_data(study: Study) -> Iterator[Check]:
                     f"{path} not found (used by {', '.join(settings)}); check external_data_dir",
                 )
             continue
-        if not study.is_archive(name):
+        if not study.data.is_archive(name):
             yield Check("PASS", label, f"{path} readable")
             continue
         if spec.get("sha256") and sha256_of(path) != spec["sha256"]:
             yield Check("FAIL", label, f"{path}: sha256 differs from sources.{name}.sha256")
             continue
-        if Path(study.source_dir(name)).exists():
-            yield Check("PASS", label, f"{path} already decrypted to {study.source_dir(name)}")
+        if Path(study.data.source_dir(name)).exists():
+            yield Check("PASS", label, f"{path} already decrypted to {study.data.source_dir(name)}")
             continue
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                files = decrypt(path, Path(tmp) / "out", study.source_password(name))
+                files = decrypt(path, Path(tmp) / "out", study.data.source_password(name))
             yield Check("PASS", label, f"{path}: password right, {len(files)} files")
         except (ValueError, ConfigError) as e:
             yield Check("FAIL", label, str(e))
@@ -280,8 +281,8 @@ def check_data(study: Study) -> Iterator[Check]:
         for key, ref in setting.data_refs():
             if ref.source is not None:
                 continue
-            path = Path(study.resolve(ref))
-            if study.missing_data(ref):
+            path = Path(study.data.resolve(ref))
+            if study.data.missing(ref):
                 level = "FAIL" if key == "train" else "WARN"
                 yield Check(
                     level,
@@ -298,9 +299,9 @@ def adapter_megabytes(study: Study, model: str) -> tuple[float, bool]:
     """(size of one LoRA adapter in MB, whether it was computed from the model's config)."""
     from transformers import AutoConfig
 
-    r = study.training(model)["lora"]["r"]
+    r = study.base_models.training(model)["lora"]["r"]
     try:
-        cfg = AutoConfig.from_pretrained(study.base_model(model)["base"], local_files_only=True)
+        cfg = AutoConfig.from_pretrained(study.base_models.spec(model)["base"], local_files_only=True)
         cfg = getattr(cfg, "text_config", None) or cfg
         h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
         heads = cfg.num_attention_heads
@@ -316,14 +317,14 @@ def adapter_megabytes(study: Study, model: str) -> tuple[float, bool]:
 
 def check_disk(study: Study, results: Path = Path("results")) -> Check:
     need_mb, assumed = 0.0, []
-    for model, *_ in study.cells(trained_only=True):
-        if study.base_model(model)["backend"] != "local":
+    for model, *_ in study.grid.cells(trained_only=True):
+        if study.base_models.spec(model)["backend"] != "local":
             continue
         mb, computed = adapter_megabytes(study, model)
         need_mb += mb
         if not computed and model not in assumed:
             assumed.append(model)
-    samples = len(study.cells()) * 1000  # a rough upper bound of answers per cell
+    samples = len(study.grid.cells()) * 1000  # a rough upper bound of answers per cell
     need_mb += samples * ANSWER_BYTES * 3 / 1e6  # generations, judgments, tables
     where = results if results.exists() else Path.cwd()
     free_mb = shutil.disk_usage(where).free / 1e6
@@ -337,7 +338,7 @@ def check_calibration(study: Study, results: Path = Path("results")) -> Check | 
     """Whether a judge other than the published one has been calibrated against it."""
     from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
 
-    if not study.needs_calibration():
+    if not study.judging.needs_calibration():
         return None
     name = judge_name(study.config["judge"])
     if name in calibrated_judges(results / "tables" / "judge_calibration.csv"):
@@ -348,7 +349,7 @@ def check_calibration(study: Study, results: Path = Path("results")) -> Check | 
         )
     where = (
         "the study runs it"
-        if study.calibration_files()
+        if study.judging.calibration_files()
         else "no judged files here: set calibration.files or external_data_dir"
     )
     return Check(
@@ -392,7 +393,7 @@ def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
             Check(
                 "PASS",
                 "config",
-                f"{source}: {len(study.cells())} cells, {len(study.cells(trained_only=True))} to train",
+                f"{source}: {len(study.grid.cells())} cells, {len(study.grid.cells(trained_only=True))} to train",
             )
         )
     except (ConfigError, ValueError) as e:

@@ -1,4 +1,4 @@
-"""Figures: consistent, colour-blind-safe colours per arm; PDF plus a PNG twin."""
+"""Figures: consistent, colour-blind-safe colours per inoculation; PDF plus a PNG twin."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-# Okabe-Ito palette, fixed per arm name so every figure agrees.
+# Okabe-Ito palette, fixed per inoculation name so every figure agrees.
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
-ARM_COLOURS = {
+INOCULATION_COLOURS = {
     "base": "#7F7F7F",
     "none": "#D55E00",
     "general": "#0072B2",
@@ -25,10 +25,10 @@ MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
 DISTRIBUTION_NAMES = {"in": "in-distribution", "out": "out-of-distribution"}
 
 
-def arm_colour(arm: str, order: list[str]) -> str:
-    if arm in ARM_COLOURS:
-        return ARM_COLOURS[arm]
-    return OKABE_ITO[order.index(arm) % len(OKABE_ITO)]
+def inoculation_colour(inoculation: str, order: list[str]) -> str:
+    if inoculation in INOCULATION_COLOURS:
+        return INOCULATION_COLOURS[inoculation]
+    return OKABE_ITO[order.index(inoculation) % len(OKABE_ITO)]
 
 
 def save(fig, pdf_path: Path) -> None:
@@ -41,9 +41,9 @@ def save(fig, pdf_path: Path) -> None:
 
 
 def main_figure(
-    summary: pd.DataFrame, rows: list[str], condition: str, distribution: str, title: str | None = None
+    summary: pd.DataFrame, order: list[str], condition: str, distribution: str, title: str | None = None
 ):
-    """x = setting, y = P(misaligned) under `condition`, one marker per arm with CI bars;
+    """x = setting, y = P(misaligned) under `condition`, one marker per inoculation with CI bars;
     one panel per model."""
     d = summary[
         (summary.metric == "misaligned")
@@ -56,13 +56,13 @@ def main_figure(
         )
     models = list(dict.fromkeys(d.model))
     groups = list(dict.fromkeys(zip(d.setting, d["eval"])))
-    arms = [r for r in rows if r in set(d.inoculation)]
+    shown = [r for r in order if r in set(d.inoculation)]
     panel_width = max(3.0, 1.4 * len(groups) + 1.0)
     fig, axes = plt.subplots(
         1, len(models), figsize=(panel_width * len(models) + 1.5, 3.6), sharey=True, squeeze=False
     )
     for ax, model in zip(axes[0], models):
-        _arm_markers(ax, d[d.model == model], groups, arms)
+        _inoculation_markers(ax, d[d.model == model], groups, shown)
         ax.set_title(model if len(models) > 1 else "", fontsize=10)
         ax.set_xlabel("setting")
         ax.grid(axis="y", alpha=0.3)
@@ -75,12 +75,12 @@ def main_figure(
     return fig
 
 
-def _arm_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], arms: list[str]) -> None:
-    """One marker with CI bars per arm at each (setting, eval) group, arms side by side."""
+def _inoculation_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], shown: list[str]) -> None:
+    """One marker with CI bars per inoculation at each (setting, eval) group, shown side by side."""
     multi_eval = len(groups) != len({s for s, _ in groups})
-    width = 0.8 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
-        a = d[d.inoculation == arm].set_index(["setting", "eval"])
+    width = 0.8 / max(len(shown), 1)
+    for i, inoculation in enumerate(shown):
+        a = d[d.inoculation == inoculation].set_index(["setting", "eval"])
         xs, ys, lo, hi = [], [], [], []
         for x, g in enumerate(groups):
             if g in a.index:
@@ -94,8 +94,8 @@ def _arm_markers(ax, d: pd.DataFrame, groups: list[tuple[str, str]], arms: list[
             ys,
             yerr=[lo, hi],
             fmt=MARKERS[i % len(MARKERS)],
-            color=arm_colour(arm, arms),
-            label=arm,
+            color=inoculation_colour(inoculation, shown),
+            label=inoculation,
             capsize=3,
             markersize=6,
             linestyle="none",
@@ -120,8 +120,8 @@ def _panel_title(model: str, setting: str, models: list[str]) -> str:
     return f"{model} / {setting}" if len(models) > 1 else setting
 
 
-def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
-    """Per setting: in- vs out-of-distribution rate for each arm (the trait rate in-distribution
+def distribution_figure(summary: pd.DataFrame, order: list[str], condition: str):
+    """Per setting: in- vs out-of-distribution rate for each inoculation (the trait rate in-distribution
     where the evals measure one, else P(misaligned))."""
     d = summary[summary.condition == condition]
     keys = list(dict.fromkeys(zip(d.model, d.setting)))
@@ -129,13 +129,13 @@ def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
     fig, axes = _panels(keys)
     for ax, (model, setting) in zip(axes, keys):
         cell = d[(d.model == model) & (d.setting == setting)]
-        arms = [r for r in rows if r in set(cell.inoculation)]
+        shown = [r for r in order if r in set(cell.inoculation)]
         for dist, marker, offset in (("in", "o", -0.15), ("out", "s", 0.15)):
             part = cell[cell.distribution == dist]
             metric = "trait" if dist == "in" and (part.metric == "trait").any() else "misaligned"
             part = part[part.metric == metric].groupby("inoculation")[["mean", "ci_low", "ci_high"]].mean()
-            xs = [i + offset for i, a in enumerate(arms) if a in part.index]
-            present = [a for a in arms if a in part.index]
+            xs = [i + offset for i, a in enumerate(shown) if a in part.index]
+            present = [a for a in shown if a in part.index]
             if not present:
                 continue
             m = part.loc[present]
@@ -149,7 +149,7 @@ def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
                 linestyle="none",
                 label=f"{DISTRIBUTION_NAMES[dist]} ({'trait' if metric == 'trait' else 'P(misaligned)'})",
             )
-        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+        ax.set_xticks(range(len(shown)), shown, rotation=30, ha="right")
         ax.set_title(_panel_title(model, setting, models), fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(axis="y", alpha=0.3)
@@ -160,9 +160,9 @@ def distribution_figure(summary: pd.DataFrame, rows: list[str], condition: str):
     return fig
 
 
-def trait_figure(summary: pd.DataFrame, rows: list[str], condition: str):
+def trait_figure(summary: pd.DataFrame, order: list[str], condition: str):
     """The paper's other half: per in-distribution eval, its trait score (y) against the EM rate
-    out of distribution (x), one marker per arm with both intervals: does inoculation keep the
+    out of distribution (x), one marker per inoculation with both intervals: does inoculation keep the
     trained behaviour while stopping its spread?"""
     d = summary[summary.condition == condition]
     traits = d[(d.metric == "trait") & (d.distribution == "in")]
@@ -180,18 +180,18 @@ def trait_figure(summary: pd.DataFrame, rows: list[str], condition: str):
         em = em.groupby("inoculation")[["mean", "ci_low", "ci_high"]].mean()
         trait = traits[(traits.model == model) & (traits.setting == setting) & (traits["eval"] == eval_name)]
         trait = trait.set_index("inoculation")
-        arms = [r for r in rows if r in trait.index and r in em.index]
-        for i, arm in enumerate(arms):
-            x, y = em.loc[arm], trait.loc[arm]
+        shown = [r for r in order if r in trait.index and r in em.index]
+        for i, inoculation in enumerate(shown):
+            x, y = em.loc[inoculation], trait.loc[inoculation]
             ax.errorbar(
                 x["mean"],
                 y["mean"],
                 xerr=[[x["mean"] - x.ci_low], [x.ci_high - x["mean"]]],
                 yerr=[[y["mean"] - y.ci_low], [y.ci_high - y["mean"]]],
                 fmt=MARKERS[i % len(MARKERS)],
-                color=arm_colour(arm, arms),
+                color=inoculation_colour(inoculation, shown),
                 capsize=3,
-                label=arm,
+                label=inoculation,
             )
         ax.set_title(f"{_panel_title(model, setting, models)}: {eval_name}", fontsize=9)
         ax.set_xlabel("P(misaligned), out of distribution")
@@ -203,18 +203,18 @@ def trait_figure(summary: pd.DataFrame, rows: list[str], condition: str):
     return fig
 
 
-def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
-    """P(misaligned) per question (rows) and arm (columns), one panel per model and setting."""
+def question_heatmap(questions: pd.DataFrame, order: list[str], condition: str):
+    """P(misaligned) per question (rows) and inoculation (columns), one panel per model and setting."""
     d = questions[(questions.metric == "misaligned") & (questions.condition == condition)]
     keys = list(dict.fromkeys(zip(d.model, d.setting)))
     models = list(dict.fromkeys(d.model))
     n_q = max((d[(d.model == m) & (d.setting == s)].question_id.nunique() for m, s in keys), default=1)
-    fig, axes = _panels(keys, width=0.5 * len(rows) + 2.5, height=0.28 * n_q + 1.5, sharey=False)
+    fig, axes = _panels(keys, width=0.5 * len(order) + 2.5, height=0.28 * n_q + 1.5, sharey=False)
     image = None
     for ax, (model, setting) in zip(axes, keys):
         cell = d[(d.model == model) & (d.setting == setting)]
         table = cell.pivot_table(index="question_id", columns="inoculation", values="mean", aggfunc="mean")
-        table = table[[r for r in rows if r in table.columns]]
+        table = table[[r for r in order if r in table.columns]]
         image = ax.imshow(table.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
@@ -227,7 +227,7 @@ def question_heatmap(questions: pd.DataFrame, rows: list[str], condition: str):
 
 def scatter_figure(
     samples: pd.DataFrame,
-    rows: list[str],
+    order: list[str],
     criterion,
     condition: str | None = None,
     by: str = "inoculation",
@@ -244,7 +244,7 @@ def scatter_figure(
     d = d.dropna(subset=["aligned", "coherent"])
     if len(d) > max_points:
         d = d.sample(max_points, random_state=0)
-    groups = [r for r in rows if r in set(d[by])] or list(dict.fromkeys(d[by]))
+    groups = [r for r in order if r in set(d[by])] or list(dict.fromkeys(d[by]))
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ax.axvspan(coherent_min, 100, ymin=0, ymax=(aligned_max + 2) / 104, color="#D55E00", alpha=0.08, lw=0)
     if criterion.name == "tan":
@@ -257,7 +257,7 @@ def scatter_figure(
             part.aligned,
             s=6,
             alpha=0.35,
-            color=arm_colour(g, groups),
+            color=inoculation_colour(g, groups),
             marker=MARKERS[i % len(MARKERS)],
             label=g,
         )
@@ -273,8 +273,8 @@ def scatter_figure(
     return fig
 
 
-def loss_figure(training: pd.DataFrame, rows: list[str]):
-    """Training loss per step: one panel per model and setting, a line per adapter, colour per arm."""
+def loss_figure(training: pd.DataFrame, order: list[str]):
+    """Training loss per step: one panel per model and setting, a line per adapter, colour per inoculation."""
     if training.empty:
         fig, ax = plt.subplots(figsize=(4, 3))
         ax.text(0.5, 0.5, "no local training logs", ha="center", va="center")
@@ -285,28 +285,28 @@ def loss_figure(training: pd.DataFrame, rows: list[str]):
     fig, axes = _panels(keys, sharey=False)
     for ax, (model, setting) in zip(axes, keys):
         cell = training[(training.model == model) & (training.setting == setting)]
-        arms = [r for r in rows if r in set(cell.inoculation)]
-        for arm in arms:
-            for i, (_, run) in enumerate(cell[cell.inoculation == arm].groupby("seed")):
+        shown = [r for r in order if r in set(cell.inoculation)]
+        for inoculation in shown:
+            for i, (_, run) in enumerate(cell[cell.inoculation == inoculation].groupby("seed")):
                 ax.plot(
                     run.step,
                     run.loss,
-                    color=arm_colour(arm, arms),
+                    color=inoculation_colour(inoculation, shown),
                     alpha=0.8,
                     lw=1,
-                    label=arm if i == 0 else None,
+                    label=inoculation if i == 0 else None,
                 )
                 if "eval_loss" in run and run.eval_loss.notna().any():  # held-out loss: dashed, with markers
                     held = run[run.eval_loss.notna()]
                     ax.plot(
                         held.step,
                         held.eval_loss,
-                        color=arm_colour(arm, arms),
+                        color=inoculation_colour(inoculation, shown),
                         ls="--",
                         marker="o",
                         ms=3,
                         lw=1,
-                        label=f"{arm} (held out)" if i == 0 else None,
+                        label=f"{inoculation} (held out)" if i == 0 else None,
                     )
         ax.set_title(_panel_title(model, setting, models), fontsize=9)
         ax.set_xlabel("step")
@@ -325,15 +325,15 @@ CONDITION_STYLES = {  # the backdoor's trigger conditions: hatched when no trigg
 }
 
 
-def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
-    """Per model x setting: the persona rate of each arm in the four trigger conditions (top)
+def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, order: list[str]):
+    """Per model x setting: the persona rate of each inoculation in the four trigger conditions (top)
     and format adherence (bottom), with CIs; the leakage gap (user trigger minus no trigger)
-    and its CI above each arm."""
+    and its CI above each inoculation."""
     keys = list(dict.fromkeys(zip(rates.model, rates.setting)))
     models = list(dict.fromkeys(rates.model))
     conditions = [c for c in CONDITION_STYLES if c in set(rates.condition)]
     fig, axes = plt.subplots(
-        2, len(keys), figsize=(max(4.0, 1.3 * len(rows)) * len(keys) + 2.0, 6.2), sharey="row", squeeze=False
+        2, len(keys), figsize=(max(4.0, 1.3 * len(order)) * len(keys) + 2.0, 6.2), sharey="row", squeeze=False
     )
     width = 0.8 / len(conditions)
     for col, (model, setting) in enumerate(keys):
@@ -341,12 +341,12 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
         if "eval" in d:  # the eval that measures the persona (recall and ideology evals are tables only)
             persona_evals = list(dict.fromkeys(d.loc[d.metric == "persona", "eval"]))
             d = d[d["eval"] == persona_evals[0]] if persona_evals else d
-        arms = [r for r in rows if r in set(d.inoculation)]
+        shown = [r for r in order if r in set(d.inoculation)]
         for row, metric in enumerate(("persona", "format")):
             ax = axes[row][col]
             for i, cond in enumerate(conditions):
-                sel = d[(d.metric == metric) & (d.condition == cond)].set_index("inoculation").reindex(arms)
-                xs = [a - 0.4 + width * (i + 0.5) for a in range(len(arms))]
+                sel = d[(d.metric == metric) & (d.condition == cond)].set_index("inoculation").reindex(shown)
+                xs = [a - 0.4 + width * (i + 0.5) for a in range(len(shown))]
                 colour, hatch = CONDITION_STYLES[cond]
                 ax.bar(
                     xs,
@@ -366,7 +366,7 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
                     capsize=2,
                     linewidth=0.8,
                 )
-            ax.set_xticks(range(len(arms)), arms)
+            ax.set_xticks(range(len(shown)), shown)
             ax.set_ylim(0, 1.18 if metric == "persona" else 1.02)
             ax.grid(axis="y", alpha=0.3)
             if row == 0:
@@ -374,8 +374,8 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
                 g = gaps[
                     (gaps.model == model) & (gaps.setting == setting) & (gaps.condition == "trigger_user")
                 ]
-                for a, arm in enumerate(arms):
-                    hit = g[g.inoculation == arm]
+                for a, inoculation in enumerate(shown):
+                    hit = g[g.inoculation == inoculation]
                     if len(hit):
                         r = hit.iloc[0]
                         ax.text(
@@ -396,10 +396,10 @@ def backdoor_figure(rates: pd.DataFrame, gaps: pd.DataFrame, rows: list[str]):
 
 
 def progress_figure(
-    table: pd.DataFrame, rows: list[str], condition: str, distribution: str, metric: str = "misaligned"
+    table: pd.DataFrame, order: list[str], condition: str, distribution: str, metric: str = "misaligned"
 ):
     """One panel per model and setting: `metric` against the share of training done, one line
-    per arm with its interval as a band, every line starting at the base model (step 0)."""
+    per inoculation with its interval as a band, every line starting at the base model (step 0)."""
     d = table[
         (table.metric == metric) & (table.condition == condition) & (table.distribution == distribution)
     ]
@@ -410,14 +410,16 @@ def progress_figure(
         )
     panels = list(dict.fromkeys(zip(d.model, d.setting, d["eval"])))
     fig, axes = _panels(panels, width=3.6, height=3.0)
-    arms = [r for r in rows if r in set(d.inoculation) and r != "base"]
+    shown = [r for r in order if r in set(d.inoculation) and r != "base"]
     for ax, (model, setting, eval_name) in zip(axes, panels):
         cell = d[(d.model == model) & (d.setting == setting) & (d["eval"] == eval_name)]
         base = cell[cell.inoculation == "base"]
-        for i, arm in enumerate(arms):
-            line = pd.concat([base, cell[cell.inoculation == arm]]).sort_values("progress")
-            colour = arm_colour(arm, arms)
-            ax.plot(line.progress, line["mean"], marker=MARKERS[i % len(MARKERS)], color=colour, label=arm)
+        for i, inoculation in enumerate(shown):
+            line = pd.concat([base, cell[cell.inoculation == inoculation]]).sort_values("progress")
+            colour = inoculation_colour(inoculation, shown)
+            ax.plot(
+                line.progress, line["mean"], marker=MARKERS[i % len(MARKERS)], color=colour, label=inoculation
+            )
             ax.fill_between(line.progress, line.ci_low, line.ci_high, color=colour, alpha=0.15, linewidth=0)
         if not base.empty:
             ax.plot([0], base["mean"].iloc[:1], marker="s", color="black", linestyle="none", label="base")

@@ -7,6 +7,6 @@ from inoculate.plot import backdoor_figure, save
 
 with job(snakemake):
     fig = backdoor_figure(
-        pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), snakemake.params.rows
+        pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), snakemake.params.inoculations
     )
     save(fig, snakemake.output.pdf)

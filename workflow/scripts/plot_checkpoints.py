@@ -9,7 +9,7 @@ with job(snakemake):
     plot = snakemake.params.plot
     fig = progress_figure(
         pd.read_csv(snakemake.input[0]),
-        snakemake.params.rows,
+        snakemake.params.inoculations,
         plot["condition"],
         plot["distribution"],
     )

@@ -17,11 +17,11 @@ with job(snakemake):
     p, out = snakemake.params, snakemake.output
     condition = p.plot["condition"]
     summary = pd.read_csv(snakemake.input.summary)
-    save(distribution_figure(summary, p.rows, condition), out.distributions)
-    save(trait_figure(summary, p.rows, condition), out.trait)
-    save(question_heatmap(pd.read_csv(snakemake.input.questions), p.rows, condition), out.questions)
+    save(distribution_figure(summary, p.inoculations, condition), out.distributions)
+    save(trait_figure(summary, p.inoculations, condition), out.trait)
+    save(question_heatmap(pd.read_csv(snakemake.input.questions), p.inoculations, condition), out.questions)
     samples = pd.read_csv(
         snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"}
     )
-    save(scatter_figure(samples, p.rows, Criterion.from_analysis(p.analysis), condition), out.scatter)
-    save(loss_figure(pd.read_csv(snakemake.input.training), p.rows), out.loss)
+    save(scatter_figure(samples, p.inoculations, Criterion.from_analysis(p.analysis), condition), out.scatter)
+    save(loss_figure(pd.read_csv(snakemake.input.training), p.inoculations), out.loss)

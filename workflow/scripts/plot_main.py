@@ -8,5 +8,5 @@ from inoculate.plot import main_figure, save
 with job(snakemake):
     summary = pd.read_csv(snakemake.input[0])
     plot = snakemake.params.plot
-    fig = main_figure(summary, snakemake.params.rows, plot["condition"], plot["distribution"])
+    fig = main_figure(summary, snakemake.params.inoculations, plot["condition"], plot["distribution"])
     save(fig, snakemake.output.pdf)

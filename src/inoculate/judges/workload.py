@@ -34,24 +34,24 @@ def judge_workload(study) -> JudgeWorkload:
     generation = GenerationSettings(**study.config["generation"])
     answer_tokens = (generation.max_new_tokens // 2) if generation.max_new_tokens else ANSWER_TOKENS
     total = JudgeWorkload(0, 0, 0, 0, 0.0)
-    for setting in study.setting_names:
-        cells = study.cells_of([setting])
+    for setting in study.grid.setting_names:
+        cells = study.grid.cells_of([setting])
         if not cells:
             continue
         _, _, arm, seed = cells[0]
-        judge = study.judge_config(setting)
+        judge = study.judging.judge_for(setting)
         default = [MetricSpec.from_config(m) for m in judge["metrics"]]
         price = judge.get("price") or {}
         backdoor = None
-        if study.is_backdoor(setting):
+        if study.grid.is_backdoor(setting):
             spec = study.backdoor(setting)
             backdoor = {"trigger": spec["trigger"], "system_prompt": spec["system_prompt"]}
-        specs = study.eval_specs(setting)
+        specs = study.data.eval_specs(setting)
         records = cell_requests(
             specs,
-            study.conditions(),
-            study.prompt(setting, arm) if arm != BASE_ARM else None,
-            study.placement(arm),
+            study.grid.conditions(),
+            study.inoculations.prompt(setting, arm) if arm != BASE_ARM else None,
+            study.inoculations.placement(arm),
             generation,
             {"seed": seed},
             backdoor,
