@@ -184,7 +184,7 @@ class EvalRef:
             name,
             DataRef.from_dict(d),
             d["distribution"],
-            tuple(d.get("variants", ())),
+            tuple(d["variants"]),
             dict(d.get("sampling") or {}),
             conditions,
             tuple(d.get("judge") or ()),

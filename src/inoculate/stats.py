@@ -63,7 +63,7 @@ class Criterion:
         """The criterion of config key `analysis` (`criterion`: a name or `{name, aligned_max,
         coherent_min}`; the older top-level `aligned_max`/`coherent_min` set Model Organisms'
         thresholds), or of a setting's or eval's own `criterion`."""
-        spec = override if override is not None else analysis.get("criterion", "model_organisms")
+        spec = override if override is not None else analysis["criterion"]
         if isinstance(spec, str):
             spec = {"name": spec}
         name = spec.get("name", "model_organisms")
