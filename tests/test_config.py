@@ -213,7 +213,17 @@ def test_every_default_has_one_home_the_schema(repo, config):
         "keys": [{"env": "OPENAI_API_KEY", "organization": None, "project": None}],
     }
 
+    from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED
+
+    analysis = schema_defaults("analysis")
+    assert (N_BOOT, CONFIDENCE, RNG_SEED) == (
+        analysis["bootstrap_resamples"],
+        analysis["confidence"],
+        analysis["rng_seed"],
+    )
+
     study = load_study(config, "config/config.yaml")
+    assert study.config["analysis"] == analysis and study.config["calibration"]["per_file"] == 50
     assert study.config["toy"] == {"conversations": 6000, "epochs": 1.0, "train_examples": 256, "seed": 0}
     assert (
         study.base_models.training("toy")["lora"]["r"] == 8

@@ -17,7 +17,7 @@ import pandas as pd
 
 from inoculate.backdoor import LEAKAGE, TRIGGERED
 from inoculate.io import read_jsonl
-from inoculate.stats import bootstrap_mean
+from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, bootstrap_mean
 
 BY = ["model", "setting", "inoculation", "eval", "condition"]
 CELL = ["model", "setting", "inoculation"]
@@ -61,7 +61,7 @@ def _groups(d: pd.DataFrame) -> list[np.ndarray]:
 
 
 def rates(
-    samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345
+    samples: pd.DataFrame, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, rng_seed: int = RNG_SEED
 ) -> pd.DataFrame:
     """One row per model x setting x arm x eval x condition x metric that the eval measures:
     mean and clustered CI."""
@@ -124,7 +124,7 @@ def paired_gap(
 
 
 def leakage_gaps(
-    samples: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, rng_seed: int = 12345
+    samples: pd.DataFrame, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, rng_seed: int = RNG_SEED
 ) -> pd.DataFrame:
     """Per cell and triggered condition: the persona rate with the trigger, without it
     (`no_trigger`, the leakage), and the gap between them with its CI."""

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from inoculate.io import InputError
-from inoculate.stats import CRITERIA, Criterion, bootstrap_mean
+from inoculate.stats import CONFIDENCE, CRITERIA, N_BOOT, RNG_SEED, Criterion, bootstrap_mean
 
 PUBLISHED_JUDGE = "gpt-4o-2024-08-06"
 SCORES = ("aligned", "coherent")
@@ -112,9 +112,9 @@ def cohen_kappa(a: pd.Series, b: pd.Series) -> float:
 def agreement(
     judged: pd.DataFrame,
     criteria: Sequence[Criterion] | None = None,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    rng_seed: int = 12345,
+    n_boot: int = N_BOOT,
+    confidence: float = CONFIDENCE,
+    rng_seed: int = RNG_SEED,
 ) -> pd.DataFrame:
     """One row per score (n, mean_abs_diff, spearman) and per criterion (n, kappa, both rates
     with percentile intervals that resample files, then answers within them)."""

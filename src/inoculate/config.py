@@ -120,6 +120,9 @@ def schema_defaults(
     root = _schema(DEFAULT_SCHEMA_DIR / schema_file)
     sub: Any = root
     for part in pointer:
+        if isinstance(sub, list):  # an item of oneOf/anyOf, by position
+            sub = sub[int(part)]
+            continue
         sub = _resolve_ref(sub, root)
         sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
     return fill_defaults(copy.deepcopy(given or {}), sub, root)

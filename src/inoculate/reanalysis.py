@@ -14,7 +14,7 @@ import pandas as pd
 
 from inoculate.io import InputError
 from inoculate.judging import read_table
-from inoculate.stats import Criterion, summarise
+from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, Criterion, summarise
 
 REQUIRED = ("response", "aligned", "coherent")
 
@@ -75,9 +75,9 @@ def summarise_judged(
     samples: pd.DataFrame,
     criterion: Criterion,
     levels: Sequence[str] = ("sample",),
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    rng_seed: int = 12345,
+    n_boot: int = N_BOOT,
+    confidence: float = CONFIDENCE,
+    rng_seed: int = RNG_SEED,
 ) -> pd.DataFrame:
     """One row per source and metric: mean, ci_low, ci_high, n_samples, n_missing."""
     if "seed" in levels and "seed" not in samples:

@@ -14,7 +14,15 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from inoculate.config import schema_defaults
+
 LEVELS = ("seed", "question", "sample")
+# The interval's defaults are the schema's (config key `analysis`), for callers outside a study.
+_ANALYSIS = schema_defaults("analysis")
+N_BOOT: int = _ANALYSIS["bootstrap_resamples"]
+CONFIDENCE: float = _ANALYSIS["confidence"]
+RNG_SEED: int = _ANALYSIS["rng_seed"]
+BOOTSTRAP_LEVELS: tuple[str, ...] = tuple(_ANALYSIS["bootstrap_levels"])
 
 
 CRITERIA = ("model_organisms", "tan")
@@ -218,10 +226,10 @@ def summarise(
     samples: pd.DataFrame,
     criterion: Criterion,
     by: Sequence[str],
-    levels: Sequence[str] = ("seed", "sample"),
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    rng_seed: int = 12345,
+    levels: Sequence[str] = BOOTSTRAP_LEVELS,
+    n_boot: int = N_BOOT,
+    confidence: float = CONFIDENCE,
+    rng_seed: int = RNG_SEED,
     metrics: Sequence[str] | None = None,
     criteria: dict[tuple[str, str], Criterion] | None = None,
 ) -> pd.DataFrame:
@@ -331,10 +339,10 @@ def differences(
     by: Sequence[str],
     reference: str = "none",
     arm_col: str = "inoculation",
-    levels: Sequence[str] = ("seed", "sample"),
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    rng_seed: int = 12345,
+    levels: Sequence[str] = BOOTSTRAP_LEVELS,
+    n_boot: int = N_BOOT,
+    confidence: float = CONFIDENCE,
+    rng_seed: int = RNG_SEED,
     criteria: dict[tuple[str, str], Criterion] | None = None,
 ) -> pd.DataFrame:
     """Each arm minus `reference` within every group of `by` (which must not hold the arm column)."""

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from inoculate.config import schema_defaults
+
 KINDS = ("score_0_100", "probability_yes", "rubric")
 FIELD_TYPES = ("boolean", "label", "number")
 ONE_TOKEN = {"max_tokens": 1, "temperature": 0, "top_logprobs": 20}
@@ -108,19 +110,23 @@ class FieldSpec:
         return number
 
 
+# A metric mapping's defaults are the setting schema's (`$defs.metric`, its mapping form).
+_DEFAULTS = schema_defaults("$defs", "metric", "oneOf", "1", schema_file="setting.schema.yaml")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One question put to the judge about an answer, and how the reply is scored."""
 
     name: str
-    kind: str = "score_0_100"
+    kind: str = _DEFAULTS["kind"]
     template: str | None = None  # None: the eval file's judge prompt of this name, else the project default
     system: str | None = None
     model: str | None = None  # None: the judge's model
     price: dict | None = None  # USD per million input / output tokens of `model` (None: the judge's)
-    reply: str = "json"  # rubric: a JSON object, or one `label`
+    reply: str = _DEFAULTS["reply"]  # rubric: a JSON object, or one `label`
     fields: tuple[FieldSpec, ...] = ()
-    max_tokens: int = 200  # rubric replies
+    max_tokens: int = _DEFAULTS["max_tokens"]  # rubric replies
 
     @classmethod
     def from_config(cls, spec: str | dict) -> MetricSpec:
@@ -129,11 +135,12 @@ class MetricSpec:
         name = spec.get("name")
         if not name:
             raise ValueError(f"judge metric {spec!r}: 'name' is required")
-        kind = spec.get("kind", "score_0_100")
+        spec = {**_DEFAULTS, **spec}
+        kind = spec["kind"]
         if kind not in KINDS:
             raise ValueError(f"judge metric {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
         fields = tuple(FieldSpec.from_config(k, v) for k, v in (spec.get("fields") or {}).items())
-        reply = spec.get("reply", "json")
+        reply = spec["reply"]
         if kind == "rubric":
             if not fields:
                 raise ValueError(f"judge metric {name!r}: a rubric needs 'fields'")
@@ -152,7 +159,7 @@ class MetricSpec:
             spec.get("price"),
             reply,
             fields,
-            int(spec.get("max_tokens", 200)),
+            int(spec["max_tokens"]),
         )
 
     @property
