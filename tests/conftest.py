@@ -125,21 +125,38 @@ def tiny_study(repo, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def experiment_dry_runs(repo, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
-    """`snakemake -n` of every file in config/experiments/ alone on the default config, as a
-    user types it (the shared data as external_data_dir), once per session, two at a time.
-    Without the shared data only the toy studies, which need none, are run."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """`snakemake -n --configfile config/experiments/X.yaml` of every study file, alone on the
+    default config, as a user types it (the shared data as external_data_dir), once per
+    session: two processes (tests/dry_runs.py), each running half the files through
+    Snakemake's own command line. Without the shared data only the toy studies run."""
     names = EXPERIMENTS if SHARED_DATA.exists() else [n for n in EXPERIMENTS if n.startswith("toy_")]
     root = tmp_path_factory.mktemp("dry_runs")
-
-    def dry_run(name: str) -> subprocess.CompletedProcess:
-        work = project_copy(repo, root / Path(name).stem)
-        config = ["--config", f"external_data_dir={SHARED_DATA}"] if SHARED_DATA.exists() else []
-        return snakemake(work, "-n", "--configfile", f"config/experiments/{name}", *config, check=False)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(names, pool.map(dry_run, names), strict=True))
+    overrides = ["--", f"external_data_dir={SHARED_DATA}"] if SHARED_DATA.exists() else []
+    env = _without_slurm_client(dict(os.environ))
+    runs = []
+    for half in (names[0::2], names[1::2]):
+        work = project_copy(repo, root / f"work{len(runs)}")
+        files = [f"config/experiments/{n}" for n in half]
+        cmd = [
+            sys.executable,
+            str(REPO / "tests" / "dry_runs.py"),
+            str(root / "out"),
+            "--",
+            *files,
+            *overrides,
+        ]
+        runs.append(subprocess.Popen(cmd, cwd=work, env=env))
+    for run in runs:
+        assert run.wait() == 0, "tests/dry_runs.py failed"
+    return {
+        name: subprocess.CompletedProcess(
+            name,
+            int((root / "out" / f"{Path(name).stem}.rc").read_text()),
+            (root / "out" / f"{Path(name).stem}.log").read_text(),
+            "",
+        )
+        for name in names
+    }
 
 
 @pytest.fixture(scope="session")
