@@ -62,7 +62,7 @@ def _coerce(value: Any, schema: dict, defs: dict) -> Any:
 
 def coerce_cli_values(config: dict, schema_path: Path) -> dict:
     """Snakemake's `--config seeds=[0,1,2,3]` delivers strings; read them as the schema's types."""
-    schema = read_yaml(schema_path)
+    schema = _schema(Path(schema_path))
     return _coerce(config, schema, schema.get("$defs", {}))
 
 
@@ -77,11 +77,11 @@ def _resolve_ref(schema: dict, root: dict) -> dict:
 
 
 def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
-    """Fill every absent key that the schema gives a `default:`, in place, down `properties`,
-    `additionalProperties` and `$ref` (not into oneOf/anyOf branches, which may not apply),
-    the defaults live in the schema alone, as Snakemake's `validate(..., set_default=True)`
-    keeps them; and the `then` or `else` of an `if`, whichever applies (a backend's own
-    defaults). A subschema marked `x-defaults: false` holds overrides (absent keys keep the
+    """Fill, in place, every absent key that the schema gives a `default:`, so that defaults
+    live in the schema alone (as Snakemake's `validate(..., set_default=True)` keeps them).
+    Followed: `properties`, `additionalProperties`, `$ref`, and the `then` or `else` of an
+    `if`, whichever applies (a backend's own defaults); not oneOf/anyOf branches, which may
+    not apply. A subschema marked `x-defaults: false` holds overrides (absent keys keep the
     value they override) and is left as given."""
     root = schema if root is None else root
     schema = _resolve_ref(schema, root)

@@ -7,6 +7,7 @@ samples the model it fine-tuned.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ class ApiSettings:
     cache_dir: str = _DEFAULTS["cache_dir"]
     registry_dir: str = _DEFAULTS["registry_dir"]
     mode: str = _DEFAULTS["mode"]  # sync: calls one by one; batch: the Batch API first, the same cache
-    batch: dict = field(default_factory=lambda: schema_defaults("api")["batch"])  # api.batch.BatchSettings
+    batch: dict = field(default_factory=lambda: copy.deepcopy(_DEFAULTS["batch"]))  # api.batch.BatchSettings
 
     @classmethod
     def from_config(cls, api: dict[str, Any] | None) -> ApiSettings:
