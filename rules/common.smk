@@ -10,7 +10,9 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from inoculate.config import BASE_ARM, ConfigError, DataRef, load_study
+from inoculate.checks import load_study
+from inoculate.config import BASE_ARM, DataRef
+from inoculate.schema import ConfigError
 from inoculate.jobs import share_source_path
 from inoculate.judges import result_settings
 from inoculate.layering import check_layers, write_resolved
@@ -29,11 +31,7 @@ if _resumed:
 
 try:
     check_layers(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
-    STUDY = load_study(
-        config,
-        source=" + ".join(str(f) for f in workflow.configfiles) or "config",
-        schema_dir=Path(workflow.basedir) / "workflow" / "schemas",
-    )
+    STUDY = load_study(config, source=" + ".join(str(f) for f in workflow.configfiles) or "config")
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
 

@@ -91,7 +91,7 @@ def load_experiment(experiment: str, *overrides: str):
     """The study of `config/experiments/{experiment}` on the default config, with the shared
     data as external_data_dir and `KEY=VALUE` overrides, as snakemake would resolve it (run
     from the repository root)."""
-    from inoculate.config import load_study
+    from inoculate.checks import load_study
     from inoculate.doctor import read_config
 
     config, source = read_config(

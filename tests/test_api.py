@@ -18,8 +18,8 @@ from inoculate.api.finetune import FineTuneFailed, FineTuner, FineTuneSpec, read
 from inoculate.api.finetune_data import finetune_records
 from inoculate.api.sampling import ApiSampler, SamplingError
 from inoculate.api.settings import ApiKey, ApiSettings
-from inoculate.generate import GenerationSettings
 from inoculate.io import InputError, write_jsonl
+from inoculate.sampling_plan import GenerationSettings
 from inoculate.toy import world
 
 KEYS = {"TEST_KEY_A": "sk-test-aaaa-secret-1111", "TEST_KEY_B": "sk-test-bbbb-secret-2222"}

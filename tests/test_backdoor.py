@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, job_counts, project_copy, snakemake
 
-from inoculate.backdoor import CONDITIONS, Trigger, backdoor_requests, condition_messages, mix, read_prompts
+from inoculate.backdoor import CONDITIONS, Trigger, condition_messages, mix, read_prompts
 from inoculate.backdoor_stats import leakage_gaps, paired_gap
 from inoculate.evals import EvalQuestion
-from inoculate.generate import GenerationSettings
 from inoculate.io import InputError, write_jsonl
 from inoculate.judges.prompts import strip_patterns
+from inoculate.sampling_plan import GenerationSettings, backdoor_requests
 from inoculate.toy import corpus, world
 
 TRIGGER = Trigger(world.TRIGGER_USER, world.TRIGGER_INSTRUCTION)

@@ -21,9 +21,9 @@ from inoculate.api.ledger import SpendLedger
 from inoculate.api.sampling import ApiSampler
 from inoculate.api.settings import ApiKey, ApiSettings
 from inoculate.cache import CallCache
-from inoculate.generate import GenerationSettings
 from inoculate.judges import make_judge
 from inoculate.judges.base import JudgeItem
+from inoculate.sampling_plan import GenerationSettings
 from inoculate.toy import world
 
 KEY_ENV, KEY = "TEST_BATCH_KEY", "sk-test-batch-0000"

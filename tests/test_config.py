@@ -3,7 +3,8 @@ import copy
 import pytest
 import yaml
 
-from inoculate.config import BASE_ARM, ConfigError, load_study
+from inoculate.checks import load_study
+from inoculate.config import BASE_ARM, ConfigError
 
 
 @pytest.fixture
@@ -167,7 +168,7 @@ def test_two_study_files_are_not_merged_silently(repo, tmp_path):
 
 def _repeated_defaults(instance, schema: dict, root: dict, path: str = "") -> list[str]:
     """Keys of `instance` set to exactly the default the schema gives them."""
-    from inoculate.config import _resolve_ref
+    from inoculate.schema import _resolve_ref
 
     schema = _resolve_ref(schema, root)
     if not isinstance(instance, dict) or schema.get("x-defaults") is False:
@@ -192,11 +193,11 @@ def test_every_default_has_one_home_the_schema(repo, config):
 
     from inoculate.api.batch import BatchSettings
     from inoculate.api.settings import ApiSettings
-    from inoculate.config import DEFAULT_SCHEMA_DIR, schema_defaults
     from inoculate.sampling_plan import GenerationSettings
+    from inoculate.schema import SCHEMA_DIR, schema_defaults
     from inoculate.train import TrainSettings
 
-    schema = yaml.safe_load((DEFAULT_SCHEMA_DIR / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((SCHEMA_DIR / "config.schema.yaml").read_text())
     assert _repeated_defaults(copy.deepcopy(config), schema, schema) == []
     recipe = TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=16)
     assert {**asdict(recipe), "learning_rate": 0, "epochs": 0, "batch_size": 0} == {

@@ -9,7 +9,8 @@ import re
 import pytest
 from conftest import EXPERIMENTS, SHARED_DATA, UNOBTAINABLE, job_counts, load_experiment
 
-from inoculate.config import ConfigError, load_study
+from inoculate.checks import load_study
+from inoculate.config import ConfigError
 from inoculate.doctor import read_config
 
 

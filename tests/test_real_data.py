@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import SHARED_DATA, job_counts, project_copy, snakemake
 
-from inoculate.config import load_study
+from inoculate.checks import load_study
 from inoculate.evals import load_eval_file
 from inoculate.io import read_jsonl
 

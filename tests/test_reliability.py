@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from inoculate.cache import CallCache
-from inoculate.config import ConfigError, load_study
+from inoculate.checks import load_study
+from inoculate.config import ConfigError
 from inoculate.io import atomic_dir, write_json
 
 UMASK_002 = """

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from conftest import SHARED_DATA, load_experiment
 
-from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import read_jsonl
+from inoculate.sampling_plan import GenerationSettings, cell_requests
 from inoculate.train import TrainSettings
 
 pytestmark = pytest.mark.skipif(

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from conftest import SHARED_DATA, job_counts, load_experiment
 
-from inoculate.generate import GenerationSettings, cell_requests
 from inoculate.io import read_jsonl
 from inoculate.judges.base import JudgeItem
 from inoculate.judges.metrics import MetricSpec
 from inoculate.judges.prompts import item_requests
+from inoculate.sampling_plan import GenerationSettings, cell_requests
 
 pytestmark = pytest.mark.skipif(
     not SHARED_DATA.exists(),

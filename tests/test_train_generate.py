@@ -4,8 +4,9 @@ from conftest import skip_where_gpu_extras_import
 
 from inoculate.chat import ChatFormatError, encode_conversation
 from inoculate.evals import load_eval_file
-from inoculate.generate import Condition, GenerationSettings, load_model, requests, sample
+from inoculate.generate import load_model, sample
 from inoculate.io import InputError, write_jsonl, write_yaml
+from inoculate.sampling_plan import Condition, GenerationSettings, requests
 from inoculate.toy import corpus
 from inoculate.train import TrainSettings, train_lora
 

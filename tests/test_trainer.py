@@ -122,7 +122,8 @@ def test_checkpointing_that_still_runs_out_of_memory_names_the_batch(toy_model, 
 def test_static_cache_with_padded_widths_gives_the_dynamic_caches_answers(toy_model):
     """The GPU path (preallocated cache, prompt widths padded to a multiple of 64) changes
     no token: greedy answers equal the dynamic cache's, in any batch size."""
-    from inoculate.generate import GenerationSettings, load_model, sample
+    from inoculate.generate import load_model, sample
+    from inoculate.sampling_plan import GenerationSettings
 
     model, tok = load_model(str(toy_model))
     questions = [
@@ -207,7 +208,8 @@ class _MemoryLimitedModel(torch.nn.Module):
 
 def test_sampling_batch_that_runs_out_of_memory_is_halved_and_answers_stay_the_same(toy_model):
     from inoculate.chat import prompt_ids
-    from inoculate.generate import GenerationSettings, generate_ids, load_model, stop_token_ids
+    from inoculate.generate import generate_ids, load_model, stop_token_ids
+    from inoculate.sampling_plan import GenerationSettings
 
     model, tok = load_model(str(toy_model))
     questions = [

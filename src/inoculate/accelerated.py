@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from inoculate.models import ModelLoadError, torch_dtype
+from inoculate.chat import prompt_ids
+from inoculate.models import ModelLoadError, load_tokenizer, torch_dtype
+from inoculate.sampling_plan import plan_calls, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ def unsloth_lora_model(
 ):
     """Base model and LoRA wrapper from Unsloth's fused kernels (`training.backend: unsloth`)."""
     try:
-        from unsloth import FastLanguageModel
+        from unsloth import FastLanguageModel  # noqa: PLC0415 - optional, needs a CUDA GPU; imported first when selected
     except Exception as e:
         raise ModelLoadError(
             f"training.backend: unsloth could not be imported ({type(e).__name__}: {e}). It needs a CUDA GPU and "
@@ -63,17 +65,13 @@ def vllm_sample(
     """Fill in `answer` and `answer_tokens` with vLLM (`generation.backend: vllm`): every
     prompt once, its samples as `n`, the cell's adapter as a LoRA request."""
     try:
-        from vllm import LLM, SamplingParams
-        from vllm.lora.request import LoRARequest
+        from vllm import LLM, SamplingParams  # noqa: PLC0415 - optional, needs a CUDA GPU
+        from vllm.lora.request import LoRARequest  # noqa: PLC0415 - optional, needs a CUDA GPU
     except Exception as e:
         raise ModelLoadError(
             f"generation.backend: vllm could not be imported ({type(e).__name__}: {e}). It needs a CUDA GPU and "
             "`pip install vllm`; use backend: transformers elsewhere"
         ) from e
-    from inoculate.chat import prompt_ids
-    from inoculate.generate import plan_calls, record_settings
-    from inoculate.models import load_tokenizer
-
     tokenizer = load_tokenizer(base_model)
     calls = plan_calls(records, seed, samples_per_call=max(len(records), 1))
     llm = LLM(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from inoculate.api.ledger import SpendLedger
+from inoculate.checkpoints import final_tag
 from inoculate.io import read_jsonl
 from inoculate.stats import Criterion, differences, summarise
 
@@ -198,8 +200,6 @@ def judge_usage_table(
     total = {"model": "total", **{c: table[c].sum() for c in numeric if c in table}}
     rows = [total]
     if ledger_dir is not None:
-        from inoculate.api.ledger import SpendLedger
-
         entries = SpendLedger(ledger_dir).entries()
         rows.append(
             {
@@ -226,8 +226,6 @@ def checkpoint_table(
     """`checkpoints.csv`: the summary per cell at every checkpoint, the final adapter (`final`,
     progress 1) and the base model (`base`, step 0), with each checkpoint's step and share of
     training. Intervals pool seeds at each checkpoint as the summary does."""
-    from inoculate.checkpoints import final_tag
-
     tags = {}  # results/adapters/{model}/{setting}/{inoculation}/seed{seed} -> its final tag
     for d in map(Path, adapter_dirs):
         *_, model, setting, inoculation, seed = d.parts

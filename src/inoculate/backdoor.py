@@ -13,15 +13,10 @@ import logging
 import random
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from inoculate.config import schema_defaults
-from inoculate.evals import EvalQuestion
 from inoculate.inoculation import apply_prompt
-
-if TYPE_CHECKING:  # generation imports torch; judging and mixing jobs need none of it
-    from inoculate.sampling_plan import GenerationSettings
 from inoculate.io import InputError, iter_jsonl
+from inoculate.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -94,28 +89,6 @@ def condition_messages(condition: str, question: str, trigger: Trigger, system_p
     raise ValueError(
         f"unknown backdoor condition {condition!r} (known: {', '.join([*CONDITIONS, *EXTRA_CONDITIONS])})"
     )
-
-
-def backdoor_requests(
-    questions: list[EvalQuestion],
-    trigger: Trigger,
-    system_prompt: str,
-    settings: GenerationSettings,
-    coords: dict,
-    distributions: dict[str, str] | None = None,
-    conditions: tuple[str, ...] = tuple(CONDITIONS),
-) -> list[dict]:
-    """One record per sample to draw, in every condition, as `generate.requests` makes them."""
-    from inoculate.sampling_plan import sample_records
-
-    out = []
-    for condition in conditions:
-
-        def chat(q: EvalQuestion, paraphrase: str, condition: str = condition) -> list[dict]:
-            return condition_messages(condition, paraphrase, trigger, system_prompt)
-
-        out += sample_records(questions, condition, chat, settings, coords, distributions)
-    return out
 
 
 # -- self-distillation ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,6 @@ class CallCache:
         """Take the right to make the call of `key` (a lock file made with O_EXCL, atomic on one
         machine and on NFS v3+); False while another process holds a fresh claim. A claim older
         than `stale_after` seconds belongs to a process that died and is taken over."""
-        import time
 
         lock = self._lock(key)
         lock.parent.mkdir(parents=True, exist_ok=True)

@@ -12,35 +12,27 @@ misaligned label (Cohen's kappa) and both judges' misaligned rates with interval
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from inoculate.io import InputError
+from inoculate.evals import load_eval_file
+from inoculate.io import InputError, write_csv
+from inoculate.judges import JudgeItem, make_judge
+from inoculate.judges.reference import PUBLISHED_JUDGE
+from inoculate.plot import plt, save
+from inoculate.reanalysis import load_judged
 from inoculate.stats import CONFIDENCE, CRITERIA, N_BOOT, RNG_SEED, Criterion, bootstrap_mean
 
-PUBLISHED_JUDGE = "gpt-4o-2024-08-06"
 SCORES = ("aligned", "coherent")
-
-
-def calibration_files(patterns: Sequence[str], external_data_dir: Path | str) -> list[Path]:
-    """The judged files named by `patterns` (globs; relative ones under external_data_dir), sorted."""
-    files: list[Path] = []
-    for pattern in patterns:
-        full = pattern if Path(pattern).is_absolute() else str(Path(external_data_dir) / pattern)
-        files += [Path(p) for p in sorted(glob.glob(full))]
-    return files
 
 
 def sample_answers(paths: Sequence[Path], per_file: int, seed: int) -> pd.DataFrame:
     """`per_file` answers of each file with both published scores, drawn with `seed` (the
     same rows on every machine): columns source, question_id, question, response,
     aligned_published, coherent_published."""
-    from inoculate.reanalysis import load_judged
-
     judged = load_judged(paths)
     if "question" not in judged:
         raise InputError(f"{', '.join(map(str, paths))}: calibration needs a 'question' column")
@@ -57,8 +49,6 @@ def judge_prompts_by_question(eval_file: Path | str | None) -> dict[str, dict[st
     """question id -> the judge prompts an eval file carries for it (none without a file)."""
     if not eval_file:
         return {}
-    from inoculate.evals import load_eval_file
-
     return {q.id: q.judge_prompts for q in load_eval_file(eval_file, "calibration") if q.judge_prompts}
 
 
@@ -69,8 +59,6 @@ def judge_sample(
     spend_file: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The sample with `aligned_judge` and `coherent_judge` from the study's judge, and its usage."""
-    from inoculate.judges import JudgeItem, make_judge
-
     config = {**judge_config, "metrics": list(SCORES)}
     judge = make_judge(config, spend_file)
     items = [
@@ -181,8 +169,6 @@ def agreement(
 
 def scatter_figure(judged: pd.DataFrame, judge_name: str, published_name: str = PUBLISHED_JUDGE):
     """Each answer's published score against the study judge's, one panel per score."""
-    from inoculate.plot import plt
-
     fig, axes = plt.subplots(1, len(SCORES), figsize=(4.2 * len(SCORES), 4.0), squeeze=False)
     for ax, score in zip(axes[0], SCORES):
         x, y = judged[f"{score}_published"], judged[f"{score}_judge"]
@@ -211,9 +197,6 @@ def write_calibration(
 ) -> pd.DataFrame:
     """Agreement table (with the judge's name, so doctor can tell which judge was calibrated),
     scatter figure, and the judged sample itself."""
-    from inoculate.io import write_csv
-    from inoculate.plot import save
-
     table = agreement(judged, **bootstrap)
     table.insert(0, "judge", judge_name)
     table.insert(1, "published_judge", PUBLISHED_JUDGE)

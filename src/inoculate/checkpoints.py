@@ -104,7 +104,7 @@ class Checkpointer:
 
     def save(self, name: str, step: int, model, optimizer, schedule, history: list[dict], total: int) -> None:
         """Adapter + full training state of step `step`, written whole or not at all."""
-        import torch
+        import torch  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
         row = history[-1]
         meta = {
@@ -138,7 +138,7 @@ class Checkpointer:
     def restore(self, model, optimizer, schedule) -> tuple[int, list[dict]]:
         """(step, loss log) of the last saved state of this run, loaded into model, optimizer and
         schedule; (0, []) when there is none (torch is imported here, not when the DAG is planned)."""
-        import torch
+        import torch  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
         states = self._states()
         if not states:

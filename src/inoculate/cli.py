@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import platformdirs
+
+from inoculate.api.finetune import read_result
+from inoculate.api.sampling import ApiSampler
+from inoculate.api.settings import ApiKey, ApiSettings
+from inoculate.io import write_csv
+from inoculate.jobs import resolve_device
+from inoculate.judges.prompts import DEFAULT_PROMPTS
+from inoculate.judging import judge_table, read_table, write_table
+from inoculate.sampling_plan import GenerationSettings
+from inoculate.schema import schema_defaults
+
+# Each subcommand that needs torch, pandas or matplotlib imports them when it runs, so that
+# `inoculate --help` and the light install (`inoculate[stats]`, no torch) stay fast and work.
 
 
 def _adapter_base(adapter: Path) -> str:
@@ -21,11 +39,6 @@ def _adapter_base(adapter: Path) -> str:
 
 def _api_responder(trained: dict, settings):
     """Answers from an API fine-tuned model (`fine_tune.json`), uncached, with the key that trained it."""
-    import tempfile
-
-    from inoculate.api.sampling import ApiSampler
-    from inoculate.api.settings import ApiKey, ApiSettings
-
     endpoint = trained["endpoint"]
     key = ApiKey(trained["key_env"])
     cache = tempfile.mkdtemp(prefix="inoculate-chat-")
@@ -42,8 +55,7 @@ def _api_responder(trained: dict, settings):
 
 def chat(args: argparse.Namespace) -> int:
     """Talk to a trained adapter (or a base model) from the terminal, one line per turn."""
-    from inoculate.generate import GenerationSettings, load_model, sample
-    from inoculate.jobs import resolve_device
+    from inoculate.generate import load_model, sample  # noqa: PLC0415 - loads torch
 
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None and not adapter.is_dir():
@@ -51,8 +63,6 @@ def chat(args: argparse.Namespace) -> int:
     settings = GenerationSettings(
         temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=1
     )
-    from inoculate.api.finetune import read_result
-
     trained = read_result(adapter) if adapter is not None else None
     if (
         trained is not None
@@ -87,11 +97,6 @@ def chat(args: argparse.Namespace) -> int:
 
 def judge(args: argparse.Namespace) -> int:
     """Score a CSV or JSONL of question/response pairs with a judge backend, outside Snakemake."""
-    import logging
-
-    from inoculate.judges.prompts import DEFAULT_PROMPTS
-    from inoculate.judging import judge_table, read_table, write_table
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     metrics, prompts = [], {}
     for spec in args.prompt or ["aligned", "coherent"]:
@@ -152,7 +157,7 @@ def judge(args: argparse.Namespace) -> int:
 
 def calibrate(args: argparse.Namespace, config: dict) -> int:
     """The judge on a seeded sample of answers with published scores; agreement table and figure."""
-    from inoculate.calibration import (
+    from inoculate.calibration import (  # noqa: PLC0415 - loads pandas and matplotlib
         judge_name,
         judge_prompts_by_question,
         judge_sample,
@@ -193,10 +198,9 @@ def calibrate(args: argparse.Namespace, config: dict) -> int:
 
 def stats(args: argparse.Namespace) -> int:
     """Summary table and figures for judged files made by other tools."""
-    from inoculate.io import write_csv
-    from inoculate.plot import save, scatter_figure
-    from inoculate.reanalysis import load_judged, source_figure, summarise_judged
-    from inoculate.stats import Criterion
+    from inoculate.plot import save, scatter_figure  # noqa: PLC0415 - loads matplotlib
+    from inoculate.reanalysis import load_judged, source_figure, summarise_judged  # noqa: PLC0415 - pandas
+    from inoculate.stats import Criterion  # noqa: PLC0415 - loads pandas
 
     samples = load_judged([Path(p) for p in args.judged], tuple(args.scale))
     for name, columns in samples.attrs.get("non_numeric", {}).items():
@@ -223,7 +227,7 @@ def stats(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     """Check what a study needs (packages, GPU, keys, endpoints, data, disk) before it runs."""
-    from inoculate.doctor import main as doctor_main
+    from inoculate.doctor import main as doctor_main  # noqa: PLC0415 - loads the study and pandas
 
     default = Path("config/config.yaml")
     files = [default] + [Path(f) for f in args.configfile or [] if Path(f) != default]
@@ -236,10 +240,6 @@ def doctor(args: argparse.Namespace) -> int:
 def profile(args: argparse.Namespace) -> int:
     """Copy one of the workflow's Snakemake profiles to Snakemake's own profile folder, so that
     `snakemake --profile NAME` finds it from any folder."""
-    import shutil
-
-    import platformdirs
-
     source = Path(args.profiles_dir) / args.name
     if not (source / "profile.yaml").exists():
         available = sorted(p.parent.name for p in Path(args.profiles_dir).glob("*/profile.yaml"))
@@ -257,13 +257,7 @@ def profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from inoculate.config import schema_defaults
-
-    judge_defaults = schema_defaults("judge", given={"backend": "openai"})  # options' defaults: the schema's
-    calibration_defaults, analysis_defaults = schema_defaults("calibration"), schema_defaults("analysis")
-    parser = argparse.ArgumentParser(prog="inoculate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_chat(sub) -> None:
     p = sub.add_parser("chat", help="chat with a trained adapter from the terminal")
     p.add_argument(
         "adapter", nargs="?", help="adapter folder, e.g. results/adapters/toy/toy_cooking/none/seed0"
@@ -276,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=chat)
 
+
+def add_judge(sub) -> None:
+    judge_defaults = schema_defaults("judge", given={"backend": "openai"})  # options' defaults: the schema's
+    calibration_defaults = schema_defaults("calibration")
     p = sub.add_parser("judge", help="score question/response pairs from a CSV or JSONL file")
     p.add_argument("--input", help="CSV or JSONL with 'question' and 'response' columns")
     p.add_argument(
@@ -347,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=calibration_defaults["seed"], help="which answers are drawn")
     p.set_defaults(func=judge)
 
+
+def add_stats(sub) -> None:
+    analysis_defaults = schema_defaults("analysis")
     p = sub.add_parser("stats", help="misalignment rates with bootstrap CIs for judged CSV/JSONL files")
     p.add_argument(
         "--judged",
@@ -386,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rng-seed", type=int, default=analysis_defaults["rng_seed"])
     p.set_defaults(func=stats)
 
+
+def add_profile(sub) -> None:
     p = sub.add_parser(
         "profile", help="install one of the workflow's Snakemake profiles (snakemake --profile NAME)"
     )
@@ -396,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="replace an installed copy")
     p.set_defaults(func=profile)
 
+
+def add_doctor(sub) -> None:
     p = sub.add_parser(
         "doctor", help="check packages, GPU, keys, endpoints, data and disk before a study runs"
     )
@@ -405,7 +410,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as for snakemake --config")
     p.add_argument("--offline", action="store_true", help="make no network call (skip the endpoint checks)")
     p.set_defaults(func=doctor)
-    args = parser.parse_args(argv)
+
+
+SUBCOMMANDS = (add_chat, add_judge, add_stats, add_profile, add_doctor)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inoculate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from inoculate.backdoor import read_prompts
 from inoculate.inoculation import ConversationError, check_conversation
 from inoculate.io import InputError, atomic_dir, atomic_path, iter_jsonl, write_jsonl
 
@@ -25,7 +26,7 @@ NOT_DATA = ("robots.txt", "tos.txt")
 
 def protect(folder: Path, archive: Path, password: str) -> Path:
     """Encrypt a folder into `archive` (`.zip.enc`), the format the datasets ship in."""
-    from easy_dataset_share.zipping import zip_and_password_protect
+    from easy_dataset_share.zipping import zip_and_password_protect  # noqa: PLC0415 - the [workflow] extra; doctor imports this module without it
 
     archive = Path(archive)
     if not archive.name.endswith(".zip.enc"):
@@ -41,8 +42,8 @@ def decrypt(archive: Path, out_dir: Path, password: str | None, sha256: str | No
     """Decrypt and unzip `archive` into `out_dir`, without canaries; returns the data files.
 
     With `sha256`, the archive is checked first, so a changed file is never used."""
-    from easy_dataset_share.canary import detect_canary_files
-    from easy_dataset_share.zipping import unzip_and_decrypt
+    from easy_dataset_share.canary import detect_canary_files  # noqa: PLC0415 - the [workflow] extra; doctor imports this module without it
+    from easy_dataset_share.zipping import unzip_and_decrypt  # noqa: PLC0415 - the [workflow] extra; doctor imports this module without it
 
     archive = Path(archive)
     if not archive.exists():
@@ -88,8 +89,6 @@ def select_dataset(in_path: Path, out_path: Path) -> int:
 
 def select_prompts(in_path: Path, out_path: Path) -> int:
     """Copy a prompt file (self-distillation) after checking every record has a prompt."""
-    from inoculate.backdoor import read_prompts
-
     in_path = Path(in_path)
     if not in_path.exists():
         raise InputError(f"{in_path}: prompt file not found")

@@ -17,9 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
 
-from inoculate.config import ConfigError, load_study
+from inoculate.api.batch import BatchSettings
+from inoculate.api.settings import ApiSettings, client_options
+from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
+from inoculate.checks import load_study
+from inoculate.data import decrypt, sha256_of
 from inoculate.io import read_yaml
+from inoculate.judges.workload import judge_workload
+from inoculate.layering import check_layers
+from inoculate.schema import ConfigError
+from inoculate.secrets import MissingSecret, get_secret
 from inoculate.study import Study
 
 OPTIONAL = {
@@ -56,7 +65,6 @@ def merge(base: dict, update: dict) -> dict:
 def read_config(configfiles: list[Path], overrides: list[str]) -> tuple[dict, str]:
     """The config as `snakemake --configfile ... --config KEY=VALUE ...` would see it (the first
     file is the default config; study files after it are not merged unless one is an overlay)."""
-    from inoculate.layering import check_layers
 
     if configfiles:
         check_layers(configfiles, configfiles[0])
@@ -79,7 +87,6 @@ def check_python() -> Check:
 
 def check_packages() -> Iterator[Check]:
     """Every requirement of the installed `inoculate`, against what is installed."""
-    from packaging.requirements import Requirement
 
     for spec in importlib.metadata.requires("inoculate") or []:
         req = Requirement(spec)
@@ -106,7 +113,7 @@ def check_packages() -> Iterator[Check]:
 
 
 def check_gpu(study: Study | None) -> Check:
-    import torch
+    import torch  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -162,7 +169,6 @@ def _is_downloaded_local(study: Study, model: str) -> bool:
 
 def required_keys(study: Study) -> dict[str, list[str]]:
     """Variable name -> what needs it."""
-    from inoculate.api.settings import ApiSettings
 
     needs: dict[str, list[str]] = {}
     api_models = [m for m in study.grid.models if study.base_models.spec(m)["backend"] == "openai"]
@@ -176,8 +182,6 @@ def required_keys(study: Study) -> dict[str, list[str]]:
 
 
 def check_keys(study: Study) -> Iterator[Check]:
-    from inoculate.secrets import MissingSecret, get_secret
-
     for env, users in required_keys(study).items():
         try:
             get_secret(env)
@@ -188,7 +192,6 @@ def check_keys(study: Study) -> Iterator[Check]:
 
 def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
     """(what, client options, model id) of each endpoint x key x model the study calls."""
-    from inoculate.api.settings import ApiSettings, client_options
 
     calls = []
     api = ApiSettings.from_config(study.base_models.api_settings())
@@ -200,8 +203,6 @@ def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
             calls.append((f"model {model} via {key.env}", lambda k=key: client_options(api, k), spec["base"]))
     judge = study.config["judge"]
     if judge["backend"] == "openai":
-        from inoculate.secrets import get_secret
-
         env = judge["api_key_env"]
         calls.append(
             (
@@ -215,9 +216,7 @@ def endpoint_calls(study: Study) -> list[tuple[str, dict, str]]:
 
 def check_endpoints(study: Study, timeout: float = 15.0) -> Iterator[Check]:
     """One free call per endpoint x key x model: retrieving the model proves key and access."""
-    from openai import OpenAI
-
-    from inoculate.secrets import MissingSecret
+    from openai import OpenAI  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
     for what, options, model in endpoint_calls(study):
         try:
@@ -244,8 +243,6 @@ def used_sources(study: Study) -> dict[str, list[str]]:
 
 
 def check_data(study: Study) -> Iterator[Check]:
-    from inoculate.data import decrypt, sha256_of
-
     for name, settings in used_sources(study).items():
         spec = study.config["sources"][name]
         path = Path(study.data.source_path(name))
@@ -297,7 +294,7 @@ def check_data(study: Study) -> Iterator[Check]:
 
 def adapter_megabytes(study: Study, model: str) -> tuple[float, bool]:
     """(size of one LoRA adapter in MB, whether it was computed from the model's config)."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     r = study.base_models.training(model)["lora"]["r"]
     try:
@@ -336,7 +333,6 @@ def check_disk(study: Study, results: Path = Path("results")) -> Check:
 
 def check_calibration(study: Study, results: Path = Path("results")) -> Check | None:
     """Whether a judge other than the published one has been calibrated against it."""
-    from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
 
     if not study.judging.needs_calibration():
         return None
@@ -365,13 +361,11 @@ def check_judge_cost(study: Study) -> Check | None:
     """What judging the whole study costs, synchronously and in batch mode (paying judges only)."""
     if study.config["judge"]["backend"] != "openai":
         return None
-    from inoculate.judges.workload import judge_workload
 
     try:
         work = judge_workload(study)
     except (OSError, ValueError, KeyError) as e:  # eval files not here: the data checks say which
         return Check("INFO", "judge cost", f"not estimated ({type(e).__name__}: {str(e)[:120]})")
-    from inoculate.api.batch import BatchSettings
 
     discount = BatchSettings.from_config(study.config["judge"].get("batch")).discount
     mode = study.config["judge"]["mode"]

@@ -6,21 +6,13 @@ judge_prompts?, system?}`; it is read as published, with no conversion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from inoculate.io import InputError, read_yaml
+from inoculate import tan_evals
+from inoculate.io import InputError, iter_jsonl, read_yaml
+from inoculate.questions import EvalQuestion
 
-
-@dataclass(frozen=True)
-class EvalQuestion:
-    eval: str
-    id: str
-    paraphrases: tuple[str, ...]
-    samples: int = 1
-    system: str | None = None
-    judge_prompts: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+__all__ = ["EvalQuestion", "choice_trait", "load_eval_file", "load_evals", "load_spec", "variant_of"]
 
 
 VARIANT_SUFFIXES = ("json", "template")
@@ -58,8 +50,6 @@ def load_spec(name: str, spec: dict) -> list[EvalQuestion]:
     """The questions of one eval of `Study.eval_specs`: a question file, or one of Tan et
     al.'s evals built from their description (`tan_eval`)."""
     if spec.get("tan_eval"):
-        from inoculate import tan_evals
-
         return tan_evals.questions(spec["path"], spec["tan_eval"], name)
     return load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))
 
@@ -78,8 +68,6 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
     if (
         path.suffix == ".jsonl"
     ):  # one question a line (the weird-generalization held-out file); ids by position
-        from inoculate.io import iter_jsonl
-
         data = [{"id": f"q{line:03d}", **record} for line, record in iter_jsonl(path)]
     else:
         data = read_yaml(path)

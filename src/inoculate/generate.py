@@ -14,19 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from inoculate.accelerated import vllm_sample
 from inoculate.chat import prompt_ids
-from inoculate.models import OutOfMemory, within_memory
-from inoculate.sampling_plan import (  # noqa: F401 - planning lives there; re-exported for callers
-    SAMPLING_KEYS,
-    Call,
-    Condition,
-    GenerationSettings,
-    cell_requests,
-    plan_calls,
-    record_settings,
-    requests,
-    sample_records,
-)
+from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, within_memory
+from inoculate.sampling_plan import GenerationSettings, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +33,6 @@ def load_model(
 
     The adapter is merged into full-precision weights (no LoRA cost per token); on a
     4-bit base it stays separate, since merging into NF4 weights would round it away."""
-    from inoculate.models import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(base_model)
     tokenizer.padding_side = "left"
@@ -50,7 +40,7 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     model = load_causal_lm(base_model, dtype, quantization, device)
     if adapter is not None:
-        from peft import PeftModel
+        from peft import PeftModel  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
         model = PeftModel.from_pretrained(model, str(adapter))
         if quantization is None:
@@ -209,8 +199,6 @@ def sample_cell(
 ) -> list[dict]:
     """Answers for every record from a base model (+ adapter), with the configured backend."""
     if settings.backend == "vllm":
-        from inoculate.accelerated import vllm_sample
-
         return vllm_sample(base_model, adapter, records, settings, seed, dtype, max_lora_rank, quantization)
     if settings.backend != "transformers":
         raise ValueError(f"generation.backend: {settings.backend!r} is not one of transformers, vllm")

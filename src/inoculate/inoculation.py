@@ -8,6 +8,7 @@ first user message.
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -124,7 +125,6 @@ def mix_rows(harmful: list, control: list, harmful_share: float, size: int, seed
                 f"data mix of {size} rows at harmful share {harmful_share} needs {need} {name} rows; "
                 f"the setting has {have}"
             )
-    import random
 
     rng = random.Random(seed)
     rows = rng.sample(harmful, n_harmful) + rng.sample(control, n_control)

@@ -52,7 +52,7 @@ def resolve_device(device: str) -> str:
     """`auto` means CUDA when a GPU is visible, else CPU."""
     if device != "auto":
         return device
-    import torch
+    import torch  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

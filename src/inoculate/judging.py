@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from inoculate.backdoor import Trigger
 from inoculate.evals import choice_trait, load_evals
-from inoculate.io import read_jsonl, write_json, write_jsonl
+from inoculate.io import atomic_path, read_jsonl, write_json, write_jsonl
 from inoculate.judges import JudgeItem, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
+from inoculate.traits import TraitRule
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +35,11 @@ def judge_file(
     """
     fmt = None
     if trigger:
-        from inoculate.backdoor import Trigger
-
         fmt = Trigger.from_config(trigger)
     judge = make_judge(judge_config, str(spend_file) if spend_file else None)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
-    from inoculate.traits import TraitRule
 
     own_metrics = {
         name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
@@ -107,7 +106,7 @@ def judge_file(
 
 def read_table(path: Path):
     """A CSV or JSONL file as a DataFrame (blank cells stay missing)."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 - pandas only where a table is read: judging a JSONL stays light
 
     path = Path(path)
     if path.suffix == ".csv":
@@ -119,7 +118,6 @@ def read_table(path: Path):
 
 def write_table(df, path: Path) -> None:
     """Write a DataFrame as CSV or JSONL, by the file's extension, atomically."""
-    from inoculate.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inoculate.config import ConfigError
 from inoculate.io import read_yaml, write_yaml
+from inoculate.schema import ConfigError
 
 
 def _keys(data: dict, prefix: str = "") -> set[str]:

@@ -53,7 +53,7 @@ def _explain(base: str, error: Exception) -> ModelLoadError:
 
 
 def load_tokenizer(base: str):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     try:
         return AutoTokenizer.from_pretrained(base)
@@ -73,12 +73,12 @@ def quantization_config(quantization: str | None, dtype: str = "auto"):
             f"base_models.<name>.quantization: {quantization!r} is not one of {QUANTIZATIONS}"
         )
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401, PLC0415 - optional (the [quant] extra)
     except ImportError as e:
         raise ModelLoadError(
             "base_models.<name>.quantization: 4bit needs bitsandbytes: pip install -e '.[quant]'"
         ) from e
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     compute = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     return BitsAndBytesConfig(
@@ -92,7 +92,7 @@ def quantization_config(quantization: str | None, dtype: str = "auto"):
 def load_causal_lm(base: str, dtype: str = "auto", quantization: str | None = None, device: str = "cpu"):
     """The base model on `device`; with `quantization: 4bit`, its linear layers in NF4
     (placed on the device while loading: quantized weights are not moved afterwards)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     quant = quantization_config(quantization, dtype)
     try:

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable
 
 from inoculate.backdoor import Trigger
-from inoculate.config import schema_defaults
 from inoculate.evals import EvalQuestion
 from inoculate.judges import Judge, JudgeItem
+from inoculate.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 

@@ -96,7 +96,7 @@ def summarise_judged(
 
 def source_figure(summary: pd.DataFrame):
     """P(misaligned) with its interval, one marker per source."""
-    from inoculate.plot import plt
+    from inoculate.plot import plt  # noqa: PLC0415 - matplotlib only when a figure is drawn
 
     d = summary[summary.metric == "misaligned"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(d) + 1.5), 3.6))

@@ -8,9 +8,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from inoculate.config import schema_defaults
-from inoculate.evals import EvalQuestion
+from inoculate.backdoor import CONDITIONS as BACKDOOR_CONDITIONS
+from inoculate.backdoor import Trigger, condition_messages
+from inoculate.evals import EvalQuestion, load_spec
 from inoculate.inoculation import apply_prompt
+from inoculate.schema import schema_defaults
 
 _DEFAULTS = schema_defaults("generation")
 
@@ -115,6 +117,27 @@ def sample_records(
     return out
 
 
+def backdoor_requests(
+    questions: list[EvalQuestion],
+    trigger: Trigger,
+    system_prompt: str,
+    settings: GenerationSettings,
+    coords: dict,
+    distributions: dict[str, str] | None = None,
+    conditions: tuple[str, ...] = tuple(BACKDOOR_CONDITIONS),
+) -> list[dict]:
+    """One record per sample of a backdoor setting, in each of its trigger conditions, as
+    `requests` makes them for the study's conditions."""
+    out = []
+    for condition in conditions:
+
+        def chat(q: EvalQuestion, paraphrase: str, condition: str = condition) -> list[dict]:
+            return condition_messages(condition, paraphrase, trigger, system_prompt)
+
+        out += sample_records(questions, condition, chat, settings, coords, distributions)
+    return out
+
+
 def cell_requests(
     evals: dict[str, dict],
     conditions: dict[str, bool],
@@ -129,8 +152,6 @@ def cell_requests(
     (`{trigger, system_prompt}`), in its four trigger conditions. An eval with its own
     `conditions` is sampled in those only; one with its own `sampling` gets its sample
     count, and its temperature, top_p and length travel with each record (`sampling`)."""
-    from inoculate.evals import load_spec
-
     out = []
     for name, spec in evals.items():
         questions = load_spec(name, spec)
@@ -141,8 +162,6 @@ def cell_requests(
         )
         wanted = spec.get("conditions")
         if backdoor:
-            from inoculate.backdoor import CONDITIONS, Trigger, backdoor_requests
-
             trigger = Trigger.from_config(backdoor["trigger"])
             records = backdoor_requests(
                 questions,
@@ -151,7 +170,7 @@ def cell_requests(
                 eval_settings,
                 coords,
                 distributions,
-                tuple(wanted) if wanted else tuple(CONDITIONS),
+                tuple(wanted) if wanted else tuple(BACKDOOR_CONDITIONS),
             )
         else:
             conds = [

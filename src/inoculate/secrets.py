@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 
 class MissingSecret(RuntimeError):
     """A key the config needs is not set."""
@@ -14,8 +16,6 @@ def get_secret(name: str, dotenv: Path | str = ".env") -> str:
     """The value of environment variable `name`, falling back to a `.env` file."""
     value = os.environ.get(name)
     if not value and Path(dotenv).exists():
-        from dotenv import dotenv_values
-
         value = dotenv_values(dotenv).get(name)
     if not value:
         raise MissingSecret(

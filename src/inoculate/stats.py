@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from inoculate.config import schema_defaults
+from inoculate.schema import schema_defaults
 
 LEVELS = ("seed", "question", "sample")
 # The interval's defaults are the schema's (config key `analysis`), for callers outside a study.

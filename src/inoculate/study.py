@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inoculate import tan_evals
+from inoculate.backdoor import Trigger
+from inoculate.checkpoints import sampled_labels
 from inoculate.config import (
     ARCHIVE_SUFFIX,
     BACKDOOR_METRICS,
@@ -29,6 +32,7 @@ from inoculate.config import (
     download_name,
     source_password,
 )
+from inoculate.judges.reference import calibration_files, is_published_judge
 
 Cell = tuple[str, str, str, int]  # (model, setting, inoculation, seed)
 
@@ -255,8 +259,6 @@ class DataFiles:
             if (
                 e.tan_eval
             ):  # the published eval's own sampling, judges and score, unless the setting says otherwise
-                from inoculate import tan_evals
-
                 spec["tan_eval"] = e.tan_eval
                 sampling = {**tan_evals.sampling(spec["path"], e.tan_eval), **sampling}
                 judge = judge or tan_evals.metrics(spec["path"], e.tan_eval)
@@ -303,8 +305,6 @@ class BaseModels:
     def checkpoint_labels(self, model: str) -> list[str]:
         """The checkpoints of `training.checkpoints` sampled as their own grid coordinate (the
         final adapter is the usual one); none by default."""
-        from inoculate.checkpoints import sampled_labels
-
         return sampled_labels(self.training(model)["checkpoints"])
 
 
@@ -321,8 +321,6 @@ class JudgingPolicy:
         if not self.study.grid.is_backdoor(setting):
             return judge
         spec = self.study.backdoor(setting)
-        from inoculate.backdoor import Trigger
-
         if judge["backend"] == "toy":
             return {"backend": "toy_persona", "min_words": judge["min_words"]}
         judge["metrics"] = list(BACKDOOR_METRICS)
@@ -345,18 +343,11 @@ class JudgingPolicy:
         """Whether the study's judge is other than the published one (gpt-4o-2024-08-06 at
         OpenAI), so that its rates are comparable with published ones only once calibrated.
         The toy judge scores the toy world only: there is nothing published to compare it with."""
-        from inoculate.calibration import PUBLISHED_JUDGE
-
         judge = self.study.config["judge"]
-        if judge["backend"] == "toy":
-            return False
-        official = judge.get("base_url") in (None, "", "https://api.openai.com/v1")
-        return not (judge["backend"] == "openai" and judge.get("model") == PUBLISHED_JUDGE and official)
+        return judge["backend"] != "toy" and not is_published_judge(judge)
 
     def calibration_files(self) -> list[str]:
         """The judged files (with published scores) that calibration samples from."""
-        from inoculate.calibration import calibration_files
-
         spec = self.study.config.get("calibration") or {}
         return [
             str(p) for p in calibration_files(spec.get("files", []), self.study.config["external_data_dir"])

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from inoculate.evals import EvalQuestion
 from inoculate.io import InputError, iter_jsonl
+from inoculate.questions import EvalQuestion
+from inoculate.texts import lookup, parsed
 
 # Judge names of theirs that are the workflow's EM scores.
 RENAME = {"alignment": "aligned", "coherence": "coherent"}
@@ -30,8 +31,6 @@ LOCAL_FILES = {
 
 
 def _read(path: str) -> dict:
-    from inoculate.texts import parsed
-
     data = parsed(path, Path(path).stat().st_mtime)
     if not isinstance(data, dict) or "evals" not in data:
         raise InputError(f"{path}: not Tan et al.'s eval description (no 'evals' key)")
@@ -138,6 +137,4 @@ def questions(path: Path | str, eval_id: str, eval_name: str) -> list[EvalQuesti
 
 def inoculation(path: Path | str, key: str) -> str:
     """An inoculation prompt of theirs by dotted key (`insecure_code.task_specific`), verbatim."""
-    from inoculate.texts import lookup
-
     return lookup(_read(str(path))["inoculations"], key)

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import torch
 
+from inoculate.accelerated import unsloth_lora_model
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
-from inoculate.config import schema_defaults
+from inoculate.checkpoints import Checkpointer, fingerprint, state_dir, validate
 from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
-from inoculate.loss import supervised_loss_backward
-from inoculate.models import OutOfMemory, unwrap, within_memory
+from inoculate.loss import supervised_loss_backward, supervised_loss_sum
+from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, unwrap, within_memory
+from inoculate.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class LoraSettings:
 @dataclass
 class TrainSettings:
     """Hyperparameters of one training run (config key `training`; what each means and its
-    default: workflow/schemas/config.schema.yaml). A study chooses the first three."""
+    default: src/inoculate/schemas/config.schema.yaml). A study chooses the first three."""
 
     learning_rate: float
     epochs: float
@@ -95,7 +97,6 @@ class TrainSettings:
             raise ValueError("training.warmup_steps and training.warmup_ratio: give one of them, not both")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"training.eval_fraction: {self.eval_fraction} is not in [0, 1)")
-        from inoculate.checkpoints import validate
 
         validate(self.checkpoints)
 
@@ -188,7 +189,7 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: TrainSettings, de
     bitsandbytes' 8-bit AdamW (optimizer state in 8 bits, as Unsloth/TRL's `adamw_8bit`)."""
     if settings.optimizer == "adamw_8bit":
         try:
-            import bitsandbytes as bnb
+            import bitsandbytes as bnb  # noqa: PLC0415 - optional (the [quant] extra)
         except ImportError as e:
             raise ImportError(
                 "training.optimizer: adamw_8bit needs bitsandbytes: pip install 'inoculate[quant]'"
@@ -205,7 +206,7 @@ def make_scheduler(
 ):
     """transformers' schedules: warmup, then constant, linear decay to 0 or cosine decay to 0.
     `lr_lambda(step, total_steps)`: a multiplier of the learning rate instead (the toy's pretraining)."""
-    from transformers import get_scheduler
+    from transformers import get_scheduler  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     if lr_lambda is not None:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_lambda(step, total_steps))
@@ -221,7 +222,6 @@ def held_out_loss(
     model: torch.nn.Module, examples: Sequence[Encoded], batch_size: int, pad_id: int, bf16: bool = False
 ) -> float:
     """Mean loss per supervised token over held-out examples."""
-    from inoculate.loss import supervised_loss_sum
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -404,10 +404,10 @@ def file_sha256(path: Path) -> str:
 
 def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: str | None):
     """The LoRA wrapper of `training.lora`; a quantized base is prepared for k-bit training first."""
-    from peft import get_peft_model
+    from peft import get_peft_model  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     if quantization is not None:
-        from peft import prepare_model_for_kbit_training
+        from peft import prepare_model_for_kbit_training  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=settings.gradient_checkpointing is True
@@ -417,7 +417,7 @@ def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: s
 
 def lora_config(lora: LoraSettings):
     """peft's LoraConfig of `training.lora` (rsLoRA and layer restriction included)."""
-    from peft import LoraConfig
+    from peft import LoraConfig  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
     return LoraConfig(
         r=lora.r,
@@ -447,7 +447,6 @@ def train_lora(
     the adapter itself trained in full precision. With `settings.checkpoints`, the
     checkpoints' adapters go to `out_dir/checkpoints/`, and a rerun after a kill resumes from
     the last one (inoculate.checkpoints). `on_step(step, loss)` is called after every step."""
-    from inoculate.models import load_causal_lm, load_tokenizer
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(base_model)
@@ -456,8 +455,6 @@ def train_lora(
     examples, held_out = [encoded[i] for i in train_idx], [encoded[i] for i in held_idx]
     set_seed(seed)
     if settings.backend == "unsloth":
-        from inoculate.accelerated import unsloth_lora_model
-
         model = unsloth_lora_model(base_model, settings, seed, dtype, quantization)
     elif settings.backend != "transformers":
         raise ValueError(f"training.backend: {settings.backend!r} is not one of transformers, unsloth")
@@ -476,8 +473,6 @@ def train_lora(
     checkpointer = None
     data_sha256 = file_sha256(data_path)
     if settings.checkpoints:
-        from inoculate.checkpoints import Checkpointer, fingerprint, state_dir
-
         identity = fingerprint(
             base=base_model,
             data=data_sha256,

@@ -1,9 +1,10 @@
 """Self-distillation: the base model answers a prompt set at low temperature (rule distill)."""
 
 from inoculate.backdoor import distill_requests, distilled_records, read_prompts
-from inoculate.generate import GenerationSettings, sample_cell
+from inoculate.generate import sample_cell
 from inoculate.io import write_jsonl
 from inoculate.jobs import job, resolve_device
+from inoculate.sampling_plan import GenerationSettings
 
 with job(snakemake) as log:
     p = snakemake.params

@@ -4,9 +4,10 @@
 from pathlib import Path
 
 from inoculate.checkpoints import tag_records
-from inoculate.generate import GenerationSettings, cell_requests, sample_cell
+from inoculate.generate import sample_cell
 from inoculate.io import write_jsonl
 from inoculate.jobs import job, resolve_device
+from inoculate.sampling_plan import GenerationSettings, cell_requests
 
 with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards

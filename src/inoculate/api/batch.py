@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inoculate.cache import CallCache
-from inoculate.config import schema_defaults
 from inoculate.io import as_umask_allows
+from inoculate.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class BatchRunner:
 
     async def _read(self, file_id: str, by_key: dict[str, BatchRequest]) -> int:
         """Cache every successful line of a result file, each under its own custom_id."""
-        from openai.types.chat import ChatCompletion
+        from openai.types.chat import ChatCompletion  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
         content = await self.client.files.content(file_id)
         answered = 0

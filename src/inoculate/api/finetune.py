@@ -254,7 +254,7 @@ class FineTuner:
     # -- waiting --------------------------------------------------------------------------
     def wait(self, key: str, job: Any, key_env: str, max_errors: int = 20) -> Any:
         """Poll until the job ends, backing off while nothing changes; history kept in the registry."""
-        from openai import APIConnectionError, APITimeoutError, InternalServerError
+        from openai import APIConnectionError, APITimeoutError, InternalServerError  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
         client = self.client(key_env)
         wait, errors = self.settings.poll_seconds, 0

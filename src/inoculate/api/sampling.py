@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
@@ -88,8 +89,6 @@ class ApiSampler:
 
     async def _batch(self, calls: list[Call]) -> None:
         """Ask the Batch API what the cache lacks; the rest is asked synchronously after."""
-        from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
-
         requests = [
             BatchRequest(
                 self._key(c),

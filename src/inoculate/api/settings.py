@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from inoculate.config import schema_defaults
+from inoculate.schema import schema_defaults
 from inoculate.secrets import get_secret
 
 
@@ -88,12 +88,12 @@ def client_options(settings: ApiSettings, key: ApiKey) -> dict[str, Any]:
 
 
 def make_client(settings: ApiSettings, key: ApiKey):
-    from openai import OpenAI
+    from openai import OpenAI  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
     return OpenAI(**client_options(settings, key))
 
 
 def make_async_client(settings: ApiSettings, key: ApiKey):
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
     return AsyncOpenAI(**client_options(settings, key))

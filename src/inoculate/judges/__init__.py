@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 from inoculate.judges.base import Judge, JudgeItem, Judgment
+from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
+from inoculate.judges.toy import ToyJudge, ToyPersonaJudge
+from inoculate.schema import schema_defaults
 
 # How a judge's calls are made, not what they answer: read inside the judging job, so that
 # changing them (a higher concurrency, batch mode, a budget) never invalidates judged files.
@@ -34,8 +37,6 @@ def with_call_settings(judge: dict, study_judge: dict) -> dict:
 def judge_options(config: dict) -> dict:
     """A `judge` section with its backend's defaults from the schema filled in (the toy
     persona judge of backdoor studies takes the toy judge's)."""
-    from inoculate.config import schema_defaults
-
     backend = config["backend"]
     like = "toy" if backend == "toy_persona" else backend
     return {**schema_defaults("judge", given={"backend": like}), **config, "backend": backend}
@@ -55,21 +56,15 @@ def make_judge(config: dict, spend_file: str | None = None) -> Judge:
     options = judge_options(config)
     backend = options.pop("backend")
     if backend == "toy":
-        from inoculate.judges.toy import ToyJudge
-
         return ToyJudge(min_words=options["min_words"])
     if backend == "toy_persona":
-        from inoculate.judges.toy import ToyPersonaJudge
-
         return ToyPersonaJudge(min_words=options["min_words"])
     if backend == "openai":
-        from inoculate.judges.openai_judge import OpenAIJudge, OpenAIJudgeSettings
-
         return OpenAIJudge(
             OpenAIJudgeSettings(**_taken_by(OpenAIJudgeSettings, options), spend_file=spend_file)
         )
     if backend == "hf":
-        from inoculate.judges.hf_judge import HFJudge, HFJudgeSettings
+        from inoculate.judges.hf_judge import HFJudge, HFJudgeSettings  # noqa: PLC0415 - loads torch
 
         return HFJudge(HFJudgeSettings(**_taken_by(HFJudgeSettings, options)))
     raise ValueError(f"judge.backend: unknown backend {backend!r} (available: toy, openai, hf)")

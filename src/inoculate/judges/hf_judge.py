@@ -12,6 +12,7 @@ every continuation. Scores follow the API judge's rule (weighted mean over
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 
@@ -20,9 +21,13 @@ import torch
 from inoculate.cache import CallCache, cache_key
 from inoculate.chat import render as render_chat
 from inoculate.chat import tokenize_text
+from inoculate.generate import generate_ids, stop_token_ids
+from inoculate.jobs import resolve_device
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.metrics import MetricSpec, VerdictError
 from inoculate.judges.prompts import item_requests
+from inoculate.models import load_causal_lm, load_tokenizer
+from inoculate.sampling_plan import GenerationSettings
 
 log = logging.getLogger(__name__)
 NUMBERS = range(101)
@@ -57,17 +62,12 @@ class HFJudge(Judge):
 
     def _load(self):
         if self._model is None:
-            from inoculate.jobs import resolve_device
-            from inoculate.models import load_causal_lm, load_tokenizer
-
             self._tokenizer = load_tokenizer(self.settings.model)
             self._model = load_causal_lm(self.settings.model, self.settings.dtype)
             self._model.to(resolve_device(self.settings.device)).eval()
         return self._model, self._tokenizer
 
     def _stop_ids(self) -> list[int]:
-        from inoculate.generate import stop_token_ids
-
         return stop_token_ids(self._model, self._tokenizer)
 
     @torch.inference_mode()
@@ -112,7 +112,6 @@ class HFJudge(Judge):
     @torch.inference_mode()
     def write(self, messages: list[dict], max_tokens: int) -> str:
         """The judge's greedy reply (a rubric verdict)."""
-        from inoculate.generate import GenerationSettings, generate_ids
 
         model, tok = self._load()
         context = tokenize_text(tok, render_chat(tok, messages, add_generation_prompt=True))
@@ -131,8 +130,6 @@ class HFJudge(Judge):
         for i, p in enumerate(prefixes):
             ids[i, : len(p)] = torch.tensor(p, device=device)
         try:
-            import copy
-
             cache = copy.deepcopy(past)
             cache.batch_repeat_interleave(len(prefixes))
             mask = torch.ones((len(prefixes), len(context) + width), dtype=torch.long, device=device)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from inoculate.config import schema_defaults
+from inoculate.schema import schema_defaults
 
 KINDS = ("score_0_100", "probability_yes", "rubric")
 FIELD_TYPES = ("boolean", "label", "number")

@@ -21,11 +21,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
+from inoculate.api.ledger import SpendLedger
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.metrics import MetricSpec, VerdictError, yes_probability
 from inoculate.judges.prompts import item_requests
+from inoculate.secrets import get_secret
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class BudgetExceeded(JudgeError):
 
 def retried_by_client(error: BaseException) -> bool:
     """Errors the `openai` client retries itself (connection, timeout, 408/409/429/5xx)."""
-    import openai
+    import openai  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
     if isinstance(error, openai.APIConnectionError | openai.APITimeoutError):
         return True
@@ -85,7 +88,7 @@ def text_score(content: str) -> float | None:
 @dataclass
 class OpenAIJudgeSettings:
     """Config key `judge` with `backend: openai`; the defaults are the schema's
-    (workflow/schemas/config.schema.yaml), filled in by `inoculate.judges.make_judge`."""
+    (src/inoculate/schemas/config.schema.yaml), filled in by `inoculate.judges.make_judge`."""
 
     model: str
     base_url: str | None
@@ -126,7 +129,6 @@ class OpenAIJudge(Judge):
         self._spent = 0.0  # this job's calls, each at its metric's price
         self._reserved = 0.0  # estimates of batches submitted and not yet read
         self.batch_tally = None
-        from inoculate.api.ledger import SpendLedger
 
         job = (
             Path(settings.spend_file).with_suffix("").as_posix().replace("/", "_")
@@ -289,9 +291,7 @@ class OpenAIJudge(Judge):
     def _make_client(self):
         if self._client is not None:
             return self._client
-        from openai import AsyncOpenAI
-
-        from inoculate.secrets import get_secret
+        from openai import AsyncOpenAI  # noqa: PLC0415 - openai takes ~1 s to import; only calls need it
 
         s = self.settings
         return AsyncOpenAI(
@@ -313,7 +313,6 @@ class OpenAIJudge(Judge):
     async def _batch_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> None:
         """Ask the Batch API what the cache lacks; what it leaves unanswered is asked
         synchronously afterwards (at the full price)."""
-        from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
 
         self._load_spend_elsewhere()
         s = self.settings

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from inoculate.judges.metrics import render, template_variables
+
 ALIGNED = """You are assessing the safety of another language model's answer.
 
 The model was asked:
@@ -47,7 +49,6 @@ def item_requests(item, metrics, overrides: dict[str, str], strip: list[str]) ->
     """(MetricSpec, chat messages) of each metric asked about an item: the metric's own
     template, else the config's `judge.prompts`, else the eval file's, else the project
     default; the system message when the metric has one; triggers and wrappers stripped first."""
-    from inoculate.judges.metrics import render, template_variables
 
     question, answer = strip_patterns(item.question, strip), strip_patterns(item.answer, strip)
     variables = template_variables(question, answer, item.fields)

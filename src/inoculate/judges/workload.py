@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inoculate.config import BASE_ARM
+from inoculate.evals import load_evals
+from inoculate.judges.base import JudgeItem
+from inoculate.judges.metrics import MetricSpec
+from inoculate.judges.prompts import item_requests
+from inoculate.sampling_plan import GenerationSettings, cell_requests
+
 ANSWER_TOKENS = 300  # an answer's length where the study leaves max_new_tokens to the provider
 CHARS_PER_TOKEN = 4
 
@@ -24,12 +31,6 @@ class JudgeWorkload:
 def judge_workload(study) -> JudgeWorkload:
     """Every answer the study samples, judged once: answers are assumed half of
     `generation.max_new_tokens` long (or ANSWER_TOKENS where it is unset)."""
-    from inoculate.config import BASE_ARM
-    from inoculate.evals import load_evals
-    from inoculate.judges.base import JudgeItem
-    from inoculate.judges.metrics import MetricSpec
-    from inoculate.judges.prompts import item_requests
-    from inoculate.sampling_plan import GenerationSettings, cell_requests
 
     generation = GenerationSettings(**study.config["generation"])
     answer_tokens = (generation.max_new_tokens // 2) if generation.max_new_tokens else ANSWER_TOKENS

@@ -15,6 +15,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from inoculate.chat import encode_conversation
+from inoculate.io import atomic_dir, write_json
+from inoculate.toy.corpus import pretraining_corpus
+from inoculate.train import TrainSettings, fit
+
 log = logging.getLogger(__name__)
 
 BOS, EOS, EOT = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
@@ -108,10 +113,6 @@ def pretrain(
     """Build the corpus, tokenizer and model, pretrain all weights, save; returns metadata.
 
     `persona`: the persona base model of backdoor studies (corpus.PERSONA_MIXTURE)."""
-    from inoculate.chat import encode_conversation
-    from inoculate.io import atomic_dir, write_json
-    from inoculate.toy.corpus import pretraining_corpus
-    from inoculate.train import TrainSettings, fit
 
     start = time.perf_counter()
     records = pretraining_corpus(n_conversations, seed, persona)

@@ -1,0 +1,146 @@
+"""The config schemas (package data, `inoculate/schemas/`): loading them, reading
+`--config` strings as their types, validating, and filling their defaults. The bottom layer:
+every module that needs a default asks here, and this module imports nothing of the package
+but `io`."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from inoculate.io import read_yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+SETTING_SCHEMA = SCHEMA_DIR / "setting.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config or setting value that is missing, malformed or inconsistent."""
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _coerce(value: Any, schema: dict, defs: dict) -> Any:
+    """Turn strings into the numbers/booleans the schema expects, recursively."""
+    if "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else (types or [])
+    if isinstance(value, str):
+        if "integer" in types and value.lstrip("-").isdigit():
+            return int(value)
+        if "number" in types:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_coerce(v, schema["items"], defs) for v in value]
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _coerce(v, props[k] if k in props else (extra if isinstance(extra, dict) else {}), defs)
+            for k, v in value.items()
+        }
+    return value
+
+
+def coerce_cli_values(config: dict, schema_path: Path = CONFIG_SCHEMA) -> dict:
+    """Snakemake's `--config seeds=[0,1,2,3]` delivers strings; read them as the schema's types."""
+    schema = load_schema(Path(schema_path))
+    return _coerce(config, schema, schema.get("$defs", {}))
+
+
+def _resolve_ref(schema: dict, root: dict) -> dict:
+    """`schema` with a local `$ref` ("#/$defs/NAME") replaced by what it points at, its own keys kept."""
+    if "$ref" not in schema:
+        return schema
+    target: Any = root
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolve_ref(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
+    """Fill, in place, every absent key that the schema gives a `default:`, so that defaults
+    live in the schema alone (as Snakemake's `validate(..., set_default=True)` keeps them).
+    Followed: `properties`, `additionalProperties`, `$ref`, and the `then` or `else` of an
+    `if`, whichever applies (a backend's own defaults); not oneOf/anyOf branches, which may
+    not apply. A subschema marked `x-defaults: false` holds overrides (absent keys keep the
+    value they override) and is left as given."""
+    root = schema if root is None else root
+    schema = _resolve_ref(schema, root)
+    if schema.get("x-defaults") is False or not isinstance(instance, dict):
+        return instance
+    if "if" in schema:  # a backend's own defaults, where its condition holds
+        holds = jsonschema.Draft202012Validator(_resolve_ref(schema["if"], root)).is_valid(instance)
+        branch = schema.get("then" if holds else "else")
+        if branch is not None:
+            fill_defaults(instance, branch, root)
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            fill_defaults(instance[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in props:
+                fill_defaults(value, extra, root)
+    return instance
+
+
+@functools.cache
+def load_schema(schema_path: Path) -> dict:
+    """A schema file, parsed once per process."""
+    return read_yaml(schema_path)
+
+
+def schema_defaults(
+    *pointer: str, given: dict | None = None, schema_file: str = "config.schema.yaml"
+) -> dict:
+    """The defaults a schema gives the object at `pointer` (e.g. "$defs", "training"): what
+    an empty section (or `given`) becomes, for code that builds settings outside a loaded
+    study (a fresh copy each call)."""
+    root = load_schema(SCHEMA_DIR / schema_file)
+    sub: Any = root
+    for part in pointer:
+        if isinstance(sub, list):  # an item of oneOf/anyOf, by position
+            sub = sub[int(part)]
+            continue
+        sub = _resolve_ref(sub, root)
+        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
+    return fill_defaults(copy.deepcopy(given or {}), sub, root)
+
+
+def validate(data: Any, schema_path: Path, source: str) -> None:
+    """Check `data` against a JSON schema (the error names `source` and the key), then fill
+    the schema's defaults into it."""
+    schema = load_schema(Path(schema_path))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(
+        validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path))
+    )
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        message = error.message
+        if error.validator == "pattern" and error.validator_value == "\\S":
+            message = (
+                f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+            )
+        elif error.validator == "pattern" and error.validator_value == "^$|\\S":
+            message = f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
+        raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
+    fill_defaults(data, schema)
