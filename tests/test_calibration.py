@@ -143,7 +143,7 @@ def test_judge_workload_counts_the_study_grid(repo, monkeypatch):
     from conftest import load_experiment
 
     from inoculate.doctor import check_judge_cost
-    from inoculate.judges.workload import judge_workload
+    from inoculate.judge_workload import judge_workload
 
     monkeypatch.chdir(repo)
     study = load_experiment("tan_eval_prompts.yaml")

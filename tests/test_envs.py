@@ -9,9 +9,12 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,10 +104,47 @@ print(json.dumps(sorted(sys.modules)))
     assert third_party <= provided, f"{env.name} lacks {sorted(third_party - provided)}"
 
 
-def test_stats_runs_without_the_model_stack_or_snakemake(tmp_path):
-    """`inoculate[stats]` installs neither: re-analysing judged files must not need them."""
+def _built_wheel(repo: Path, tmp_path: Path) -> Path:
+    """The package's wheel, built from a copy of the sources (no build folder in the checkout)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(repo / name, source / name)
+    shutil.copytree(repo / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            wheels,
+            source,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return next(wheels.glob("inoculate-*.whl"))
+
+
+def test_installed_wheel_runs_stats_outside_the_checkout_without_the_model_stack(repo, tmp_path):
+    """`pip install 'inoculate[stats]'` from the wheel: the schemas ship inside the package, and
+    re-analysing judged files needs neither the model stack nor Snakemake, from any folder."""
     import pandas as pd
 
+    wheel = _built_wheel(repo, tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        assert "inoculate/schemas/config.schema.yaml" in archive.namelist()
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
     judged = tmp_path / "judged.csv"
     pd.DataFrame(
         {
@@ -118,14 +158,22 @@ def test_stats_runs_without_the_model_stack_or_snakemake(tmp_path):
     blocked = sorted(MODEL_STACK | {"snakemake"})
     code = f"""
 import sys
+import zipfile
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
             raise ImportError(f"{{name}} is not installed in an inoculate[stats] environment")
 sys.meta_path.insert(0, Block())
+import inoculate
+assert inoculate.__file__.startswith({str(target)!r}), inoculate.__file__
 from inoculate.cli import main
-sys.exit(main(["stats", "--judged", {str(judged)!r}, "--out", {str(tmp_path / "out")!r}, "--resamples", "200"]))
+sys.exit(main(["stats", "--judged", {str(judged)!r}, "--out", "out", "--resamples", "200"]))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=outside, env=env, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "P(misaligned) 0.500" in proc.stdout and (tmp_path / "out/summary.csv").exists()
+    assert "P(misaligned) 0.500" in proc.stdout and (outside / "out/summary.csv").exists()

@@ -25,7 +25,7 @@ from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
 from inoculate.checks import load_study
 from inoculate.data import decrypt, sha256_of
 from inoculate.io import read_yaml
-from inoculate.judges.workload import judge_workload
+from inoculate.judge_workload import judge_workload
 from inoculate.layering import check_layers
 from inoculate.schema import ConfigError
 from inoculate.secrets import MissingSecret, get_secret
