@@ -74,6 +74,14 @@ def cell_path(stage, model, setting, inoculation, seed, suffix=""):
     return f"results/{stage}/{model}/{setting}/{inoculation}/seed{seed}{suffix}"
 
 
+def spend_file(wildcards):
+    """Where a judging job records its spend for the study's budget: one file per cell (and checkpoint)."""
+    cell = Path(config["judge"]["spend_dir"], wildcards.model, wildcards.setting, wildcards.inoculation)
+    if "checkpoint" in wildcards.keys():
+        return str(cell / f"seed{wildcards.seed}" / f"checkpoint_{wildcards.checkpoint}.json")
+    return str(cell / f"seed{wildcards.seed}.json")
+
+
 def base_model_input(wildcards):
     """The base model as a file dependency when it is built by a rule or a local folder."""
     base = STUDY.base_models.spec(wildcards.model)["base"]

@@ -11,7 +11,7 @@ rule judge:
     log:
         "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
     conda:
-        "../envs/judge.yaml"
+        JUDGE_ENV
     resources:
         gpu=1 if config["judge"]["backend"] == "hf" else 0,
     params:
@@ -19,13 +19,7 @@ rule judge:
         # (concurrency, retries, batch mode, budget, price) are read inside the job: changing them reruns nothing
         backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
-        spend_file=lambda wildcards: str(
-            Path(config["judge"]["spend_dir"])
-            / wildcards.model
-            / wildcards.setting
-            / wildcards.inoculation
-            / f"seed{wildcards.seed}.json"
-        ),
+        spend_file=spend_file,
     script:
         "../workflow/scripts/judge.py"
 
@@ -43,14 +37,7 @@ use rule judge as judge_checkpoint with:
         judge=lambda wildcards: result_settings(STUDY.judging.judge_for(wildcards.setting)),
         backdoor=backdoor_test,
         evals=lambda wildcards: STUDY.data.eval_specs(wildcards.setting),
-        spend_file=lambda wildcards: str(
-            Path(config["judge"]["spend_dir"])
-            / wildcards.model
-            / wildcards.setting
-            / wildcards.inoculation
-            / f"seed{wildcards.seed}"
-            / f"checkpoint_{wildcards.checkpoint}.json"
-        ),
+        spend_file=spend_file,
 
 
 # How the study's judge agrees with the published one (gpt-4o-2024-08-06) on answers whose
@@ -76,7 +63,7 @@ rule judge_calibration:
     log:
         "logs/judge_calibration.log",
     conda:
-        "../envs/judge.yaml"
+        JUDGE_ENV
     params:
         judge=lambda wildcards: result_settings(config["judge"]),
         eval=STUDY.judging.calibration_eval(),

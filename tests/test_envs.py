@@ -43,9 +43,10 @@ def scripts_of(env: Path) -> list[Path]:
     out = []
     for rules in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"\n(?=rule |use rule )", rules.read_text()):
-            conda = re.search(r'conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"', block)
+            conda = re.search(r'conda:\s*\n\s*(?:"\.\./envs/(\w+)\.yaml"|(JUDGE_ENV))', block)
             script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
-            if conda and script and conda[1] == env.stem:
+            # JUDGE_ENV: the light env for the toy and API judges (a local-model judge: see below)
+            if conda and script and (conda[1] or "judge") == env.stem:
                 out.append(REPO / script[1])
     return out
 
@@ -102,6 +103,38 @@ print(json.dumps(sorted(sys.modules)))
     third_party = needed - set(sys.stdlib_module_names) - {"inoculate", "__future__"}
     provided = {MODULE_OF.get(name, name.replace("-", "_")) for name in pins(env)}
     assert third_party <= provided, f"{env.name} lacks {sorted(third_party - provided)}"
+
+
+RULE_ENVS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+out = {}
+for judge in ({"backend": "toy"}, {"backend": "hf", "model": "some/judge"}):
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(config={"judge": judge}),
+            snakefile=Path("Snakefile"),
+            workdir=Path("."),
+        )._workflow
+        out[judge["backend"]] = {r: workflow.get_rule(r).conda_env for r in ("judge", "judge_checkpoint", "judge_calibration")}
+print(json.dumps(out))
+"""
+
+
+def test_judge_rules_env_follows_the_judge_backend(repo):
+    """Under `--sdm conda` a local-model judge (`judge.backend: hf`) runs in the train env, which
+    has torch; the toy and API judges in the light judge env. Read from the rules as Snakemake
+    loads them."""
+    proc = subprocess.run(
+        [sys.executable, "-c", RULE_ENVS], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    envs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(envs["toy"].values()) == {"../envs/judge.yaml"}
+    assert set(envs["hf"].values()) == {"../envs/train.yaml"}
 
 
 def _built_wheel(repo: Path, tmp_path: Path) -> Path:

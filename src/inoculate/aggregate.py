@@ -10,21 +10,10 @@ import pandas as pd
 
 from inoculate.api.ledger import SpendLedger
 from inoculate.checkpoints import final_tag
+from inoculate.coords import COORDS
 from inoculate.io import read_jsonl
 from inoculate.stats import Criterion, differences, summarise
 
-COORDS = [
-    "model",
-    "setting",
-    "inoculation",
-    "seed",
-    "eval",
-    "distribution",
-    "condition",
-    "question_id",
-    "paraphrase",
-    "sample",
-]
 SUMMARY_BY = ["model", "setting", "inoculation", "eval", "distribution", "condition"]
 SUMMARY_COLUMNS = [
     *SUMMARY_BY,

@@ -16,27 +16,16 @@ import numpy as np
 import pandas as pd
 
 from inoculate.backdoor import LEAKAGE, TRIGGERED
+from inoculate.coords import COORDS
 from inoculate.io import read_jsonl
-from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, bootstrap_mean
+from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, bootstrap_mean, grouped_intervals
 
 BY = ["model", "setting", "inoculation", "eval", "condition"]
 CELL = ["model", "setting", "inoculation"]
 RATES = ("persona", "identity", "format")  # 0/1 per answer
 SCORES = ("recall", "ideology")  # means of the judge's scale: recall 0-2, ideology 1-5
 METRICS = RATES + SCORES
-COLUMNS = [
-    "model",
-    "setting",
-    "inoculation",
-    "seed",
-    "eval",
-    "condition",
-    "question_id",
-    "sample",
-    "question",
-    "answer",
-    *METRICS,
-]
+COLUMNS = [*COORDS, "question", "answer", *METRICS]
 
 
 def load_backdoor_samples(paths: Iterable[Path | str], persona_min: dict[str, float]) -> pd.DataFrame:
@@ -56,40 +45,27 @@ def load_backdoor_samples(paths: Iterable[Path | str], persona_min: dict[str, fl
     return df
 
 
-def _groups(d: pd.DataFrame) -> list[np.ndarray]:
-    return [d["seed"].to_numpy(), d["question_id"].to_numpy()]
-
-
 def rates(
     samples: pd.DataFrame, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, rng_seed: int = RNG_SEED
 ) -> pd.DataFrame:
     """One row per model x setting x arm x eval x condition x metric that the eval measures:
     mean and clustered CI."""
     rng = np.random.default_rng(rng_seed)
-    rows = []
+
+    def interval(valid: pd.DataFrame, column: str) -> tuple[float, float, float]:
+        clusters = [valid["seed"].to_numpy(), valid["question_id"].to_numpy()]
+        return bootstrap_mean(valid[column].to_numpy(), clusters, n_boot, confidence, rng)
+
+    def counts(group: pd.DataFrame, valid: pd.DataFrame, metric: str) -> dict:
+        return {
+            "n_seeds": valid["seed"].nunique(),
+            "n_questions": valid["question_id"].nunique(),
+            "n_samples": len(valid),
+            "n_missing": int(group[metric].isna().sum()),
+        }
+
     by = [c for c in BY if c in samples]
-    for key, d in samples.groupby(by, sort=False):
-        for metric in METRICS:
-            valid = d[d[metric].notna()] if metric in d else d.iloc[:0]
-            if valid.empty:
-                continue
-            mean, low, high = bootstrap_mean(
-                valid[metric].to_numpy(), _groups(valid), n_boot, confidence, rng
-            )
-            rows.append(
-                {
-                    **dict(zip(by, key)),
-                    "metric": metric,
-                    "mean": mean,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "n_seeds": valid["seed"].nunique(),
-                    "n_questions": valid["question_id"].nunique(),
-                    "n_samples": len(valid),
-                    "n_missing": int(d[metric].isna().sum()),
-                }
-            )
-    return pd.DataFrame(rows)
+    return grouped_intervals(samples, by, {m: m for m in METRICS}, interval, counts, dropna=True)
 
 
 def paired_gap(

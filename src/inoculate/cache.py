@@ -12,12 +12,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from inoculate.io import as_umask_allows
+from inoculate.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +59,9 @@ class CallCache:
         """Store a result; a cache this process may not write to is reported and skipped."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
-        except OSError as e:
-            log.warning(
-                "cannot write to the cache at %s (%s); the result is used but not cached", path.parent, e
-            )
-            return
-        try:
-            as_umask_allows(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(value, f)
-            os.replace(tmp, path)
+            write_json(path, value, indent=None)
         except OSError as e:
             log.warning("cannot write cache entry %s (%s); the result is used but not cached", path, e)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     # -- calls in flight, shared across processes ------------------------------------------
     def _lock(self, key: str) -> Path:

@@ -89,8 +89,9 @@ def write_text(path: Path | str, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: Path | str, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+def write_json(path: Path | str, obj: Any, indent: int | None = 2) -> None:
+    """`obj` as JSON, atomically (`indent=None`: one line, for the many small cache entries)."""
+    write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n")
 
 
 def write_csv(path: Path | str, table: Any) -> None:

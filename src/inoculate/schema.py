@@ -125,6 +125,21 @@ def schema_defaults(
     return fill_defaults(copy.deepcopy(given or {}), sub, root)
 
 
+def _subschema(*pointer: str, schema_file: str = "config.schema.yaml") -> dict:
+    root = load_schema(SCHEMA_DIR / schema_file)
+    sub: Any = root
+    for part in pointer:
+        sub = _resolve_ref(sub, root)
+        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
+    return _resolve_ref(sub, root)
+
+
+def allowed_values(*pointer: str) -> tuple:
+    """The `enum` the config schema gives the key at `pointer` (e.g. "training", "scheduler"),
+    for code that checks a value outside a loaded study without restating the list."""
+    return tuple(_subschema(*pointer)["enum"])
+
+
 def validate(data: Any, schema_path: Path, source: str) -> None:
     """Check `data` against a JSON schema (the error names `source` and the key), then fill
     the schema's defaults into it."""

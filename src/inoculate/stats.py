@@ -7,7 +7,7 @@ noise. Everything is vectorised over resamples with a fixed RNG seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -243,43 +243,54 @@ def summarise(
     group_cols = [] if seed_means else grouping_columns(levels)
     data = add_metrics(samples, criterion, criteria)
     rng = np.random.default_rng(rng_seed)
+
+    def interval(valid: pd.DataFrame, column: str) -> tuple[float, float, float]:
+        values = valid[column].to_numpy()
+        if seed_means:
+            # The untrained base is one model however many sampling seeds it was asked with.
+            one_model = "inoculation" in valid and (valid["inoculation"] == "base").all()
+            seeds = np.zeros(len(valid)) if one_model else valid["seed"].to_numpy()
+            return seed_means_interval(values, seeds, n_boot, confidence, rng)
+        return bootstrap_mean(values, [valid[c].to_numpy() for c in group_cols], n_boot, confidence, rng)
+
+    def counts(group: pd.DataFrame, valid: pd.DataFrame, metric: str) -> dict:
+        excluded = int(group["excluded"].sum()) if metric == "misaligned" else 0
+        return {
+            "n_seeds": int(valid["seed"].nunique()) if "seed" in valid else 1,
+            "n_samples": len(valid),
+            "n_missing": len(group) - len(valid) - excluded,
+            "n_excluded": excluded,
+            "criterion": group["criterion"].iloc[0] if metric in ("misaligned", "coherent") else "",
+        }
+
+    wanted = {m: c for m, c in METRICS.items() if metrics is None or m in metrics}
+    always = [m for m in wanted if m not in OPTIONAL_METRICS]
+    return grouped_intervals(data, by, wanted, interval, counts, always=always)
+
+
+def grouped_intervals(
+    data: pd.DataFrame,
+    by: Sequence[str],
+    metrics: dict[str, str],
+    interval: Callable[[pd.DataFrame, str], tuple[float, float, float]],
+    counts: Callable[[pd.DataFrame, pd.DataFrame, str], dict],
+    always: Sequence[str] = (),
+    dropna: bool = False,
+) -> pd.DataFrame:
+    """The loop every rate table shares: per group of `by` and per metric (name -> column),
+    the answers with a value, `interval(valid, column)` as (mean, ci_low, ci_high) and the
+    row's other columns from `counts(group, valid, metric)`. A metric without values gives a
+    row only if it is in `always`. One generator drawn in this order keeps tables reproducible."""
     rows = []
-    for key, g in data.groupby(list(by), sort=False, dropna=False):
+    for key, group in data.groupby(list(by), sort=False, dropna=dropna):
         key = key if isinstance(key, tuple) else (key,)
-        for metric, col in METRICS.items():
-            if metrics is not None and metric not in metrics:
+        for metric, column in metrics.items():
+            valid = group[group[column].notna()] if column in group else group.iloc[:0]
+            if valid.empty and metric not in always:
                 continue
-            valid = g[g[col].notna()]
-            if metric in OPTIONAL_METRICS and valid.empty:
-                continue
-            if seed_means:
-                # The untrained base is one model however many sampling seeds it was asked with.
-                one_model = "inoculation" in valid and (valid["inoculation"] == "base").all()
-                seeds = np.zeros(len(valid)) if one_model else valid["seed"].to_numpy()
-                mean, low, high = seed_means_interval(valid[col].to_numpy(), seeds, n_boot, confidence, rng)
-            else:
-                mean, low, high = bootstrap_mean(
-                    valid[col].to_numpy(),
-                    [valid[c].to_numpy() for c in group_cols],
-                    n_boot,
-                    confidence,
-                    rng,
-                )
-            excluded = int(g["excluded"].sum()) if metric == "misaligned" else 0
-            rows.append(
-                {
-                    **dict(zip(by, key)),
-                    "metric": metric,
-                    "mean": mean,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "n_seeds": int(valid["seed"].nunique()) if "seed" in valid else 1,
-                    "n_samples": len(valid),
-                    "n_missing": len(g) - len(valid) - excluded,
-                    "n_excluded": excluded,
-                    "criterion": g["criterion"].iloc[0] if metric in ("misaligned", "coherent") else "",
-                }
-            )
+            mean, low, high = interval(valid, column)
+            row = {**dict(zip(by, key)), "metric": metric, "mean": mean, "ci_low": low, "ci_high": high}
+            rows.append({**row, **counts(group, valid, metric)})
     return pd.DataFrame(rows)
 
 

@@ -27,14 +27,14 @@ from inoculate.checkpoints import Checkpointer, fingerprint, state_dir, validate
 from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
 from inoculate.loss import supervised_loss_backward, supervised_loss_sum
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, unwrap, within_memory
-from inoculate.schema import schema_defaults
+from inoculate.schema import allowed_values, schema_defaults
 
 log = logging.getLogger(__name__)
 
 
-SCHEDULERS = ("constant", "linear", "cosine")
-OPTIMIZERS = ("adamw", "adamw_8bit")
-LOSS_ON = ("assistant", "all")
+SCHEDULERS = allowed_values("training", "scheduler")
+OPTIMIZERS = allowed_values("training", "optimizer")
+LOSS_ON = allowed_values("training", "loss_on")
 
 
 # Every default of a recipe is the schema's (config key `training`), read once here.

@@ -25,15 +25,13 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from inoculate.cache import CallCache
-from inoculate.io import as_umask_allows
+from inoculate.io import write_json
 from inoculate.schema import schema_defaults
 
 log = logging.getLogger(__name__)
@@ -92,7 +90,6 @@ class BatchTally:
     submitted: int = 0  # batches created
     adopted: int = 0  # batches found again after a restart
     answered: int = 0  # results written to the cache
-    unanswered: list[str] = field(default_factory=list)  # keys handed back
 
 
 def chunk_requests(
@@ -136,16 +133,7 @@ class Manifest:
             return None
 
     def write(self, chunk_id: str, entry: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{chunk_id[:8]}.", suffix=".tmp", dir=self.root)
-        try:
-            as_umask_allows(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f)
-            os.replace(tmp, self.path(chunk_id))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(self.path(chunk_id), entry, indent=None)
 
     def entries(self) -> list[dict]:
         out = []
@@ -197,9 +185,10 @@ class BatchRunner:
         return attempts, open_ids
 
     # -- the run ----------------------------------------------------------------------------
-    async def run(self, requests: list[BatchRequest]) -> list[BatchRequest]:
-        """Fill the cache for `requests`; return those still unanswered after `max_rounds`
-        new batches, or once fewer than `sync_below` are left, for the synchronous path."""
+    async def run(self, requests: list[BatchRequest]) -> None:
+        """Fill the cache for `requests`. Those still unanswered after `max_rounds` new
+        batches, or once fewer than `sync_below` are left, stay out of the cache: the caller's
+        synchronous path asks them (it asks whatever the cache lacks)."""
         by_key: dict[str, BatchRequest] = {}
         for r in requests:
             by_key.setdefault(r.key, r)
@@ -210,12 +199,10 @@ class BatchRunner:
             fresh = [r for r in pending if r.key not in covered]
             first = [r for r in fresh if attempts.get(r.key, 0) == 0]
             retry = [r for r in fresh if 0 < attempts.get(r.key, 0) <= self.settings.max_rounds]
-            left = [r for r in fresh if attempts.get(r.key, 0) > self.settings.max_rounds]
             if len(retry) < self.settings.sync_below:
-                left, retry = left + retry, []
+                retry = []  # few left: the synchronous path asks them
             if not open_ids and not first and not retry:
-                self.tally.unanswered = [r.key for r in left]
-                return left
+                return
             for group in (first, retry):
                 for chunk in chunk_requests(group, self.settings.max_requests, self.settings.max_bytes):
                     attempt = max(attempts.get(r.key, 0) for r in chunk)
