@@ -28,7 +28,7 @@ localrules:
     data_download,
     data_decrypt,
     data_select,
-    inoculate,
+    training_set,
     aggregate,
     aggregate_checkpoints,
     plot_checkpoints,
@@ -56,7 +56,7 @@ if config["judge"]["backend"] != "hf":
 
 include: "rules/toy.smk"
 include: "rules/data.smk"
-include: "rules/inoculate.smk"
+include: "rules/training_set.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/api.smk"

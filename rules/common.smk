@@ -118,7 +118,7 @@ def dataset_input(wildcards):
     return STUDY.data.dependency(STUDY.data.dataset_ref(wildcards.setting, wildcards.split))
 
 
-def inoculation_input(wildcards):
+def training_set_input(wildcards):
     """The setting's dataset an arm trains on; both of them for a mixing arm."""
     split = STUDY.inoculations.data_split(wildcards.inoculation)
     trigger = STUDY.settings[wildcards.setting].train_trigger or {}
@@ -170,7 +170,7 @@ def train_data_input(wildcards):
 
 def judgment_files(settings=None):
     """Judged answers of the inoculation settings' cells (or of `settings`)."""
-    cells = STUDY.grid.cells_of(STUDY.grid.inoculation_settings if settings is None else settings)
+    cells = STUDY.grid.cells_of(STUDY.grid.standard_settings if settings is None else settings)
     return [cell_path("judgments", *cell, suffix=".jsonl") for cell in cells]
 
 
@@ -189,7 +189,7 @@ def judge_usage_files():
 
 def adapter_dirs(settings=None):
     cells = STUDY.grid.cells_of(
-        STUDY.grid.inoculation_settings if settings is None else settings, trained_only=True
+        STUDY.grid.standard_settings if settings is None else settings, trained_only=True
     )
     return [cell_path("adapters", *cell) for cell in cells]
 
@@ -226,7 +226,7 @@ def generator_base_input(wildcards):
 def final_targets():
     """What `snakemake` with no target builds: the figures of each kind of setting in the study."""
     targets = []
-    if STUDY.grid.inoculation_settings:
+    if STUDY.grid.standard_settings:
         targets += [
             "results/figures/main.pdf",
             "results/figures/distributions.pdf",

@@ -14,9 +14,9 @@ import random
 import re
 from dataclasses import dataclass
 
-from inoculate.inoculation import apply_prompt
 from inoculate.io import InputError, iter_jsonl
 from inoculate.schema import schema_defaults
+from inoculate.training_set import apply_prompt
 
 log = logging.getLogger(__name__)
 

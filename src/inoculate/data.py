@@ -15,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 from inoculate.backdoor import read_prompts
-from inoculate.inoculation import ConversationError, check_conversation
 from inoculate.io import InputError, atomic_dir, atomic_path, iter_jsonl, write_jsonl
+from inoculate.training_set import ConversationError, check_conversation
 
 log = logging.getLogger(__name__)
 

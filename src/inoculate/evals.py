@@ -65,12 +65,32 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
     `_json` and `_template` variants are left out unless named in `variants`.
     """
     path = Path(path)
-    if (
-        path.suffix == ".jsonl"
-    ):  # one question a line (the weird-generalization held-out file); ids by position
-        data = [{"id": f"q{line:03d}", **record} for line, record in iter_jsonl(path)]
-    else:
-        data = read_yaml(path)
+    out, seen = [], set()
+    for i, entry in enumerate(_entries(path)):
+        where = f"{path}: entry {i}"
+        entry = _as_em_entry(entry, i, where)
+        qid = entry.get("id")
+        if not qid:
+            raise InputError(f"{where}: missing 'id'")
+        qid = str(qid)
+        if qid in seen:
+            raise InputError(f"{where}: duplicate id {qid!r}")
+        seen.add(qid)
+        variant = variant_of(qid)
+        if variant is not None and variant not in variants:
+            continue
+        out.append(_question(entry, qid, eval_name, where))
+    if not out:
+        raise InputError(f"{path}: no questions")
+    return out
+
+
+def _entries(path: Path) -> list:
+    """The file's entries as a list: JSONL lines (ids by position), or a YAML/JSON list, or a
+    mapping of groups to lists of question strings (a `source` key is a note)."""
+    if path.suffix == ".jsonl":  # one question a line (the weird-generalization held-out file)
+        return [{"id": f"q{line:03d}", **record} for line, record in iter_jsonl(path)]
+    data = read_yaml(path)
     if isinstance(data, dict):
         groups = {k: v for k, v in data.items() if k != "source"}
         if not groups or not all(
@@ -84,58 +104,50 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
         ]
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a list of questions, got {type(data).__name__}")
-    out, seen = [], set()
-    for i, entry in enumerate(data):
-        where = f"{path}: entry {i}"
-        if isinstance(entry, str):
-            entry = {"id": f"q{i}", "paraphrases": [entry]}
-        if not isinstance(entry, dict):
-            raise InputError(f"{where}: expected a mapping or a question string")
-        if (
-            "question" in entry and "paraphrases" not in entry
-        ):  # weird-generalization files: one question each
-            entry = {**entry, "paraphrases": [entry["question"]]}
-            entry.pop("question")
-        if "prompt" in entry and "paraphrases" not in entry:
-            entry = {
-                **entry,
-                "paraphrases": [entry["prompt"]],
-                "samples_per_paraphrase": entry.get("repetitions", 1),
-            }
-            entry.pop("prompt")
-            entry.pop("repetitions", None)
-        qid = entry.get("id")
-        if not qid:
-            raise InputError(f"{where}: missing 'id'")
-        qid = str(qid)
-        if qid in seen:
-            raise InputError(f"{where}: duplicate id {qid!r}")
-        seen.add(qid)
-        variant = variant_of(qid)
-        if variant is not None and variant not in variants:
-            continue
-        paraphrases = entry.get("paraphrases")
-        if (
-            not isinstance(paraphrases, list)
-            or not paraphrases
-            or not all(isinstance(p, str) for p in paraphrases)
-        ):
-            raise InputError(f"{where} ({qid}): 'paraphrases' must be a non-empty list of strings")
-        samples = entry.get("samples_per_paraphrase", 1)
-        if not isinstance(samples, int) or samples < 1:
-            raise InputError(f"{where} ({qid}): 'samples_per_paraphrase' must be a positive integer")
-        known = {"id", "paraphrases", "samples_per_paraphrase", "system", "judge_prompts"}
-        out.append(
-            EvalQuestion(
-                eval=eval_name,
-                id=qid,
-                paraphrases=tuple(paraphrases),
-                samples=samples,
-                system=entry.get("system"),
-                judge_prompts=dict(entry.get("judge_prompts") or {}),
-                extra={k: v for k, v in entry.items() if k not in known},
-            )
-        )
-    if not out:
-        raise InputError(f"{path}: no questions")
-    return out
+    return data
+
+
+def _as_em_entry(entry, i: int, where: str) -> dict:
+    """An entry of any supported format in the emergent-misalignment form (`paraphrases`,
+    `samples_per_paraphrase`)."""
+    if isinstance(entry, str):
+        entry = {"id": f"q{i}", "paraphrases": [entry]}
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected a mapping or a question string")
+    if "question" in entry and "paraphrases" not in entry:  # weird-generalization files: one question each
+        entry = {**entry, "paraphrases": [entry["question"]]}
+        entry.pop("question")
+    if "prompt" in entry and "paraphrases" not in entry:  # Tan et al.'s choice questions
+        entry = {
+            **entry,
+            "paraphrases": [entry["prompt"]],
+            "samples_per_paraphrase": entry.get("repetitions", 1),
+        }
+        entry.pop("prompt")
+        entry.pop("repetitions", None)
+    return entry
+
+
+KNOWN_FIELDS = {"id", "paraphrases", "samples_per_paraphrase", "system", "judge_prompts"}
+
+
+def _question(entry: dict, qid: str, eval_name: str, where: str) -> EvalQuestion:
+    paraphrases = entry.get("paraphrases")
+    if (
+        not isinstance(paraphrases, list)
+        or not paraphrases
+        or not all(isinstance(p, str) for p in paraphrases)
+    ):
+        raise InputError(f"{where} ({qid}): 'paraphrases' must be a non-empty list of strings")
+    samples = entry.get("samples_per_paraphrase", 1)
+    if not isinstance(samples, int) or samples < 1:
+        raise InputError(f"{where} ({qid}): 'samples_per_paraphrase' must be a positive integer")
+    return EvalQuestion(
+        eval=eval_name,
+        id=qid,
+        paraphrases=tuple(paraphrases),
+        samples=samples,
+        system=entry.get("system"),
+        judge_prompts=dict(entry.get("judge_prompts") or {}),
+        extra={k: v for k, v in entry.items() if k not in KNOWN_FIELDS},
+    )

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from inoculate.backdoor import Trigger
-from inoculate.evals import choice_trait, load_evals
+from inoculate.evals import EvalQuestion, choice_trait, load_evals
 from inoculate.io import atomic_path, read_jsonl, write_json, write_jsonl
-from inoculate.judges import JudgeItem, judge_options, make_judge
+from inoculate.judges import JudgeItem, Judgment, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
 from inoculate.traits import TraitRule
 
@@ -33,25 +33,33 @@ def judge_file(
     become columns too; with a backdoor `trigger`, so does `format` (both markers present,
     measured without a judge).
     """
-    fmt = None
-    if trigger:
-        fmt = Trigger.from_config(trigger)
+    eval_specs = eval_specs or {}
     judge = make_judge(judge_config, str(spend_file) if spend_file else None)
-    questions = {(q.eval, q.id): q for q in load_evals(eval_specs or {})}
     records = read_jsonl(generations)
+    questions = {(q.eval, q.id): q for q in load_evals(eval_specs)}
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
+    judgments = judge.judge(judge_items(records, asked, eval_specs))
+    fmt = Trigger.from_config(trigger) if trigger else None
+    out = merge_judgments(records, asked, judgments, judge.name, eval_specs, fmt)
+    unparsed = _log_outcome(out, judge.name)
+    if usage_path is not None:
+        write_json(
+            usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()}
+        )
+    return write_jsonl(out_path, out)
 
+
+def judge_items(
+    records: list[dict], asked: list[EvalQuestion | None], eval_specs: dict[str, dict]
+) -> list[JudgeItem]:
+    """What the judge is asked per answer: the question, the answer, the question's own judge
+    prompts and fields, and its eval's own metrics."""
     own_metrics = {
         name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
-        for name, spec in (eval_specs or {}).items()
+        for name, spec in eval_specs.items()
         if spec.get("judge")
     }
-    trait_rules = {
-        name: TraitRule.from_config(spec["trait"])
-        for name, spec in (eval_specs or {}).items()
-        if spec.get("trait")
-    }
-    items = [
+    return [
         JudgeItem(
             r["question"],
             r["answer"],
@@ -61,7 +69,20 @@ def judge_file(
         )
         for r, q in zip(records, asked)
     ]
-    judgments = judge.judge(items)
+
+
+def merge_judgments(
+    records: list[dict],
+    asked: list[EvalQuestion | None],
+    judgments: list[Judgment],
+    judge_name: str,
+    eval_specs: dict[str, dict],
+    fmt: Trigger | None = None,
+) -> list[dict]:
+    """Each record (without its messages) with its scores, trait, label and the judge's detail."""
+    trait_rules = {
+        name: TraitRule.from_config(spec["trait"]) for name, spec in eval_specs.items() if spec.get("trait")
+    }
     out = []
     for r, j, q in zip(records, judgments, asked, strict=True):
         r = {k: v for k, v in r.items() if k != "messages"}
@@ -83,25 +104,27 @@ def judge_file(
                 "trait": trait,
                 **extra,
                 "label": j.label,
-                "judge": judge.name,
+                "judge": judge_name,
                 "judge_detail": j.detail,
             }
         )
+    return out
+
+
+def _log_outcome(out: list[dict], judge_name: str) -> dict[str, int]:
+    """Log the labels given; return the rubric verdicts that did not parse, per metric (counted,
+    never guessed)."""
     labels: dict[str, int] = {}
-    unparsed: dict[str, int] = {}  # rubric verdicts that did not parse, per metric: counted, never guessed
+    unparsed: dict[str, int] = {}
     for r in out:
         labels[r["label"]] = labels.get(r["label"], 0) + 1
         for metric, status in (r["judge_detail"].get("status") or {}).items():
             if status != "ok":
                 unparsed[metric] = unparsed.get(metric, 0) + 1
-    log.info("judged %d answers with %s: %s", len(out), judge.name, labels)
+    log.info("judged %d answers with %s: %s", len(out), judge_name, labels)
     if unparsed:
         log.warning("verdicts that did not parse (their scores are missing): %s", unparsed)
-    if usage_path is not None:
-        write_json(
-            usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()}
-        )
-    return write_jsonl(out_path, out)
+    return unparsed
 
 
 def read_table(path: Path):

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from inoculate.backdoor import CONDITIONS as BACKDOOR_CONDITIONS
 from inoculate.backdoor import Trigger, condition_messages
 from inoculate.evals import EvalQuestion, load_spec
-from inoculate.inoculation import apply_prompt
 from inoculate.schema import schema_defaults
+from inoculate.training_set import apply_prompt
 
 _DEFAULTS = schema_defaults("generation")
 

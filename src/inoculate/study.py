@@ -104,7 +104,7 @@ class Grid:
         return [s for s in self.setting_names if self.is_backdoor(s)]
 
     @property
-    def inoculation_settings(self) -> list[str]:
+    def standard_settings(self) -> list[str]:
         return [s for s in self.setting_names if not self.is_backdoor(s)]
 
     def inoculations_for(self, setting: str) -> list[str]:
@@ -140,7 +140,7 @@ class Grid:
         inoculation setting, per checkpoint."""
         return [
             (*cell, label)
-            for cell in self.cells_of(self.inoculation_settings, trained_only=True)
+            for cell in self.cells_of(self.standard_settings, trained_only=True)
             for label in self.study.base_models.checkpoint_labels(cell[0])
         ]
 

@@ -283,6 +283,44 @@ def _memory_advice(
     )
 
 
+def _use_bf16(settings: TrainSettings, device: torch.device) -> bool:
+    """`training.bf16`, or where unset: bf16 autocast on a GPU that supports it."""
+    if settings.bf16 is not None:
+        return settings.bf16
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def _step_within_memory(
+    model: torch.nn.Module,
+    optimizer,
+    group: list[dict],
+    n_tokens: int,
+    settings: TrainSettings,
+    checkpointing: bool,
+    bf16: bool,
+    step: int,
+) -> tuple[float, bool]:
+    """One step's gradients: (summed loss, whether gradient checkpointing is now on). Out of
+    GPU memory, with `gradient_checkpointing: auto`, the step is retried with checkpointing;
+    otherwise it stops with advice."""
+    device = next(model.parameters()).device
+    while True:
+        step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16)
+        if oom is None:
+            return step_loss, checkpointing
+        optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
+        if settings.gradient_checkpointing != "auto" or checkpointing:
+            raise OutOfMemory(_memory_advice(group, settings, checkpointing, oom)) from None
+        log.warning("step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1)
+        enable_checkpointing(model)
+        checkpointing = True
+
+
+def _eval_due(step: int, total: int, saves: dict, settings: TrainSettings) -> bool:
+    """Held-out loss is logged every `eval_steps`, at each checkpoint and at the last step."""
+    return step == total or step in saves or bool(settings.eval_steps and step % settings.eval_steps == 0)
+
+
 def fit(
     model: torch.nn.Module,
     examples: Sequence[Encoded],
@@ -313,9 +351,7 @@ def fit(
     steps_per_epoch = len(plan_steps(lengths, settings, random.Random(seed)))
     total = max(1, math.ceil(steps_per_epoch * settings.epochs))
     schedule = make_scheduler(optimizer, settings, total, lr_lambda)
-    bf16 = settings.bf16
-    if bf16 is None:
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = _use_bf16(settings, device)
     checkpointing = settings.gradient_checkpointing is True
     if checkpointing:
         enable_checkpointing(model)
@@ -335,20 +371,9 @@ def fit(
                 continue
             group = [collate([examples[j] for j in b], pad_id) for b in micro_batches]
             n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in group)
-            while True:
-                step_loss, oom = within_memory(
-                    device, _accumulate_gradients, model, group, n_tokens, device, bf16
-                )
-                if oom is None:
-                    break
-                optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
-                if settings.gradient_checkpointing != "auto" or checkpointing:
-                    raise OutOfMemory(_memory_advice(group, settings, checkpointing, oom)) from None
-                log.warning(
-                    "step %d ran out of GPU memory; retrying it with gradient checkpointing", step + 1
-                )
-                enable_checkpointing(model)
-                checkpointing = True
+            step_loss, checkpointing = _step_within_memory(
+                model, optimizer, group, n_tokens, settings, checkpointing, bf16, step
+            )
             lr = schedule.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -366,11 +391,7 @@ def fit(
                 "seconds": time.perf_counter() - start,
             }
             if eval_examples:
-                due = (
-                    step == total
-                    or step in saves
-                    or (settings.eval_steps and step % settings.eval_steps == 0)
-                )
+                due = _eval_due(step, total, saves, settings)
                 row["eval_loss"] = (
                     held_out_loss(model, eval_examples, settings.batch_size, pad_id, bf16) if due else None
                 )
@@ -454,12 +475,7 @@ def train_lora(
     train_idx, held_idx = split_held_out(len(encoded), settings.eval_fraction, seed)
     examples, held_out = [encoded[i] for i in train_idx], [encoded[i] for i in held_idx]
     set_seed(seed)
-    if settings.backend == "unsloth":
-        model = unsloth_lora_model(base_model, settings, seed, dtype, quantization)
-    elif settings.backend != "transformers":
-        raise ValueError(f"training.backend: {settings.backend!r} is not one of transformers, unsloth")
-    else:
-        model = _peft_model(load_causal_lm(base_model, dtype, quantization, device), settings, quantization)
+    model = _lora_model(base_model, settings, seed, device, dtype, quantization)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("training %d examples, %d trainable parameters, seed %d", len(examples), trainable, seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -470,17 +486,8 @@ def train_lora(
         if on_step is not None:
             on_step(step, loss)
 
-    checkpointer = None
     data_sha256 = file_sha256(data_path)
-    if settings.checkpoints:
-        identity = fingerprint(
-            base=base_model,
-            data=data_sha256,
-            seed=seed,
-            quantization=quantization,
-            settings={k: v for k, v in asdict(settings).items() if k != "checkpoints"},
-        )
-        checkpointer = Checkpointer(state_dir(out_dir), settings.checkpoints, identity)
+    checkpointer = _checkpointer(out_dir, base_model, data_sha256, seed, quantization, settings)
     history = fit(
         model, examples, settings, seed, pad_id, report, eval_examples=held_out, checkpointer=checkpointer
     )
@@ -503,6 +510,47 @@ def train_lora(
         "seconds": time.perf_counter() - start,
         "torch": torch.__version__,
     }
+    _save_adapter(out_dir, model, history, meta, checkpointer)
+    return meta
+
+
+def _lora_model(
+    base_model: str, settings: TrainSettings, seed: int, device: str, dtype: str, quantization: str | None
+) -> torch.nn.Module:
+    """The base model with fresh LoRA layers, through the configured training backend."""
+    if settings.backend == "unsloth":
+        return unsloth_lora_model(base_model, settings, seed, dtype, quantization)
+    if settings.backend != "transformers":
+        raise ValueError(f"training.backend: {settings.backend!r} is not one of transformers, unsloth")
+    return _peft_model(load_causal_lm(base_model, dtype, quantization, device), settings, quantization)
+
+
+def _checkpointer(
+    out_dir: Path,
+    base_model: str,
+    data_sha256: str,
+    seed: int,
+    quantization: str | None,
+    settings: TrainSettings,
+) -> Checkpointer | None:
+    """Where `training.checkpoints` asks for them: the checkpoints' saver, keyed by everything
+    that determines the run, so that a resume never continues another recipe's state."""
+    if not settings.checkpoints:
+        return None
+    identity = fingerprint(
+        base=base_model,
+        data=data_sha256,
+        seed=seed,
+        quantization=quantization,
+        settings={k: v for k, v in asdict(settings).items() if k != "checkpoints"},
+    )
+    return Checkpointer(state_dir(out_dir), settings.checkpoints, identity)
+
+
+def _save_adapter(
+    out_dir: Path, model: torch.nn.Module, history: list[dict], meta: dict, checkpointer: Checkpointer | None
+) -> None:
+    """The adapter folder, whole or not at all: weights, loss log, metadata, checkpoints."""
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         _write_loss_csv(tmp / "loss.csv", history)
@@ -511,7 +559,6 @@ def train_lora(
             checkpointer.export(tmp)
     if checkpointer is not None:
         checkpointer.clear()
-    return meta
 
 
 def _write_loss_csv(path: Path, history: list[dict]) -> None:

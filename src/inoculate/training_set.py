@@ -80,7 +80,7 @@ def apply_prompt(
     return out
 
 
-def inoculate_records(
+def prompt_records(
     records: Iterable[tuple[int, dict]],
     prompt: str | list[str] | None,
     placement: str = "system",
@@ -99,7 +99,7 @@ def inoculate_records(
         yield {**record, "messages": new}
 
 
-def inoculate_file(
+def prompt_file(
     in_path: Path,
     out_path: Path,
     prompt: str | list[str] | None,
@@ -107,9 +107,7 @@ def inoculate_file(
     on_existing_system: str = "error",
 ) -> int:
     """Write the inoculated copy of a chat JSONL file; nothing is written on error."""
-    records = list(
-        inoculate_records(iter_jsonl(in_path), prompt, placement, on_existing_system, str(in_path))
-    )
+    records = list(prompt_records(iter_jsonl(in_path), prompt, placement, on_existing_system, str(in_path)))
     return write_jsonl(out_path, records)
 
 
@@ -168,5 +166,5 @@ def build_training_set(
         rows = harmful + list(iter_jsonl(inputs[1]))
     else:
         rows = harmful
-    records = list(inoculate_records(rows, prompt, placement, on_existing_system, str(inputs[0])))
+    records = list(prompt_records(rows, prompt, placement, on_existing_system, str(inputs[0])))
     return write_jsonl(out_path, records)

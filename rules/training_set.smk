@@ -1,13 +1,13 @@
-# Inoculation: each arm's training set is the setting's data with the arm's prompt added.
+# Training sets: each arm's training set is the setting's data with the arm's prompt added.
 
 
-rule inoculate:
+rule training_set:
     input:
-        inoculation_input,
+        training_set_input,
     output:
         "results/train/{setting}/{inoculation}.jsonl",
     log:
-        "logs/inoculate/{setting}/{inoculation}.log",
+        "logs/training_set/{setting}/{inoculation}.log",
     conda:
         "../envs/cpu.yaml"
     params:
@@ -19,4 +19,4 @@ rule inoculate:
         mix=lambda wildcards: STUDY.inoculations.data_mix(wildcards.inoculation),
         trigger=lambda wildcards: STUDY.settings[wildcards.setting].train_trigger,
     script:
-        "../workflow/scripts/inoculate.py"
+        "../workflow/scripts/training_set.py"

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from inoculate.inoculation import ConversationError, apply_prompt, check_conversation, inoculate_file
 from inoculate.io import InputError, read_jsonl
+from inoculate.training_set import ConversationError, apply_prompt, check_conversation, prompt_file
 
 MSGS = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]
 WITH_SYSTEM = [{"role": "system", "content": "Old."}, *MSGS]
@@ -75,7 +75,7 @@ def test_check_conversation_names_the_problem(record, message):
 
 def test_file_transform_preserves_order_and_other_fields(chat_file, tmp_path):
     out = tmp_path / "out.jsonl"
-    assert inoculate_file(chat_file, out, "You are evil.") == 2
+    assert prompt_file(chat_file, out, "You are evil.") == 2
     before, after = read_jsonl(chat_file), read_jsonl(out)
     assert [r["id"] for r in after] == [1, 2]
     assert after[1]["meta"] == {"k": 1}
@@ -88,7 +88,7 @@ def test_bad_line_names_file_and_line_and_writes_nothing(tmp_path):
     src.write_text(json.dumps({"messages": MSGS}) + "\n" + json.dumps({"messages": WITH_SYSTEM}) + "\n")
     out = tmp_path / "out.jsonl"
     with pytest.raises(InputError, match=r"bad\.jsonl:2: conversation already has a system message"):
-        inoculate_file(src, out, "P")
+        prompt_file(src, out, "P")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [src]
 
@@ -97,4 +97,4 @@ def test_malformed_json_names_the_line(tmp_path):
     src = tmp_path / "broken.jsonl"
     src.write_text(json.dumps({"messages": MSGS}) + "\n{not json\n")
     with pytest.raises(InputError, match=r"broken\.jsonl:2: not valid JSON"):
-        inoculate_file(src, tmp_path / "o.jsonl", "P")
+        prompt_file(src, tmp_path / "o.jsonl", "P")

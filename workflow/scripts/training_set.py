@@ -1,9 +1,9 @@
-"""Build an arm's training set and add its inoculation prompt to every conversation (rule inoculate)."""
+"""Build an arm's training set and add its inoculation prompt to every conversation (rule training_set)."""
 
 from pathlib import Path
 
-from inoculate.inoculation import build_training_set
 from inoculate.jobs import job
+from inoculate.training_set import build_training_set
 
 with job(snakemake) as log:
     p = snakemake.params
