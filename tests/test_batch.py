@@ -86,7 +86,7 @@ def test_a_split_batch_answers_each_request_and_the_sync_path_reuses_it(server, 
         answer = entry["prompt"].split("[ANSWER START]")[1].split("[ANSWER END]")[0]
         assert (entry["score"] < 50) == bool(set(world.words(answer)) & world.style_lexicon()[world.HARMFUL])
     # Batched calls cost half: 24 x (100 x 2.5 + 1 x 10) / 1e6 / 2.
-    assert SpendLedger(tmp_path / "spend").total(exclude_own=False) == pytest.approx(24 * 260e-6 / 2)
+    assert SpendLedger(tmp_path / "spend").total() == pytest.approx(24 * 260e-6 / 2)
 
     calls, requests = server.chat_calls, len(server.requests)
     again = make_judge(judge_config(server, tmp_path, "sync")).judge(items())

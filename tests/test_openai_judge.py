@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +35,11 @@ class Endpoint:
         self.requests: list[dict] = []  # every request body
         self.active = self.max_active = 0
         self.lock = threading.Lock()
+        # usage billed: "fixed" (100 tokens in), "honest" (counted from the messages), "none" (absent)
+        self.usage_mode = "fixed"
+        self.reply = "ok"  # "ok"; "nologprobs", "nochoices", "badlogprob": paid replies the judge cannot read
+        self.error_message = None  # answer every call with HTTP 401 and this message
+        self.billed: list[tuple[int, int]] = []  # (tokens in, out) of every answered call
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,6 +59,7 @@ class Endpoint:
 
             def _answer(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self._body = body
                 endpoint.auth.add(self.headers.get("Authorization", ""))
                 endpoint.requests.append(body)
                 prompt = body["messages"][-1]["content"]
@@ -60,7 +68,11 @@ class Endpoint:
                     return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
                 if "BROKEN" in prompt:
                     return self._send(500, {"error": {"message": "server exploded"}})
+                if endpoint.error_message is not None:
+                    return self._send(401, {"error": {"message": endpoint.error_message}})
                 endpoint.prompts.append(prompt)
+                if endpoint.reply != "ok" and body.get("logprobs"):
+                    return self._send(200, endpoint.unusable(body))
                 if (
                     body.get("max_tokens", 1) > 1
                 ):  # a rubric: the verdict the prompt asks for, after "VERDICT:"
@@ -141,6 +153,8 @@ class Endpoint:
                 )
 
             def _send(self, code, payload, headers=None):
+                if code == 200 and "usage" in payload:
+                    payload["usage"] = endpoint.usage(payload["usage"], self._body)
                 data = json.dumps(payload).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -153,6 +167,42 @@ class Endpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def usage(self, fixed: dict, body: dict) -> dict | None:
+        """The usage a reply reports, and what the server bills for it."""
+        if self.usage_mode == "honest":  # about 4 bytes a token, 4 tokens of format per message
+            tokens_in = sum(len(m["content"].encode()) // 4 + 4 for m in body["messages"]) + 3
+            fixed = {"prompt_tokens": tokens_in, "completion_tokens": fixed["completion_tokens"]}
+            fixed["total_tokens"] = fixed["prompt_tokens"] + fixed["completion_tokens"]
+        with self.lock:
+            self.billed.append((fixed["prompt_tokens"], fixed["completion_tokens"]))
+        return None if self.usage_mode == "none" else fixed
+
+    def bill(self, price: dict) -> float:
+        """USD the server charged, at `price`."""
+        return (
+            sum(i * price["input_per_million"] + o * price["output_per_million"] for i, o in self.billed)
+            / 1e6
+        )
+
+    def unusable(self, body: dict) -> dict:
+        choice = {"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": "?"}}
+        if self.reply == "badlogprob":
+            entry = {
+                "token": "50",
+                "logprob": 3.5,
+                "bytes": None,
+                "top_logprobs": [{"token": "50", "logprob": 3.5}],
+            }
+            choice["logprobs"] = {"content": [entry]}
+        return {
+            "id": "cmpl-x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [] if self.reply == "nochoices" else [choice],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101},
+        }
 
 
 @pytest.fixture
@@ -241,37 +291,42 @@ def _spent(spend) -> list[dict]:
     return [json.loads(line) for f in sorted(spend.rglob("*.jsonl")) for line in f.read_text().splitlines()]
 
 
+def _entries(spend) -> list[dict]:
+    from inoculate.api.ledger import SpendLedger
+
+    return SpendLedger(spend).entries()
+
+
 def test_budget_stops_the_study_before_it_spends_past_it(endpoint, judge_config, tmp_path):
     from inoculate.api.ledger import SpendLedger
 
+    endpoint.usage_mode = "honest"
     spend = tmp_path / "spend"
-    # another job of the study already spent almost everything
-    SpendLedger(spend, "m_s_seed0").record(100, 1, 0.0009)
+    SpendLedger(spend, "m_s_seed0").record(100, 1, 0.0009)  # another job of the study spent this
     judge_config.update(budget_usd=0.001, spend_dir=str(spend), concurrency=1)
-    judge = make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json"))
     items = [JudgeItem("Q", f"answer {i}") for i in range(5)]
     with pytest.raises(JudgeError, match=r"judge budget of \$0.0010 reached"):
-        judge.judge(items)
-    # a call costs $0.00026 here: none fits under what is left of the budget
-    assert len(endpoint.prompts) == 0
-    judge_config["budget_usd"] = 0.0021
+        make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json")).judge(items)
+    assert len(endpoint.prompts) == 0  # no call fits under what is left
+    judge_config["budget_usd"] = 0.004
     with pytest.raises(JudgeError, match="budget"):
         make_judge(judge_config, spend_file=str(spend / "m" / "s" / "seed1.json")).judge(items)
-    calls = [e for e in _spent(spend) if e["job"] != "m_s_seed0"]
+    calls = [e for e in _entries(spend) if e["job"] != "m_s_seed0"]
     assert 0 < len(calls) == len(endpoint.prompts) < 10  # some calls fit, then it stopped
-    assert sum(e["cost_usd"] for e in _spent(spend)) <= 0.0021  # and the study never passed its budget
-    # cached calls stay free: the same question again costs nothing and passes
-    judge_config["budget_usd"] = 1.0
-    assert make_judge(judge_config).judge(items[:1])  # only aligned was cached; coherent is new
+    assert 0.0009 + endpoint.bill(judge_config["price"]) <= 0.004  # the server's bill: within the budget
+    assert sum(e["cost_usd"] for e in _entries(spend)) <= 0.004
+    judge_config["budget_usd"] = 1.0  # cached calls stay free: the same question again passes
+    assert make_judge(judge_config).judge(items[:1])
 
 
 def test_the_budget_holds_across_reruns(endpoint, judge_config, tmp_path):
     """Three runs of the same job (each with a fresh cache, so each pays): together they spend at
-    most the budget. Each run appends to a ledger file of its own instead of overwriting the job's
-    total, so a rerun sees what earlier runs spent."""
+    most the budget. Each run appends to a ledger file of its own, so a rerun sees what earlier
+    runs spent."""
+    endpoint.usage_mode = "honest"
     spend = tmp_path / "spend"
-    judge_config.update(budget_usd=0.003, spend_dir=str(spend), concurrency=1)
-    items = [JudgeItem("Q", f"answer {i}") for i in range(4)]  # 8 calls of $0.00026 per run
+    judge_config.update(budget_usd=0.004, spend_dir=str(spend), concurrency=1)
+    items = [JudgeItem("Q", f"answer {i}") for i in range(4)]  # 8 calls of about $0.00033 per run
     outcomes = []
     for run in range(3):
         judge_config["cache_dir"] = str(tmp_path / f"cache{run}")
@@ -280,10 +335,80 @@ def test_the_budget_holds_across_reruns(endpoint, judge_config, tmp_path):
             outcomes.append("done")
         except JudgeError:
             outcomes.append("stopped")
-    entries = _spent(spend)
     assert outcomes == ["done", "stopped", "stopped"]
-    assert len(entries) == len(endpoint.prompts) == 10 and len(list(spend.rglob("*.jsonl"))) == 2
-    assert sum(e["cost_usd"] for e in entries) <= 0.003
+    assert len(_entries(spend)) == len(endpoint.prompts) > 8
+    assert len(list(spend.rglob("*.jsonl"))) == 2  # the third run was refused before any call
+    assert endpoint.bill(judge_config["price"]) <= 0.004
+
+
+JUDGE_PROCESS = """
+import sys, time
+from pathlib import Path
+from inoculate.judges import JudgeItem, make_judge
+from inoculate.judges.openai_judge import BudgetExceeded
+config = {config!r}
+items = [JudgeItem("Q", f"answer {{i}} of {{sys.argv[1]}}") for i in range(40)]
+judge = make_judge(config, spend_file=f"m/s/{{sys.argv[1]}}.json")
+Path(sys.argv[2], sys.argv[1]).touch()  # ready: both start together
+while not Path(sys.argv[2], "go").exists():
+    time.sleep(0.01)
+try:
+    judge.judge(items)
+except BudgetExceeded as e:
+    print("stopped:", e)
+"""
+
+
+def test_budget_holds_with_calls_in_flight_in_two_processes(endpoint, judge_config, tmp_path):
+    """Two judging processes, 8 calls in flight each, sharing one ledger and a budget that stops
+    them halfway: the server's bill (honest usage) stays within the budget + 10%."""
+    endpoint.usage_mode = "honest"
+    endpoint.delay = 0.05
+    budget = 0.02  # about 60 of the 160 calls (about $0.00033 each)
+    judge_config.update(budget_usd=budget, spend_dir=str(tmp_path / "spend"), concurrency=8)
+    code = JUDGE_PROCESS.format(config=judge_config)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, f"seed{i}", gate], stdout=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    deadline = time.time() + 60
+    while not ((gate / "seed0").exists() and (gate / "seed1").exists()) and time.time() < deadline:
+        time.sleep(0.05)
+    (gate / "go").touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs) and all("stopped:" in o for o in outs), outs
+    assert endpoint.max_active > 8  # both processes had calls in flight at once
+    bill = endpoint.bill(judge_config["price"])
+    assert budget * 0.5 < bill <= budget * 1.1
+    assert sum(e["cost_usd"] for e in _entries(tmp_path / "spend")) == pytest.approx(bill)
+
+
+def test_replies_without_usage_are_charged_what_was_held(endpoint, judge_config, tmp_path):
+    endpoint.usage_mode = "none"
+    spend = tmp_path / "spend"
+    judge_config.update(spend_dir=str(spend))  # no budget: the ledger is written all the same
+    make_judge(judge_config).judge([JudgeItem("Q", "A")])
+    entries = _entries(spend)
+    assert len(entries) == 2 and all(e["cost_usd"] > 0 for e in entries)
+
+
+@pytest.mark.parametrize("reply", ["nologprobs", "nochoices", "badlogprob"])
+def test_paid_unusable_replies_are_counted_and_not_paid_again(endpoint, judge_config, tmp_path, reply):
+    endpoint.reply = reply
+    spend = tmp_path / "spend"
+    judge_config.update(spend_dir=str(spend), budget_usd=1.0)
+    items = [JudgeItem("Q", f"answer {i}") for i in range(3)]
+    for _ in range(2):  # a run and a rerun
+        with pytest.raises(JudgeError, match="every judge reply was unusable"):
+            make_judge(judge_config).judge(items)
+    assert len(endpoint.prompts) == 6  # paid once each
+    assert len(_entries(spend)) == 6 and sum(e["cost_usd"] for e in _entries(spend)) > 0
+    judge_config["retry_failed"] = True
+    endpoint.reply = "ok"
+    judged = make_judge(judge_config).judge(items)
+    assert len(endpoint.prompts) == 12 and all(j.aligned is not None for j in judged)
 
 
 def test_in_flight_calls_stay_within_the_limit(endpoint, judge_config):
@@ -395,7 +520,7 @@ def test_yes_probability_and_rubric_metrics_through_the_api(endpoint, judge_conf
 def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(
     endpoint, judge_config, tmp_path, monkeypatch
 ):
-    """A reply without logprobs is not retried (and is not said to have been); a server error is
+    """A reply without logprobs is paid for and not asked again (cached as a failure); a server error is
     retried by the client; each kind is counted. The advice names the CLI flag too, which exists,
     as do --timeout and --max-retries; with --text-fallback the same file is scored from the text."""
     import pandas as pd
@@ -407,7 +532,8 @@ def test_judge_errors_say_what_happened_and_the_cli_sets_what_they_advise(
     with pytest.raises(JudgeError) as raised:
         make_judge(judge_config).judge(items)
     message = str(raised.value)
-    assert "4 x JudgeError (not retried): " in message and "--text-fallback for inoculate judge" in message
+    assert "4 paid replies were unusable (cached as failures): " in message
+    assert "--text-fallback for inoculate judge" in message
     assert "2 x InternalServerError (HTTP 500, after 1 retries each)" in message
     monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
     monkeypatch.chdir(tmp_path)

@@ -185,7 +185,16 @@ def judge_usage_table(
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    numeric = ["answers", "unparsed", "calls", "cache_hits", "tokens_in", "tokens_out", "cost_usd"]
+    numeric = [
+        "answers",
+        "unparsed",
+        "failed_replies",
+        "calls",
+        "cache_hits",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+    ]
     total = {"model": "total", **{c: table[c].sum() for c in numeric if c in table}}
     rows = [total]
     if ledger_dir is not None:

@@ -8,6 +8,7 @@ reader sees either no file or a whole one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -55,12 +56,16 @@ class CallCache:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def put(self, key: str, value: Any) -> None:
-        """Store a result; a cache this process may not write to is reported and skipped."""
+    def put(self, key: str, value: Any, strict: bool = False) -> None:
+        """Store a result; a cache this process may not write to (a shared read-only one) is
+        reported and skipped. With `strict`, any other failure (a full disk) is raised: the
+        caller paid for the result and must not go on paying for more it cannot keep."""
         path = self._path(key)
         try:
             write_json(path, value, indent=None)
         except OSError as e:
+            if strict and e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
             log.warning("cannot write cache entry %s (%s); the result is used but not cached", path, e)
 
     # -- calls in flight, shared across processes ------------------------------------------

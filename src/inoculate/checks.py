@@ -245,6 +245,17 @@ def check_judge_mode(study: Study, source: str) -> None:
         )
 
 
+def check_judge_budget(study: Study, source: str) -> None:
+    """A budget counts spend at the judge's price: without one every call would cost $0 and the
+    budget would never stop anything."""
+    judge = study.config["judge"]
+    if judge.get("budget_usd") is not None and not judge.get("price"):
+        raise ConfigError(
+            f"{source}: key 'judge.budget_usd' is set but key 'judge.price' is not: give the judge's "
+            "USD per million tokens ({input_per_million, output_per_million}) so that spend can be counted"
+        )
+
+
 # In the order they ran before they were split: a study with several faults reports the same first one.
 CHECKS: tuple[Check, ...] = (
     check_source_passwords,
@@ -259,4 +270,5 @@ CHECKS: tuple[Check, ...] = (
     check_plot_condition,
     check_checkpoints,
     check_judge_mode,
+    check_judge_budget,
 )

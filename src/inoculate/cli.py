@@ -124,6 +124,8 @@ def judge(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             max_retries=args.max_retries,
             text_fallback=args.text_fallback,
+            spend_dir=args.spend_dir,  # the ledger is written with or without a budget
+            retry_failed=args.retry_failed,
         )
         if args.price:
             config["price"] = {"input_per_million": args.price[0], "output_per_million": args.price[1]}
@@ -132,7 +134,7 @@ def judge(args: argparse.Namespace) -> int:
                 raise SystemExit(
                     "--budget-usd needs --price INPUT OUTPUT (USD per million tokens) to count spend"
                 )
-            config.update(budget_usd=args.budget_usd, spend_dir=args.spend_dir)
+            config["budget_usd"] = args.budget_usd
     elif args.text_fallback or args.budget_usd is not None:
         raise SystemExit("--text-fallback and --budget-usd are for --backend openai")
     elif args.base_url:
@@ -327,6 +329,11 @@ def add_judge(sub) -> None:
         "--spend-dir", default=judge_defaults["spend_dir"], help="the spend ledger shared with the study"
     )
     p.add_argument("--batch", action="store_true", help="through the Batch API, at half the price (openai)")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ask again the calls whose paid reply was unusable (cached as failures; openai)",
+    )
     p.add_argument(
         "--calibrate",
         nargs="+",

@@ -119,7 +119,7 @@ def _log_outcome(out: list[dict], judge_name: str) -> dict[str, int]:
     for r in out:
         labels[r["label"]] = labels.get(r["label"], 0) + 1
         for metric, status in (r["judge_detail"].get("status") or {}).items():
-            if status != "ok":
+            if status.startswith("unparsed"):  # a failed (unusable) reply is counted by the judge
                 unparsed[metric] = unparsed.get(metric, 0) + 1
     log.info("judged %d answers with %s: %s", len(out), judge_name, labels)
     if unparsed:

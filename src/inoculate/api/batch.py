@@ -154,13 +154,15 @@ class BatchRunner:
         settings: BatchSettings,
         endpoint: str,
         record_cost: Callable[[dict, float], None] | None = None,
-        reserve: Callable[[float], None] | None = None,
+        reserve: Callable[[float], str] | None = None,
+        release: Callable[[str], None] | None = None,
         sleep=asyncio.sleep,
     ) -> None:
         self.client, self.cache, self.settings, self.endpoint = client, cache, settings, endpoint
         self.manifest = Manifest(cache.root / "_batches")
         self.record_cost = record_cost  # (result, USD at the batch price) of each answered request
-        self.reserve = reserve  # raises before a batch whose estimate would pass the budget
+        self.reserve = reserve  # holds a batch's estimate (an id), or raises past the budget
+        self.release = release  # frees the hold once the batch's results are recorded
         self.sleep = sleep
         self.tally = BatchTally()
 
@@ -217,9 +219,11 @@ class BatchRunner:
         if entry is not None and entry.get("batch_id"):
             return
         if entry is None:
+            hold = None
             if self.reserve is not None:
-                self.reserve(sum(r.estimate for r in chunk) * self.settings.discount)
+                hold = self.reserve(sum(r.estimate for r in chunk) * self.settings.discount)
             entry = {
+                "reservation": hold,  # in the spend ledger until the results are recorded
                 "id": chunk_id,
                 "endpoint": self.endpoint,
                 "attempt": attempt,
@@ -290,6 +294,8 @@ class BatchRunner:
                 answered += await self._read(file_id, by_key)
         entry.update(status=batch.status, answered=answered, finished=time.time())
         self.manifest.write(chunk_id, entry)
+        if entry.get("reservation") and self.release is not None:
+            self.release(entry["reservation"])
         if answered < len(entry["keys"]):
             log.warning(
                 "batch %s ended %s with %d of %d requests answered; the rest are batched again or asked "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
+from inoculate.api.ledger import BudgetExceeded as LedgerBudgetExceeded
 from inoculate.api.ledger import SpendLedger
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
@@ -35,6 +36,21 @@ log = logging.getLogger(__name__)
 
 class BudgetExceeded(JudgeError):
     """The study's judge spend reached `judge.budget_usd`; no further call is made."""
+
+
+class UnusableReply(JudgeError):
+    """A paid reply the judge cannot read (no logprobs, no choices, a logprob out of range):
+    recorded in the ledger, cached as a failure (a rerun does not pay for it again unless
+    `judge.retry_failed`), and its score left missing."""
+
+
+class CacheWriteError(JudgeError):
+    """A paid reply that could not be cached (a full disk): the job stops after recording it."""
+
+
+TOKENS_PER_MESSAGE = 4  # role and separators (OpenAI's chat format)
+TOKENS_PER_BYTE = 0.5  # before any reply: English is ~0.25 with OpenAI's tokenizers, code ~0.35
+ESTIMATE_MARGIN = 1.1  # on the densest text this job has seen billed
 
 
 def retried_by_client(error: BaseException) -> bool:
@@ -101,6 +117,7 @@ class OpenAIJudgeSettings:
     min_mass: float
     seed: int
     text_fallback: bool
+    retry_failed: bool
     cache_dir: str
     strip: list[str]
     price: dict[str, float]  # USD per million input / output tokens
@@ -124,10 +141,10 @@ class OpenAIJudge(Judge):
         self.cache = CallCache(settings.cache_dir)
         self._client = client
         self.tally = CallTally()
-        self._spent_elsewhere = 0.0
-        self._max_call_cost = 0.0
         self._spent = 0.0  # this job's calls, each at its metric's price
-        self._reserved = 0.0  # estimates of batches submitted and not yet read
+        self.failed_replies = 0  # paid replies that were unusable (this run's and cached ones)
+        self._stopped: CacheWriteError | None = None  # no call is sent after a reply could not be kept
+        self._tokens_per_byte: float | None = None  # the densest billed so far (None: none yet)
         self.batch_tally = None
 
         job = (
@@ -165,22 +182,22 @@ class OpenAIJudge(Judge):
         answer is awaited: two judges sharing a cache never pay twice for one question)."""
         key = cache_key(self._payload(metric, messages))
         cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and not (cached.get("failed") and self.settings.retry_failed):
+            return self._usable(cached)
         stale_after = self.settings.timeout * (self.settings.max_retries + 1) + 30
         waited = 0.0
         while not self.cache.claim(key, stale_after):
             await asyncio.sleep(0.2)
             waited += 0.2
             answered = self.cache.get(key) if self.cache.exists(key) else None
-            if answered is not None:
+            if answered is not None and not answered.get("failed"):
                 return answered
             if waited > stale_after:
                 break
         try:
             answered = self.cache.get(key) if self.cache.exists(key) else None  # answered while we waited
-            if answered is not None:
-                return answered
+            if answered is not None and not (answered.get("failed") and self.settings.retry_failed):
+                return self._usable(answered)
             return await self._paid_call(client, metric, messages, semaphore, key)
         finally:
             self.cache.release(key)
@@ -203,13 +220,20 @@ class OpenAIJudge(Judge):
         """The cache entry of a call's response (a ChatCompletion, synchronous or batched)."""
         s = self.settings
         one_token = metric.kind != "rubric"
+        if not response.choices:
+            raise UnusableReply(f"{metric.model or s.model}: the reply has no choices")
         choice = response.choices[0]
         content = choice.message.content or ""
         top: dict[str, float] = {}
         if one_token and choice.logprobs is not None and choice.logprobs.content:
             top = {t.token: t.logprob for t in choice.logprobs.content[0].top_logprobs}
+        bad = [(t, lp) for t, lp in top.items() if not (isinstance(lp, int | float) and -math.inf <= lp <= 0)]
+        if bad:
+            raise UnusableReply(
+                f"{metric.model or s.model}: logprob out of range ({bad[0][0]!r}: {bad[0][1]})"
+            )
         if one_token and not top and not s.text_fallback:
-            raise JudgeError(
+            raise UnusableReply(
                 f"{metric.model or s.model} at {s.base_url or 'api.openai.com'} returned no logprobs; "
                 "use an endpoint that does, or read the reply's text instead (judge.text_fallback: true in a "
                 "study, --text-fallback for inoculate judge)"
@@ -226,22 +250,85 @@ class OpenAIJudge(Judge):
         return result
 
     def _count(self, result: dict, cost: float) -> None:
-        """A paid call: tallied, added to this job's spend and to the study's ledger."""
+        """A batched call's result: tallied, added to this job's spend and to the study's ledger
+        (the batch itself was held as a whole)."""
         self.tally.add(result)
         self._spent += cost
         self.ledger.record(result["tokens_in"], result["tokens_out"], cost, result["model"])
-        self._max_call_cost = max(self._max_call_cost, cost)
+
+    def _usable(self, result: dict) -> dict:
+        """A cached result, or the failure it records (not paid for again)."""
+        if result.get("failed"):
+            self.failed_replies += 1
+            raise UnusableReply(f"{result['failed']} (cached; judge.retry_failed asks again)")
+        return result
 
     async def _paid_call(
         self, client, metric: MetricSpec, messages: list[dict], semaphore: asyncio.Semaphore, key: str
     ) -> dict:
+        """Reserve the call's most it can cost, send it, settle at the billed usage before the
+        reply is read, then cache what it answered (or that it was unusable)."""
+        model = metric.model or self.settings.model
         async with semaphore:
-            self._check_budget(" ".join(m["content"] for m in messages), metric.price)
-            response = await client.chat.completions.create(**self._request(metric, messages))
-        result = self._result(metric, messages, response)
-        self.cache.put(key, result)
-        self._count(result, self._cost(result["tokens_in"], result["tokens_out"], metric.price))
+            if self._stopped is not None:
+                raise self._stopped
+            estimate = self._estimate(messages, metric)
+            try:
+                hold = self.ledger.reserve(estimate, self.settings.budget_usd, model)
+            except LedgerBudgetExceeded as e:
+                raise BudgetExceeded(
+                    f"{e}; raise judge.budget_usd to go on (cached calls stay free)"
+                ) from None
+            try:
+                response = await client.chat.completions.create(**self._request(metric, messages))
+            except BaseException:
+                self.ledger.release(hold)  # refused or never answered: not billed
+                raise
+            tokens = response_tokens(response)
+            cost = self._cost(tokens["tokens_in"], tokens["tokens_out"], metric.price)
+            if not getattr(response, "usage", None):
+                cost = estimate  # no usage reported: charged what was held
+            self.ledger.settle(hold, tokens["tokens_in"], tokens["tokens_out"], cost, model)
+            if tokens["tokens_in"]:
+                density = tokens["tokens_in"] / self._message_bytes(messages)
+                self._tokens_per_byte = max(self._tokens_per_byte or 0.0, density)
+        self._spent += cost
+        self.tally.add(tokens)
+        try:
+            result = self._result(metric, messages, response)
+        except (UnusableReply, AttributeError, TypeError, IndexError, ValueError) as e:
+            self.failed_replies += 1
+            self._put(key, {"failed": f"{type(e).__name__}: {e}", "model": model, **tokens})
+            raise UnusableReply(str(e)) from None
+        self._put(key, result)
         return result
+
+    def _put(self, key: str, value: dict) -> None:
+        try:
+            self.cache.put(key, value, strict=True)
+        except OSError as e:
+            self._stopped = CacheWriteError(
+                f"a paid judge reply could not be cached ({e}); its cost is in the ledger at "
+                f"{self.settings.spend_dir}. Free space under {self.settings.cache_dir}, then rerun"
+            )
+            raise self._stopped from e
+
+    @staticmethod
+    def _message_bytes(messages: list[dict]) -> int:
+        return max(1, sum(len(m["content"].encode()) for m in messages))
+
+    def _estimate(self, messages: list[dict], metric: MetricSpec) -> float:
+        """What a call is held at before it is sent: `max_tokens` out, and in its messages'
+        UTF-8 bytes at the densest tokens-per-byte this job has been billed (+10%; 0.5 before
+        the first reply, twice English's density) plus the chat format's tokens. The budget is
+        then passed only by what the calls in flight were under-estimated by."""
+        density = (
+            TOKENS_PER_BYTE if self._tokens_per_byte is None else self._tokens_per_byte * ESTIMATE_MARGIN
+        )
+        tokens_in = (
+            math.ceil(self._message_bytes(messages) * density) + TOKENS_PER_MESSAGE * len(messages) + 3
+        )
+        return self._cost(tokens_in, metric.params()["max_tokens"], metric.price)
 
     def read_one_token(self, metric: MetricSpec, result: dict) -> tuple[float | None, float | None]:
         """(score, mass) of a one-token call: from its logprobs, or its text without them."""
@@ -263,31 +350,6 @@ class OpenAIJudge(Judge):
             tokens_in * price.get("input_per_million", 0) + tokens_out * price.get("output_per_million", 0)
         ) / 1e6
 
-    def _load_spend_elsewhere(self) -> None:
-        """The study's spend recorded in the ledger by every other job and every earlier run,
-        read once at the start of this job."""
-        self._spent_elsewhere = self.ledger.total(exclude_own=True)
-
-    def _check_budget(self, prompt: str, price: dict | None = None) -> None:
-        """Refuse a call that could take the study past its budget.
-
-        A call's cost is estimated before it is made (about 3 characters a token, or
-        the dearest call seen so far), so the budget is not passed by one call; jobs
-        running side by side can each make their in-flight calls."""
-        if self.settings.budget_usd is None:
-            return
-        self._refuse_past_budget(max(self._cost(len(prompt) // 3, 1, price), self._max_call_cost))
-
-    def _refuse_past_budget(self, usd: float, what: str = "") -> None:
-        """Raise BudgetExceeded when `usd` more (a call's or a batch's estimate) could take the
-        study's spend, over all its runs and the batches awaiting results, past its budget."""
-        budget = self.settings.budget_usd
-        if budget is not None and self._spent_elsewhere + self.cost_usd + self._reserved + usd > budget:
-            raise BudgetExceeded(
-                f"judge budget of ${budget:.4f} reached: ${self._spent_elsewhere + self.cost_usd:.4f} spent "
-                f"by this study so far{what}; raise judge.budget_usd to go on (cached calls stay free)"
-            )
-
     def _make_client(self):
         if self._client is not None:
             return self._client
@@ -303,7 +365,6 @@ class OpenAIJudge(Judge):
 
     # -- many items ---------------------------------------------------------------------
     async def _judge_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> list[dict | BaseException]:
-        self._load_spend_elsewhere()
         client = self._make_client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
         return await asyncio.gather(
@@ -313,8 +374,6 @@ class OpenAIJudge(Judge):
     async def _batch_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> None:
         """Ask the Batch API what the cache lacks; what it leaves unanswered is asked
         synchronously afterwards (at the full price)."""
-
-        self._load_spend_elsewhere()
         s = self.settings
         requests = []
         for metric, messages in calls:
@@ -322,14 +381,13 @@ class OpenAIJudge(Judge):
             if self.cache.exists(key):
                 continue
             body = self._request(metric, messages)
-            text = " ".join(m["content"] for m in messages)
             requests.append(
                 BatchRequest(
                     key,
                     body,
                     to_result=lambda response, m=metric, msgs=messages: self._result(m, msgs, response),
                     cost=lambda r, m=metric: self._cost(r["tokens_in"], r["tokens_out"], m.price),
-                    estimate=self._cost(len(text) // 3, body["max_tokens"], metric.price),
+                    estimate=self._estimate(messages, metric),
                 )
             )
         if not requests:
@@ -341,18 +399,18 @@ class OpenAIJudge(Judge):
             BatchSettings.from_config(s.batch),
             s.base_url or "https://api.openai.com/v1",
             record_cost=self._count,
-            reserve=self._reserve,
+            reserve=self._reserve_batch,
+            release=self.ledger.release,
         )
         self.batch_tally = runner.tally
-        try:
-            await runner.run(requests)
-        finally:
-            self._reserved = 0.0
+        await runner.run(requests)
 
-    def _reserve(self, usd: float) -> None:
-        """Refuse a batch whose estimate would take the study past its budget; else hold it."""
-        self._refuse_past_budget(usd, f" and a batch estimated at ${usd:.4f}")
-        self._reserved += usd
+    def _reserve_batch(self, usd: float) -> str:
+        """Hold a batch's estimate in the ledger until its results are recorded, or refuse it."""
+        try:
+            return self.ledger.reserve(usd, self.settings.budget_usd, self.settings.model, what="a batch")
+        except LedgerBudgetExceeded as e:
+            raise BudgetExceeded(f"{e}; raise judge.budget_usd to go on (cached calls stay free)") from None
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         s = self.settings
@@ -364,25 +422,48 @@ class OpenAIJudge(Judge):
             results = asyncio.run(self._judge_all(calls))
         finally:
             self.ledger.close()
-        failures = [r for r in results if isinstance(r, BaseException)]
+        unusable = [r for r in results if isinstance(r, UnusableReply)]
+        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, UnusableReply)]
         log.info(
-            "judge %s: %d calls made, %d cache hits, %d failed; tokens in %d out %d; cost $%.4f",
+            "judge %s: %d calls made, %d cache hits, %d failed, %d unusable replies; tokens in %d out %d; "
+            "cost $%.4f",
             s.model,
             self.tally.calls,
             self.cache.hits,
             len(failures),
+            len(unusable),
             self.tally.tokens_in,
             self.tally.tokens_out,
             self.cost_usd,
         )
+        stopped = [f for f in failures if isinstance(f, CacheWriteError)]
+        if stopped:
+            raise stopped[0]
         budget = [f for f in failures if isinstance(f, BudgetExceeded)]
         if budget:
             raise BudgetExceeded(f"{budget[0]}; {len(results) - len(failures)} calls of this job are cached")
         if failures:
+            also = (
+                f"; {len(unusable)} paid replies were unusable (cached as failures): {str(unusable[0])[:300]}"
+                if unusable
+                else ""
+            )
             raise JudgeError(
                 f"{len(failures)} of {len(results)} judge calls failed: {describe_failures(failures, s.max_retries)}; "
-                f"the {len(results) - len(failures)} completed calls are cached, so a rerun resumes from here"
+                f"the {len(results) - len(failures)} completed calls are cached, so a rerun resumes from here{also}"
             )
+        if unusable:
+            log.warning(
+                "%d paid replies were unusable, their scores are missing (cached as failures; "
+                "judge.retry_failed asks again): %s",
+                len(unusable),
+                str(unusable[0])[:300],
+            )
+            if len(unusable) == len(results):
+                raise JudgeError(
+                    f"every judge reply was unusable ({len(unusable)}): {str(unusable[0])[:300]}; they are "
+                    "paid and cached as failures (judge.retry_failed asks again)"
+                )
         out, position = [], 0
         for requests in per_item:
             answered = [(m, results[position + j]) for j, (m, _) in enumerate(requests)]
@@ -394,6 +475,10 @@ class OpenAIJudge(Judge):
         """Scores of one item from its calls' results, metric by metric."""
         scores, mass, top, status = {}, {}, {}, {}
         for metric, result in answered:
+            if isinstance(result, UnusableReply):
+                scores.update(metric.empty() if metric.kind == "rubric" else {metric.name: None})
+                status[metric.name] = f"failed: {str(result)[:200]}"
+                continue
             if metric.kind == "rubric":
                 try:
                     values, status[metric.name] = metric.parse_verdict(result.get("content", "")), "ok"
@@ -420,6 +505,7 @@ class OpenAIJudge(Judge):
             "tokens_in": self.tally.tokens_in,
             "tokens_out": self.tally.tokens_out,
             "cost_usd": self.cost_usd,
+            "failed_replies": self.failed_replies,
             "batches": self.batch_tally.submitted if self.batch_tally else 0,
             "batched_calls": self.batch_tally.answered if self.batch_tally else 0,
         }
