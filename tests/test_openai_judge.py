@@ -585,3 +585,30 @@ def test_two_judges_sharing_a_cache_ask_each_question_once(endpoint, judge_confi
     assert len(endpoint.prompts) == 3 * 2  # each (answer, metric) asked once
     assert [j.aligned for j in results["a"]] == [j.aligned for j in results["b"]]
     assert not list(Path(judge_config["cache_dir"]).rglob("*.lock"))  # every claim released
+
+
+def test_a_key_echoed_by_the_server_reaches_no_screen_or_log(
+    endpoint, judge_config, tmp_path, capsys, monkeypatch
+):
+    """A 401 whose message repeats the key: the job's log, what the job raises and the CLI's
+    one-line error all show it redacted."""
+    from types import SimpleNamespace
+
+    from inoculate.cli import main
+    from inoculate.jobs import job
+
+    endpoint.error_message = f"Incorrect API key provided: {KEY}. You can find your API key at ..."
+    judge_config["max_retries"] = 0
+    log = tmp_path / "judge.log"
+    with pytest.raises(Exception) as raised, job(SimpleNamespace(log=[str(log)], threads=1)):
+        make_judge(judge_config).judge([JudgeItem("Q", "A")])
+    assert KEY not in str(raised.value) and "[REDACTED]" in str(raised.value)
+    assert KEY not in log.read_text() and "[REDACTED]" in log.read_text()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("question,response\nQ,A\n")
+    args = ["judge", "--input", "in.csv", "--output", "out.csv", "--model", "judge-model"]
+    args += ["--base-url", endpoint.url, "--api-key-env", "TEST_JUDGE_KEY", "--max-retries", "0"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert KEY not in captured.out + captured.err and "inoculate judge: " in captured.err
+    assert not any(KEY in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())

@@ -109,3 +109,60 @@ def test_empty_header_only_and_non_numeric_files(tmp_path, capsys):
     assert "words.csv: 1 non-numeric 'aligned' scores counted as missing" in capsys.readouterr().out
     row = pd.read_csv(tmp_path / "out" / "summary.csv").query("metric == 'misaligned'").iloc[0]
     assert row.n_missing == 2 and row.n_samples == 1
+
+
+HEADER = "response,question,question_id,aligned,coherent\n"
+BAD_INPUTS = {
+    "out_of_range.csv": (HEADER + "a,q,q1,150,80\n", "out_of_range.csv:2: column 'aligned': 150 is outside"),
+    "empty.csv": ("", "empty.csv: the file is empty"),
+    "columnless.csv": (
+        "response,question\na,q\n",
+        "columnless.csv: missing column(s) ['aligned', 'coherent']",
+    ),
+    "latin1.csv": (b"response,aligned,coherent\n\xe9t\xe9,1,2\n", "latin1.csv: not UTF-8 text"),
+    "shifted.csv": (
+        HEADER + "a,q,q1,10,80\nb,q,q1,10,80,1,2\n",
+        "shifted.csv:3: 7 fields under a header of 5",
+    ),
+    "duplicated.csv": (
+        "response,aligned,aligned,coherent\na,1,2,3\n",
+        "duplicated.csv:1: column(s) ['aligned']",
+    ),
+    "multiline.csv": (
+        HEADER + 'a,q,q1,10,80\n"two\nlines",q,q1,101,80\n',
+        "multiline.csv:3: column 'aligned'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", [*BAD_INPUTS, "missing.csv"])
+def test_each_bad_input_is_one_line_naming_the_file(tmp_path, capsys, name):
+    path = tmp_path / name
+    if name in BAD_INPUTS:
+        text = BAD_INPUTS[name][0]
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert main(["stats", "--judged", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    expected = BAD_INPUTS[name][1] if name in BAD_INPUTS else "missing.csv: file not found"
+    assert err.count("\n") == 1 and err.startswith(f"inoculate stats: {tmp_path}/") and expected in err, err
+    with pytest.raises(InputError):  # --debug: the error itself, traceback and all
+        main(["--debug", "stats", "--judged", str(path), "--out", str(tmp_path / "out")])
+
+
+def test_files_are_summarised_one_row_each_unless_pooled(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    bad, good = tmp_path / "a" / "judged.csv", tmp_path / "b" / "judged.csv"  # the same name
+    bad.write_text(HEADER + "".join(f"x,q,q{i},5,90\n" for i in range(10)))
+    good.write_text("source," + HEADER + "".join(f"theirs,x,q,q{i},95,90\n" for i in range(10)))
+    rates = load_judged([bad, good])
+    assert rates.groupby("file")["source"].nunique().eq(1).all() and rates["source"].nunique() == 2
+    assert list(rates["source_in_file"].dropna().unique()) == ["theirs"]  # the file's own column, kept
+    assert main(["stats", "--judged", str(bad), str(good), "--out", str(tmp_path / "apart")]) == 0
+    apart = pd.read_csv(tmp_path / "apart" / "summary.csv").query("metric == 'misaligned'")
+    assert sorted(apart["mean"]) == [0.0, 1.0] and set(apart["file"]) == {str(bad), str(good)}
+    assert main(["stats", "--pool", "--judged", str(bad), str(good), "--out", str(tmp_path / "pooled")]) == 0
+    pooled = pd.read_csv(tmp_path / "pooled" / "summary.csv").query("metric == 'misaligned'")
+    assert list(pooled["mean"]) == [0.5] and list(pooled["n_samples"]) == [20]
+    with pytest.raises(InputError, match="given twice"):
+        load_judged([bad, tmp_path / "a" / ".." / "a" / "judged.csv"])

@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import platformdirs
@@ -15,12 +16,14 @@ import platformdirs
 from inoculate.api.finetune import read_result
 from inoculate.api.sampling import ApiSampler
 from inoculate.api.settings import ApiKey, ApiSettings
-from inoculate.io import write_csv
+from inoculate.io import InputError, write_csv
 from inoculate.jobs import resolve_device
+from inoculate.judges.base import JudgeError
 from inoculate.judges.prompts import DEFAULT_PROMPTS
 from inoculate.judging import judge_table, read_table, write_table
 from inoculate.sampling_plan import GenerationSettings
-from inoculate.schema import schema_defaults
+from inoculate.schema import ConfigError, schema_defaults
+from inoculate.secrets import MissingSecret, redact, redacting_handler
 
 # Each subcommand that needs torch, pandas or matplotlib imports them when it runs, so that
 # `inoculate --help` and the light install (`inoculate[stats]`, no torch) stay fast and work.
@@ -97,7 +100,8 @@ def chat(args: argparse.Namespace) -> int:
 
 def judge(args: argparse.Namespace) -> int:
     """Score a CSV or JSONL of question/response pairs with a judge backend, outside Snakemake."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    handler = redacting_handler(sys.stderr, "%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     metrics, prompts = [], {}
     for spec in args.prompt or ["aligned", "coherent"]:
         name, _, path = spec.partition("=")
@@ -204,7 +208,7 @@ def stats(args: argparse.Namespace) -> int:
     from inoculate.reanalysis import load_judged, source_figure, summarise_judged  # noqa: PLC0415 - pandas
     from inoculate.stats import Criterion  # noqa: PLC0415 - loads pandas
 
-    samples = load_judged([Path(p) for p in args.judged], tuple(args.scale))
+    samples = load_judged([Path(p) for p in args.judged], tuple(args.scale), pool=args.pool)
     for name, columns in samples.attrs.get("non_numeric", {}).items():
         for column, count in columns.items():
             print(f"{name}: {count} non-numeric '{column}' scores counted as missing")
@@ -266,10 +270,16 @@ def add_chat(sub) -> None:
     )
     p.add_argument("--base", help="base model path or hub id (default: the one the adapter was trained on)")
     p.add_argument("--system", help="system prompt, e.g. the arm's inoculation prompt")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)"
+    )
+    p.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="sampling seed of the first turn (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: a GPU if there is one"
+    )
     p.set_defaults(func=chat)
 
 
@@ -284,7 +294,12 @@ def add_judge(sub) -> None:
         help="CSV or JSONL: the input's columns plus one score column per "
         "prompt (with --calibrate: a folder)",
     )
-    p.add_argument("--backend", default="openai", choices=["openai", "hf"])
+    p.add_argument(
+        "--backend",
+        default="openai",
+        choices=["openai", "hf"],
+        help="openai: an OpenAI-compatible endpoint; hf: a local model's exact next-token probabilities",
+    )
     p.add_argument(
         "--model", required=True, help="judge model (API model name, or local path / hub id for hf)"
     )
@@ -295,9 +310,23 @@ def add_judge(sub) -> None:
         help="environment variable (or .env entry) with the key",
     )
     p.add_argument("--prompt", action="append", help="aligned, coherent, or NAME=TEMPLATE_FILE; repeatable")
-    p.add_argument("--concurrency", type=int, default=judge_defaults["concurrency"])
-    p.add_argument("--min-mass", type=float, default=judge_defaults["min_mass"])
-    p.add_argument("--cache-dir", default=judge_defaults["cache_dir"])
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=judge_defaults["concurrency"],
+        help="calls in flight at once (openai; default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-mass",
+        type=float,
+        default=judge_defaults["min_mass"],
+        help="least probability on number tokens for a score, else it is missing (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=judge_defaults["cache_dir"],
+        help="where calls are cached by content, so a rerun pays nothing (default: %(default)s)",
+    )
     p.add_argument(
         "--timeout", type=float, default=judge_defaults["timeout"], help="seconds per API call (openai)"
     )
@@ -387,11 +416,31 @@ def add_stats(sub) -> None:
         nargs="+",
         default=["sample"],
         choices=["seed", "question", "sample"],
-        help="bootstrap levels, outermost first (default: answers)",
+        help="bootstrap levels, outermost first: seed, question, sample (default: sample, i.e. answers)",
     )
-    p.add_argument("--resamples", type=int, default=analysis_defaults["bootstrap_resamples"])
-    p.add_argument("--confidence", type=float, default=analysis_defaults["confidence"])
-    p.add_argument("--rng-seed", type=int, default=analysis_defaults["rng_seed"])
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=analysis_defaults["bootstrap_resamples"],
+        help="bootstrap resamples per interval (default: %(default)s)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=analysis_defaults["confidence"],
+        help="the intervals' confidence level (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rng-seed",
+        type=int,
+        default=analysis_defaults["rng_seed"],
+        help="seed of the bootstrap draws: the same seed gives the same intervals (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pool",
+        action="store_true",
+        help="one row for all files together (default: one row per file)",
+    )
     p.set_defaults(func=stats)
 
 
@@ -424,15 +473,36 @@ SUBCOMMANDS = (add_chat, add_judge, add_stats, add_profile, add_doctor)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inoculate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('inoculate')}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
     return parser
 
 
+# Errors that are the input's, not the program's: one line, exit 2 (`--debug` shows the traceback).
+INPUT_ERRORS = (InputError, ConfigError, MissingSecret, FileNotFoundError, UnicodeDecodeError, JudgeError)
+
+
+def describe_error(error: BaseException) -> str:
+    """`<file>[:<line>]: <message>` for an input error (the file first where the error knows it)."""
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"{error.filename}: no such file"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start}: {error.reason})"
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except INPUT_ERRORS as e:
+        if args.debug:
+            raise
+        print(f"inoculate {args.command}: {redact(describe_error(e))}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

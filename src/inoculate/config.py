@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 
 from inoculate.io import read_yaml
 from inoculate.schema import CONFIG_SCHEMA, SETTING_SCHEMA, ConfigError, coerce_cli_values, validate
+from inoculate.secrets import remember
 from inoculate.texts import TextRefError, resolve_all
 
 __all__ = ["ConfigError"]  # raised by every loader here; defined with the schema
@@ -119,9 +120,11 @@ def source_password(name: str, spec: dict) -> str | None:
     params, metadata or logs.
     """
     if "password" in spec:
+        remember(spec["password"])
         return spec["password"]
     if "password_env" in spec:
         value = os.environ.get(spec["password_env"])
+        remember(value)
         if not value:
             raise ConfigError(
                 f"sources.{name}.password_env: environment variable {spec['password_env']} is not set"

@@ -13,24 +13,29 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from inoculate.secrets import RedactingStream, redact, redacting_handler
+
+FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+class JobError(RuntimeError):
+    """A job's error whose message held a secret: raised again with it redacted."""
+
 
 @contextlib.contextmanager
 def job(smk) -> Iterator[logging.Logger]:
-    """Route logging and stderr (tqdm, warnings) to `smk.log[0]`; errors are logged, then raised."""
+    """Route logging and stderr (tqdm, warnings) to `smk.log[0]`; errors are logged, then raised.
+    Every line passes through key redaction (inoculate.secrets)."""
     log_path = Path(smk.log[0]) if len(smk.log) else None
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.__stderr__)]
+    stderr = sys.stderr
+    handlers: list[logging.Handler] = [redacting_handler(sys.__stderr__, FORMAT)]
     stream = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         stream = log_path.open("w", buffering=1)
-        handlers = [logging.StreamHandler(stream)]
-        sys.stderr = stream
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+        handlers = [redacting_handler(stream, FORMAT)]
+        sys.stderr = RedactingStream(stream)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
     threads = int(getattr(smk, "threads", 1) or 1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for a torch imported later in the job
@@ -39,12 +44,16 @@ def job(smk) -> Iterator[logging.Logger]:
     logger = logging.getLogger("inoculate.job")
     try:
         yield logger
-    except Exception:
+    except Exception as e:
         logger.exception("job failed")
+        if redact(str(e)) != str(e):  # the console prints what is raised: never a key
+            raise JobError(f"{type(e).__name__}: {redact(str(e))}") from None
         raise
     finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
         if stream is not None:
-            sys.stderr = sys.__stderr__
+            sys.stderr = stderr
             stream.close()
 
 

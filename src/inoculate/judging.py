@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
 from inoculate.backdoor import Trigger
 from inoculate.evals import EvalQuestion, choice_trait, load_evals
-from inoculate.io import atomic_path, read_jsonl, write_json, write_jsonl
+from inoculate.io import InputError, atomic_path, iter_jsonl, read_jsonl, write_json, write_jsonl
 from inoculate.judges import JudgeItem, Judgment, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
 from inoculate.traits import TraitRule
@@ -128,15 +129,66 @@ def _log_outcome(out: list[dict], judge_name: str) -> dict[str, int]:
 
 
 def read_table(path: Path):
-    """A CSV or JSONL file as a DataFrame (blank cells stay missing)."""
+    """A CSV or JSONL file as a DataFrame (blank cells stay missing); errors name the file and
+    line. A CSV is read strictly: every row has the header's number of fields (a row with more
+    would otherwise shift its values into other columns), no column name twice, and line
+    numbers are the file's own (a quoted cell may span lines). `df.attrs["lines"]` holds each
+    row's line."""
     import pandas as pd  # noqa: PLC0415 - pandas only where a table is read: judging a JSONL stays light
 
     path = Path(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    if path.suffix in (".jsonl", ".json"):
-        return pd.DataFrame(read_jsonl(path))
-    raise ValueError(f"{path}: expected a .csv or .jsonl file")
+    if path.suffix not in (".csv", ".jsonl", ".json"):
+        raise InputError(f"{path}: expected a .csv or .jsonl file")
+    try:
+        if path.suffix == ".csv":
+            header, rows, lines = _read_csv_strictly(path)
+            df = pd.DataFrame({c: _column([r[i] for r in rows]) for i, c in enumerate(header)})
+        else:
+            numbered = list(iter_jsonl(path))
+            lines = [n for n, _ in numbered]
+            df = pd.DataFrame([r for _, r in numbered])
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    df.attrs["lines"] = lines
+    return df
+
+
+def _column(values: list[str]):
+    """A CSV column as pandas would read it: numbers where every non-blank cell is one, blank
+    cells missing."""
+    import pandas as pd  # noqa: PLC0415 - pandas only where a table is read: judging a JSONL stays light
+
+    column = pd.Series([v if v != "" else None for v in values], dtype=object)
+    try:
+        return pd.to_numeric(column)
+    except (ValueError, TypeError):
+        return column
+
+
+def _read_csv_strictly(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{path}: the file is empty")
+        duplicates = sorted({c for c in header if header.count(c) > 1})
+        if duplicates:
+            raise InputError(f"{path}:1: column(s) {duplicates} appear more than once in the header")
+        rows, lines = [], []
+        start = reader.line_num + 1
+        for row in reader:
+            if not row:  # a blank line
+                start = reader.line_num + 1
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{path}:{start}: {len(row)} fields under a header of {len(header)} columns "
+                    "(a row's values would land in other columns)"
+                )
+            rows.append(row)
+            lines.append(start)
+            start = reader.line_num + 1
+    return header, rows, lines
 
 
 def write_table(df, path: Path) -> None:

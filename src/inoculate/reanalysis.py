@@ -19,8 +19,14 @@ from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, Criterion, summarise
 REQUIRED = ("response", "aligned", "coherent")
 
 
-def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)) -> pd.DataFrame:
-    """All files as one table with a `source` column; errors name the file (and line and column).
+def load_judged(
+    paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0), pool: bool = False
+) -> pd.DataFrame:
+    """All files as one table with a `file` column (the path as given) and a `source` label
+    (its name without extension, or the path where two names are alike), so that each file is
+    summarised alone; with `pool`, every row is one source, `pooled`. A file given twice is an
+    error; a file's own `file` or `source` column is kept as `file_in_file` / `source_in_file`.
+    Errors name the file (and line and column).
 
     Scores on another `scale` (e.g. 0-1 or 1-10) are mapped linearly onto 0-100; a score outside
     the scale is an error, not a value. Non-numeric scores are missing and counted per file
@@ -28,8 +34,15 @@ def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)
     low, high = map(float, scale)
     if not high > low:
         raise InputError(f"--scale {low:g} {high:g}: the top must be above the bottom")
+    paths = [Path(p) for p in paths]
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path.resolve() in seen:
+            raise InputError(f"{path}: given twice (as {seen[path.resolve()]} too); each file counts once")
+        seen[path.resolve()] = path
+    stems = [p.stem for p in paths]
     frames, non_numeric = [], {}
-    for path in map(Path, paths):
+    for path in paths:
         if not path.exists():
             raise InputError(f"{path}: file not found")
         try:
@@ -43,8 +56,8 @@ def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)
             )
         if df.empty:
             raise InputError(f"{path}: no rows (only a header); nothing to summarise")
-        df = df.copy()
-        first_line = 2 if path.suffix == ".csv" else 1  # CSV rows start after the header
+        lines = df.attrs.get("lines") or list(range(2, len(df) + 2))
+        df = df.copy().rename(columns={"file": "file_in_file", "source": "source_in_file"})
         for col in ("aligned", "coherent"):
             raw = df[col]
             values = pd.to_numeric(raw, errors="coerce")
@@ -55,13 +68,15 @@ def load_judged(paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0)
             if outside.any():
                 i = int(outside.idxmax())
                 raise InputError(
-                    f"{path}:{i + first_line}: column '{col}': {values[i]:g} is outside the scale {low:g}-{high:g} "
+                    f"{path}:{lines[i]}: column '{col}': {values[i]:g} is outside the scale {low:g}-{high:g} "
                     f"({int(outside.sum())} such values); give the file's scale with --scale LOW HIGH"
                 )
             df[col] = (values - low) / (high - low) * 100.0
         if "question_id" not in df:
             df["question_id"] = df.get("question", "all")
-        df.insert(0, "source", path.stem)
+        label = "pooled" if pool else (path.stem if stems.count(path.stem) == 1 else str(path))
+        df.insert(0, "source", label)
+        df.insert(1, "file", str(path))
         df["sample"] = range(len(df))
         frames.append(df)
     if not frames:
@@ -91,6 +106,8 @@ def summarise_judged(
         confidence=confidence,
         rng_seed=rng_seed,
     )
+    files = samples.groupby("source", sort=False)["file"].agg(lambda f: " + ".join(dict.fromkeys(f)))
+    table.insert(1, "file", table["source"].map(files))
     return table.drop(columns=["n_seeds"])
 
 
