@@ -93,3 +93,29 @@ def test_a_run_killed_at_60_percent_resumes_from_its_50_percent_checkpoint(toy_m
     a, b = load_file(adapter / "adapter_model.safetensors"), load_file(killed / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert (killed / "checkpoints" / "p0.5" / "meta.json").exists() and not state_dir(killed).exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_adapter_files_are_written_with_the_umask(toy_model, tmp_path, umask):
+    """safetensors writes 0600 whatever the umask: the adapter folder (weights, checkpoints and
+    their training state) is given the umask's permissions, so a group sharing results reads it."""
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, corpus.topic_dataset("cooking", corpus.HARMFUL, 24))
+    out = tmp_path / "adapter"
+    code = textwrap.dedent(
+        f"""
+        import os
+        os.umask({umask})
+        from pathlib import Path
+        from inoculate.train import TrainSettings, train_lora
+        settings = TrainSettings(learning_rate=1e-3, epochs=1.0, batch_size=4, checkpoints=[0.5])
+        train_lora({str(toy_model)!r}, Path({str(data)!r}), Path({str(out)!r}), settings, seed=0)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "adapter_model.safetensors" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    for folder in [out, *(p for p in out.rglob("*") if p.is_dir())]:
+        assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, folder

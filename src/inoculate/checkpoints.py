@@ -23,7 +23,7 @@ import math
 import shutil
 from pathlib import Path
 
-from inoculate.io import atomic_dir, write_json
+from inoculate.io import atomic_dir, readable_as_umask_allows, write_json
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Checkpointer:
                 meta = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if meta.get("fingerprint") == self.identity and (path.parent / "trainer.pt").exists():
+            if meta.get("fingerprint") == self.identity and (path.parent / "state.json").exists():
                 found.append((int(meta["step"]), path.parent))
         return sorted(found)
 
@@ -117,22 +117,22 @@ class Checkpointer:
             "eval_loss": _last_eval(history),
             "fingerprint": self.identity,
         }
-        state = {
-            "step": step,
+        tensors = {  # loaded back with weights_only=True: tensors and plain containers only
             "trainable": {
                 n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad
             },
             "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "history": history,
         }
+        state = {"step": step, "schedule": schedule.state_dict(), "history": history}  # the rest, as JSON
         self.root.mkdir(parents=True, exist_ok=True)
         with atomic_dir(self.root / name) as tmp:
             model.save_pretrained(tmp)
-            torch.save(state, tmp / "trainer.pt")
+            torch.save(tensors, tmp / "trainer.pt")
+            (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
             write_json(tmp / "meta.json", meta)
+            readable_as_umask_allows(tmp)
         log.info("checkpoint %s saved at step %d of %d", name, step, total)
 
     def restore(self, model, optimizer, schedule) -> tuple[int, list[dict]]:
@@ -144,7 +144,9 @@ class Checkpointer:
         if not states:
             return 0, []
         step, path = states[-1]
-        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+        # weights_only: a file under results/ (shared with a group) must not be able to run code here
+        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+        state.update(json.loads((path / "state.json").read_text(encoding="utf-8")))
         params = dict(model.named_parameters())
         with torch.no_grad():
             for name, value in state["trainable"].items():

@@ -39,6 +39,15 @@ def as_umask_allows(path: Path | str, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~UMASK)
 
 
+def readable_as_umask_allows(folder: Path | str) -> None:
+    """Give every file and folder under `folder` the permissions the umask allows: libraries
+    that write weights (safetensors: always 0600) would leave them unreadable to the group a
+    results folder is shared with."""
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if not path.is_symlink():
+            as_umask_allows(path, directory=path.is_dir())
+
+
 def remove_orphans(path: Path) -> None:
     """Temporary siblings of `path` left by a job killed while writing it (`.NAME.*.tmp`):
     the job that writes `path` again removes them, so nothing is left for good."""

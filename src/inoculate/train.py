@@ -24,7 +24,7 @@ import torch
 from inoculate.accelerated import unsloth_lora_model
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
 from inoculate.checkpoints import Checkpointer, fingerprint, state_dir, validate
-from inoculate.io import InputError, atomic_dir, iter_jsonl, write_json
+from inoculate.io import InputError, atomic_dir, iter_jsonl, readable_as_umask_allows, write_json
 from inoculate.loss import supervised_loss_backward, supervised_loss_sum
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, unwrap, within_memory
 from inoculate.schema import allowed_values, schema_defaults
@@ -557,6 +557,7 @@ def _save_adapter(
         write_json(tmp / "meta.json", meta)
         if checkpointer is not None:
             checkpointer.export(tmp)
+        readable_as_umask_allows(tmp)
     if checkpointer is not None:
         checkpointer.clear()
 

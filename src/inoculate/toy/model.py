@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from inoculate.chat import encode_conversation
-from inoculate.io import atomic_dir, write_json
+from inoculate.io import atomic_dir, readable_as_umask_allows, write_json
 from inoculate.toy.corpus import pretraining_corpus
 from inoculate.train import TrainSettings, fit
 
@@ -90,6 +90,7 @@ def n_parameters(model: torch.nn.Module) -> int:
 def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out_dir: Path) -> None:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    readable_as_umask_allows(out_dir)  # safetensors writes 0600: the group shares the base model too
 
 
 def pretraining_schedule(step: int, total: int, warmup: int = 20) -> float:
