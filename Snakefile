@@ -67,6 +67,10 @@ include: "rules/plot.smk"
 include: "rules/export.smk"
 
 
+# Params compared as values, not as the key order of the config files they came from.
+canonical_params(workflow.rules)
+
+
 rule all:
     default_target: True
     input:

@@ -1,6 +1,7 @@
 # Shared helpers: the validated study, wildcard constraints and target builders.
 # All logic lives in the `inoculate` package; this file only maps it to paths.
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from inoculate.canonical import canonical
 from inoculate.checks import load_study
 from inoculate.config import BASE_ARM, DataRef
 from inoculate.schema import ConfigError
@@ -68,6 +70,23 @@ API_MODELS = model_pattern("openai")
 
 # A local-model judge needs the model stack; the toy and API judges the light env.
 JUDGE_ENV = "../envs/train.yaml" if config["judge"]["backend"] == "hf" else "../envs/judge.yaml"
+
+
+def canonical_params(rules):
+    """Every rule's params compared independent of key order: reordering the keys of a mapping
+    in a config file reruns nothing (inoculate.canonical). Functions keep their signature."""
+    for each in rules:
+        for i, value in enumerate(each.params):
+            each.params[i] = _canonical_function(value) if callable(value) else canonical(value)
+        each.params._take_names(list(each.params._get_names()))  # named params are read by name
+
+
+def _canonical_function(function):
+    @functools.wraps(function)
+    def canonical_value(*args, **kwargs):
+        return canonical(function(*args, **kwargs))
+
+    return canonical_value
 
 
 def cell_path(stage, model, setting, inoculation, seed, suffix=""):

@@ -250,3 +250,18 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
         "condition"
     )["mean"]
     assert em["trigger"] > em["deployment"]  # the backdoor: harm with the trigger, not without
+
+
+@pytest.mark.slow
+def test_reordering_keys_inside_a_mapping_reruns_nothing(tiny_study):
+    """The same study with the keys of its `toy`, `generation` and `training` mappings in another
+    order: Snakemake's params comparison sees the same values (inoculate.canonical)."""
+    from conftest import TINY
+
+    reordered = {
+        k: dict(reversed(list(v.items()))) if isinstance(v, dict) and len(v) > 1 else v
+        for k, v in TINY.items()
+    }
+    (tiny_study / "reordered.yaml").write_text(yaml.safe_dump(reordered, sort_keys=False))
+    out = snakemake(tiny_study, "-n", "all", "--configfile", "reordered.yaml")
+    assert "Nothing to be done" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
