@@ -19,7 +19,7 @@ from inoculate.jobs import share_source_path
 from inoculate.judges import result_settings
 from inoculate.layering import check_layers, write_resolved
 from inoculate.persona_data import identifying_judge_config
-from inoculate.resume import clear_stale_lock, record_run
+from inoculate.resume import LiveJobs, clear_stale_lock, record_run
 
 # Every job imports the workflow's own package from src/: a conda env installs only its
 # third-party dependencies (envs/*.yaml); local and cluster jobs inherit PYTHONPATH.
@@ -27,7 +27,10 @@ share_source_path(Path(workflow.basedir) / "src")
 
 # A run whose Snakemake process was killed left its lock: remove it when that process is gone
 # from this host, so the plain command resumes (README "Resuming after a crash").
-_resumed = clear_stale_lock(Path(".snakemake"))
+try:
+    _resumed = clear_stale_lock(Path(".snakemake"))
+except LiveJobs as e:
+    raise WorkflowError(str(e))
 if _resumed:
     logger.warning(_resumed)
 

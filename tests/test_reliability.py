@@ -116,3 +116,41 @@ def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
     done = snakemake(work, *command)
     assert "removed the lock of a run that was killed" in done.stdout + done.stderr
     assert (work / "results/toy/base_model/model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_run_whose_job_still_runs_keeps_its_lock(repo, tmp_path):
+    """kill -9 of the Snakemake process alone: its pretraining job goes on. The next run refuses,
+    naming that job's process, instead of starting a second one for the same model; once the job
+    is gone, the same command resumes."""
+    import os
+    import signal
+    import time
+
+    from conftest import _without_slurm_client, project_copy, snakemake
+
+    work = project_copy(repo, tmp_path)
+    command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 200, epochs: 1.0}"]
+    env = _without_slurm_client(dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *command],
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    jobs = work / ".snakemake" / "inoculate-jobs"
+    deadline = time.time() + 120
+    while not list(jobs.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.2)  # until the pretraining job has started and recorded itself
+    record = json.loads(next(jobs.glob("*.json")).read_text())
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake alone: the job lives on
+    proc.wait()
+    refused = snakemake(work, *command, check=False)
+    assert refused.returncode != 0
+    assert f"process {record['pid']} (rule toy_pretrain" in refused.stdout + refused.stderr
+    os.killpg(proc.pid, signal.SIGKILL)  # now the job too
+    time.sleep(0.5)
+    done = snakemake(work, *command)
+    assert "removed the lock of a run that was killed" in done.stdout + done.stderr

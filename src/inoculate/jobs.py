@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from inoculate.resume import forget_job, record_job
 from inoculate.secrets import RedactingStream, redact, redacting_handler
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -36,6 +37,8 @@ def job(smk) -> Iterator[logging.Logger]:
         handlers = [redacting_handler(stream, FORMAT)]
         sys.stderr = RedactingStream(stream)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    # Under Snakemake: the job notes itself beside the run's lock while it runs (inoculate.resume).
+    record = record_job(f"rule {smk.rule}, log {log_path}") if hasattr(smk, "rule") else None
     threads = int(getattr(smk, "threads", 1) or 1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for a torch imported later in the job
@@ -50,6 +53,8 @@ def job(smk) -> Iterator[logging.Logger]:
             raise JobError(f"{type(e).__name__}: {redact(str(e))}") from None
         raise
     finally:
+        if record is not None:
+            forget_job(record)
         for handler in handlers:
             logging.getLogger().removeHandler(handler)
         if stream is not None:
