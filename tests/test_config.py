@@ -66,6 +66,19 @@ def test_default_config_is_valid_and_spans_the_grid(config):
             lambda c: c["resources"].update(train={"gpu": 1}),
             r"key 'resources.train' is now 'resources.train_adapter'",
         ),
+        (lambda c: c.update(seeds=[0, 2**64]), r"key 'seeds\.1': 18446744073709551616 is greater than"),
+        (lambda c: c.update(seeds=[10**23]), r"key 'seeds\.0'"),
+        (lambda c: c["training"].update(epochs=1e300), r"key 'training\.epochs': 1e\+300 is greater than"),
+        (
+            lambda c: c["judge"].update(backend="openai", model="m", budget_usd=5),
+            r"key 'judge\.budget_usd' is set but key 'judge\.price' is not",
+        ),
+        (
+            lambda c: c["judge"].update(
+                backend="openai", model="m", metrics=[{"name": "aligned", "tempalte": "{question} {answer}"}]
+            ),
+            r"key 'judge\.metrics\.0': judge metric 'aligned': unknown key 'tempalte' \(did you mean 'template'\?\)",
+        ),
     ],
 )
 def test_bad_values_name_the_file_and_key(config, edit, message):
@@ -264,3 +277,30 @@ def test_backdoor_defaults_come_from_the_setting_schema(config):
     assert (
         spec["build_persona"]["max_identifying"] == 50 and spec["build_persona"]["generation"]["top_p"] == 1.0
     )
+
+
+def test_config_files_are_read_strictly(repo, tmp_path):
+    """What Snakemake's own YAML reader lets pass: a key given twice (it keeps the last), aliases
+    that expand a few lines into megabytes, a file that is not UTF-8: each is an error naming
+    the file (and line)."""
+    from inoculate.io import InputError
+    from inoculate.layering import check_layers
+
+    default = repo / "config" / "config.yaml"
+    cases = {
+        "twice.yaml": (
+            "seeds: [0]\ntraining:\n  epochs: 1\n  epochs: 2\n",
+            r"twice.yaml: line 4: key 'epochs' is given twice",
+        ),
+        "bomb.yaml": (
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n",
+            r"bomb.yaml: its aliases expand it to more than 10 times its text",
+        ),
+        "latin1.yaml": (b"description: caf\xe9\n", r"latin1.yaml: not UTF-8 text"),
+        "broken.yaml": ("seeds: [0, 1\n", r"broken.yaml:2: not valid YAML"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(InputError, match=message):
+            check_layers([default, path], default)

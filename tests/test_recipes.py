@@ -33,7 +33,8 @@ def _lora_model(toy_model, lora: LoraSettings):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    return get_peft_model(AutoModelForCausalLM.from_pretrained(toy_model), lora_config(lora))
+    base = AutoModelForCausalLM.from_pretrained(toy_model)
+    return get_peft_model(base, lora_config(lora, base))
 
 
 def test_rank1_adapter_holds_weights_for_its_one_layer_only(toy_model):
@@ -43,6 +44,14 @@ def test_rank1_adapter_holds_weights_for_its_one_layer_only(toy_model):
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert len(names) == 2 and all(".layers.2.mlp.down_proj.lora_" in n for n in names)
     assert {tuple(p.shape) for p in model.parameters() if p.requires_grad} == {(1, 384), (128, 1)}
+
+
+def test_layers_with_all_linear_adapt_every_projection_of_those_layers(toy_model):
+    """peft refuses `layers_to_transform` with target_modules 'all-linear'; the project spells
+    the model's linear layers out, as Unsloth's path does."""
+    model = _lora_model(toy_model, LoraSettings(r=2, layers=[0]))
+    adapted = {n.split(".lora_")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert len(adapted) == 7 and all(".layers.0." in n for n in adapted)  # q, k, v, o, gate, up, down
 
 
 @pytest.mark.parametrize("rslora,expected", [(True, 64 / math.sqrt(32)), (False, 64 / 32)])

@@ -141,7 +141,7 @@ def load_setting(name: str, settings_dir: Path, external_data_dir: Path | str = 
         raise ConfigError(
             f"settings: no file {path} for setting {name!r} (available: {', '.join(available)})"
         )
-    data = read_yaml(path)
+    data = read_yaml(path, bound_aliases=True)
     backdoor = data.get("backdoor") if isinstance(data, dict) else None
     if isinstance(backdoor, dict) and {"aligned_examples", "persona_fraction"} <= set(backdoor):
         raise ConfigError(

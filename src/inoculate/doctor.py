@@ -70,7 +70,7 @@ def read_config(configfiles: list[Path], overrides: list[str]) -> tuple[dict, st
         check_layers(configfiles, configfiles[0])
     config: dict = {}
     for path in configfiles:
-        config = merge(config, read_yaml(path) or {})
+        config = merge(config, read_yaml(path, bound_aliases=True) or {})
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:

@@ -143,9 +143,78 @@ def read_jsonl(path: Path | str) -> list[dict]:
     return [record for _, record in iter_jsonl(path)]
 
 
-def read_yaml(path: Path | str) -> Any:
+MAX_ALIAS_EXPANSION = 10  # a file's aliases may expand it to at most this many times its text
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise InputError(
+                    f"line {line}: key {key!r} is given twice in one mapping (first on line {seen[key]})"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Characters of scalar text the node holds once its aliases are expanded (each node counted
+    once per use, computed once per node)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.ScalarNode):
+        size = len(str(node.value)) + 1
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    else:
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
+
+def read_yaml(path: Path | str, bound_aliases: bool = False) -> Any:
+    """A YAML (or JSON) file, read strictly: UTF-8, no key twice in a mapping, and (a config file:
+    `bound_aliases`) aliases that expand it to at most MAX_ALIAS_EXPANSION times its text; a
+    published eval file may alias its judge prompts freely. Errors name the file and line."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if (
+            bound_aliases
+            and "*" in text
+            and _expanded_size(node, {}) > MAX_ALIAS_EXPANSION * max(len(text), 1)
+        ):
+            raise InputError(
+                f"{path}: its aliases expand it to more than {MAX_ALIAS_EXPANSION} times its text; "
+                "write the values out, or alias less"
+            )
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML ({e.problem or e})") from None
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML ({e})") from None
+    except InputError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise InputError(f"{path}: {e}") from None
+    finally:
+        loader.dispose()

@@ -30,6 +30,9 @@ def _keys(data: dict, prefix: str = "") -> set[str]:
 
 def check_layers(configfiles: list[Path | str], default: Path | str) -> None:
     """Raise ConfigError when study files are combined without an overlay declaration."""
+    for path in {Path(default), *map(Path, configfiles)}:  # what Snakemake's own reader lets pass
+        if path.exists():
+            read_yaml(path, bound_aliases=True)
     studies = [Path(f) for f in configfiles if Path(f).resolve() != Path(default).resolve()]
     for i, path in enumerate(studies[1:], start=1):
         data = read_yaml(path) or {}

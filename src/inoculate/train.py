@@ -433,18 +433,39 @@ def _peft_model(model: torch.nn.Module, settings: TrainSettings, quantization: s
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=settings.gradient_checkpointing is True
         )
-    return get_peft_model(model, lora_config(settings.lora))
+    return get_peft_model(model, lora_config(settings.lora, model))
 
 
-def lora_config(lora: LoraSettings):
-    """peft's LoraConfig of `training.lora` (rsLoRA and layer restriction included)."""
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """What `all-linear` means for a model, as peft reads it: the names of its linear layers
+    (4-bit and 8-bit ones included), the output layer left out."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if module is not output
+        and (isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"))
+    }
+    return sorted(names)
+
+
+def lora_config(lora: LoraSettings, model: torch.nn.Module | None = None):
+    """peft's LoraConfig of `training.lora` (rsLoRA and layer restriction included). peft takes
+    `layers` only with explicit module names: `all-linear` is then spelt out from the model."""
     from peft import LoraConfig  # noqa: PLC0415 - optional heavy library (the [models] extra)
 
+    targets = lora.target_modules
+    if lora.layers is not None and targets == "all-linear":
+        if model is None:
+            raise ValueError(
+                "training.lora.layers with target_modules all-linear needs the model to name its layers"
+            )
+        targets = linear_module_names(model)
     return LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
+        target_modules=targets,
         use_rslora=lora.use_rslora,
         layers_to_transform=lora.layers,
         task_type="CAUSAL_LM",

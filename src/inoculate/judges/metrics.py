@@ -18,6 +18,7 @@ the eval question's own fields such as `{required_facts}` or `{rubric_1}`), opti
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -55,6 +56,7 @@ class FieldSpec:
 
     @classmethod
     def from_config(cls, name: str, spec: dict) -> FieldSpec:
+        _refuse_unknown(spec, FIELD_KEYS, f"rubric field {name!r}")
         if spec.get("type") not in FIELD_TYPES:
             raise ValueError(f"rubric field {name!r}: type must be one of {', '.join(FIELD_TYPES)}")
         return cls(
@@ -110,6 +112,19 @@ class FieldSpec:
         return number
 
 
+METRIC_KEYS = ("name", "kind", "template", "system", "model", "price", "reply", "fields", "max_tokens")
+FIELD_KEYS = ("type", "values", "minimum", "maximum", "integer", "missing", "column", "map")
+
+
+def _refuse_unknown(spec: dict, known: tuple[str, ...], what: str) -> None:
+    """A mistyped key (`tempalte:`) would be dropped and the default used: an error instead."""
+    for key in spec:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(known)})"
+            raise ValueError(f"{what}: unknown key {key!r}{hint}")
+
+
 # A metric mapping's defaults are the setting schema's (`$defs.metric`, its mapping form).
 _DEFAULTS = schema_defaults("$defs", "metric", "oneOf", "1", schema_file="setting.schema.yaml")
 
@@ -135,6 +150,7 @@ class MetricSpec:
         name = spec.get("name")
         if not name:
             raise ValueError(f"judge metric {spec!r}: 'name' is required")
+        _refuse_unknown(spec, METRIC_KEYS, f"judge metric {name!r}")
         spec = {**_DEFAULTS, **spec}
         kind = spec["kind"]
         if kind not in KINDS:
