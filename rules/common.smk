@@ -36,7 +36,11 @@ if _resumed:
 
 try:
     check_layers(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
-    STUDY = load_study(config, source=" + ".join(str(f) for f in workflow.configfiles) or "config")
+    STUDY = load_study(
+        config,
+        source=" + ".join(str(f) for f in workflow.configfiles) or "config",
+        overrides=workflow.config_settings.config,  # keys set with --config: errors name the command line
+    )
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
 

@@ -33,7 +33,12 @@ def test_default_config_is_valid_and_spans_the_grid(config):
             r"config\.yaml: key 'training\.learning_rate': -1 is less than or equal",
         ),
         (lambda c: c.update(seeds="0"), r"key 'seeds': '0' is not of type 'array'"),
-        (lambda c: c.update(colour="red"), r"Additional properties are not allowed \('colour'"),
+        (lambda c: c.update(colour="red"), r"key 'colour': unknown key \(known keys: "),
+        (lambda c: c.update(seed=[0]), r"key 'seed': unknown key \(did you mean 'seeds'\?\)"),
+        (
+            lambda c: c.update(judge={"backend": "opneai"}),
+            r"key 'judge\.backend': 'opneai' is not one of \['toy', 'openai', 'hf'\]$",
+        ),
         (lambda c: c["generation"].update(top_p=2), r"key 'generation\.top_p'"),
         (lambda c: c.update(inoculations=["none", "base"]), r"key 'inoculations\.1'"),
         (lambda c: c.update(inoculations=["none", "mystery"]), r"arm 'mystery' is not defined under 'arms'"),
@@ -304,3 +309,16 @@ def test_config_files_are_read_strictly(repo, tmp_path):
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(InputError, match=message):
             check_layers([default, path], default)
+
+
+def test_every_schema_error_is_reported_at_once_naming_where_it_was_set(config):
+    """Three mistakes, three lines; a key set with --config is the command line's."""
+    config.update(seeds=[-1], colour="red")
+    config["training"]["epochs"] = 0
+    with pytest.raises(ConfigError) as raised:
+        load_study(config, "config/config.yaml", overrides={"seeds": [-1]})
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 3
+    assert "the command line (--config): key 'seeds.0': -1 is less than the minimum of 0" in lines
+    assert any(line.startswith("config/config.yaml: key 'training.epochs'") for line in lines)
+    assert any(line.startswith("config/config.yaml: key 'colour'") for line in lines)

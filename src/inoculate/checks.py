@@ -29,10 +29,10 @@ from inoculate.study import Study
 Check = Callable[[Study, str], None]
 
 
-def load_study(config: dict, source: str = "config") -> Study:
+def load_study(config: dict, source: str = "config", overrides: dict | None = None) -> Study:
     """`config` validated, the settings it names loaded, and every check of `CHECKS` passed;
-    `source` names the config in errors."""
-    read_config(config, source)
+    `source` names the config in errors (the command line for keys `overrides` set)."""
+    read_config(config, source, overrides)
     study = Study(config, load_settings(config))
     for check in CHECKS:
         check(study, source)

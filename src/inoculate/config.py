@@ -167,17 +167,18 @@ def load_setting(name: str, settings_dir: Path, external_data_dir: Path | str = 
     )
 
 
-def read_config(config: dict, source: str = "config") -> dict:
+def read_config(config: dict, source: str = "config", overrides: dict | None = None) -> dict:
     """`config` (merged layers and `--config` values) validated, in place: strings read as the
     schema's types, defaults filled, null conditions dropped, text references in `arms` read.
-    `source` names the config in errors."""
+    `source` names the config in errors, the command line for keys that `overrides` (`--config`)
+    set."""
     config.update(coerce_cli_values(config, CONFIG_SCHEMA))
     if "train" in (config.get("resources") or {}):
         raise ConfigError(
             f"{source}: key 'resources.train' is now 'resources.train_adapter' (each key of "
             "'resources' is the rule it sizes)"
         )
-    validate(config, CONFIG_SCHEMA, source)
+    validate(config, CONFIG_SCHEMA, source, overrides)
     config["conditions"] = {name: c for name, c in config["conditions"].items() if c is not None}
     if not config["conditions"]:
         raise ConfigError(

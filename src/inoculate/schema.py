@@ -6,6 +6,7 @@ but `io`."""
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 from pathlib import Path
 from typing import Any
@@ -140,22 +141,59 @@ def allowed_values(*pointer: str) -> tuple:
     return tuple(_subschema(*pointer)["enum"])
 
 
-def validate(data: Any, schema_path: Path, source: str) -> None:
-    """Check `data` against a JSON schema (the error names `source` and the key), then fill
-    the schema's defaults into it."""
-    schema = load_schema(Path(schema_path))
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "pattern" and error.validator_value == "\\S":
+        return f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
+    if error.validator == "pattern" and error.validator_value == "^$|\\S":
+        return f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
+    return error.message
+
+
+def _unknown_keys(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
+    """(key path, message) per key that `additionalProperties: false` refused, with the nearest
+    known key."""
+    known = list(error.schema.get("properties", {}))
+    out = []
+    for key in error.instance:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(known)}"
+        path = ".".join([*(str(p) for p in error.absolute_path), str(key)])
+        out.append((path, f"unknown key ({hint})"))
+    return out
+
+
+def schema_errors(data: Any, schema: dict) -> list[tuple[str, str]]:
+    """Every error of `data`, as (key path, message), the most specific first: an unknown key
+    with the nearest known one; a wrong value before what a backend's branch of the schema would
+    then require of it (`judge.backend: opneai` is the error, not a missing `model`)."""
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(
-        validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path))
-    )
+    errors = [jsonschema.exceptions.best_match([e]) for e in validator.iter_errors(data)]
+    paths = [tuple(e.absolute_path) for e in errors]
+    out: list[tuple[str, str]] = []
+    for error, path in sorted(zip(errors, paths), key=lambda ep: (-len(ep[1]), str(ep[1]))):
+        deeper = any(other[: len(path)] == path and len(other) > len(path) for other in paths)
+        if error.validator == "required" and deeper:
+            continue  # a branch's requirement that follows from a wrong value below it
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            out += _unknown_keys(error)
+        else:
+            out.append((_key_path(error), _message(error)))
+    return list(dict.fromkeys(out))
+
+
+def validate(data: Any, schema_path: Path, source: str, overrides: dict | None = None) -> None:
+    """Check `data` against a JSON schema, then fill the schema's defaults into it. Every error
+    is reported at once, each naming its key and where it was set: `source`, or the command line
+    for a key that `--config` (`overrides`) set."""
+    schema = load_schema(Path(schema_path))
+    errors = schema_errors(data, schema)
     if errors:
-        error = jsonschema.exceptions.best_match(errors)
-        message = error.message
-        if error.validator == "pattern" and error.validator_value == "\\S":
-            message = (
-                f"{error.instance!r} is empty or only whitespace (a prompt must say something; null for none)"
-            )
-        elif error.validator == "pattern" and error.validator_value == "^$|\\S":
-            message = f"{error.instance!r} is only whitespace ('' for an empty system message, null for none)"
-        raise ConfigError(f"{source}: key '{_key_path(error)}': {message}")
+        cli = set(overrides or ())
+
+        def where(path: str) -> str:
+            return "the command line (--config)" if path.split(".")[0] in cli else source
+
+        raise ConfigError("\n".join(f"{where(path)}: key '{path}': {message}" for path, message in errors))
     fill_defaults(data, schema)
