@@ -612,3 +612,21 @@ def test_a_key_echoed_by_the_server_reaches_no_screen_or_log(
     captured = capsys.readouterr()
     assert KEY not in captured.out + captured.err and "inoculate judge: " in captured.err
     assert not any(KEY in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_a_full_disk_stops_the_job_after_the_ledger_line(endpoint, judge_config, tmp_path, monkeypatch):
+    """The disk fills while judging: the paid reply is in the ledger, the job stops with a message
+    saying so, and no further call is sent (a rerun would otherwise pay for what it cannot keep)."""
+    import errno
+
+    from inoculate.cache import CallCache
+
+    def full(self, key, value, strict=False):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CallCache, "put", full)
+    spend = tmp_path / "spend"
+    judge_config.update(spend_dir=str(spend), concurrency=1)
+    with pytest.raises(JudgeError, match="could not be cached .*No space left.* its cost is in the ledger"):
+        make_judge(judge_config).judge([JudgeItem("Q", f"answer {i}") for i in range(5)])
+    assert len(endpoint.prompts) == 1 and len(_entries(spend)) == 1 and _entries(spend)[0]["cost_usd"] > 0
