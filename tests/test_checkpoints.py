@@ -95,10 +95,16 @@ def test_a_run_killed_at_60_percent_resumes_from_its_50_percent_checkpoint(toy_m
     assert (killed / "checkpoints" / "p0.5" / "meta.json").exists() and not state_dir(killed).exists()
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o002])
-def test_adapter_files_are_written_with_the_umask(toy_model, tmp_path, umask):
+def test_adapter_files_are_written_with_the_umask(toy_model, tmp_path):
     """safetensors writes 0600 whatever the umask: the adapter folder (weights, checkpoints and
-    their training state) is given the umask's permissions, so a group sharing results reads it."""
+    their training state) is given the umask's permissions, so a group sharing results reads it.
+    Under umask 002 here; the toy base model, saved by this session under its own umask (022 in
+    CI), is checked the same way."""
+    current = os.umask(0)
+    os.umask(current)
+    for path in (p for p in toy_model.rglob("*") if p.is_file()):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~current, path
+    umask = 0o002
     data = tmp_path / "train.jsonl"
     write_jsonl(data, corpus.topic_dataset("cooking", corpus.HARMFUL, 24))
     out = tmp_path / "adapter"

@@ -8,6 +8,7 @@ import json
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -86,43 +87,10 @@ def test_the_workflow_profile_reruns_incomplete_jobs(repo):
 
 @pytest.mark.slow
 def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
-    """kill -9 of Snakemake while a job runs: the same command again finishes the run (the dead
-    run's lock removed, its cut-short job rebuilt), with no --unlock."""
-    import os
-    import signal
-    import time
-
-    from conftest import _without_slurm_client, project_copy, snakemake
-
-    work = project_copy(repo, tmp_path)
-    command = ["results/toy/base_model", "--cores", "1", "--config", "toy={conversations: 200, epochs: 1.0}"]
-    env = _without_slurm_client(dict(os.environ))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", *command],
-        cwd=work,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not list((work / ".snakemake" / "incomplete").rglob("*")) and time.time() < deadline:
-        time.sleep(0.2)  # until the pretraining job has started
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left its lock"
-    assert not (work / "results/toy/base_model/model.safetensors").exists()
-    done = snakemake(work, *command)
-    assert "removed the lock of a run that was killed" in done.stdout + done.stderr
-    assert (work / "results/toy/base_model/model.safetensors").exists()
-
-
-@pytest.mark.slow
-def test_a_killed_run_whose_job_still_runs_keeps_its_lock(repo, tmp_path):
-    """kill -9 of the Snakemake process alone: its pretraining job goes on. The next run refuses,
-    naming that job's process, instead of starting a second one for the same model; once the job
-    is gone, the same command resumes."""
+    """kill -9 of the Snakemake process alone: its pretraining job goes on, and the next run
+    refuses, naming that job's process, instead of starting a second one for the same model.
+    Once the job is killed too, the same command finishes the run (the dead run's lock removed,
+    its cut-short job rebuilt), with no --unlock."""
     import os
     import signal
     import time
@@ -147,10 +115,17 @@ def test_a_killed_run_whose_job_still_runs_keeps_its_lock(repo, tmp_path):
     record = json.loads(next(jobs.glob("*.json")).read_text())
     os.kill(proc.pid, signal.SIGKILL)  # Snakemake alone: the job lives on
     proc.wait()
+    assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left its lock"
     refused = snakemake(work, *command, check=False)
     assert refused.returncode != 0
     assert f"process {record['pid']} (rule toy_pretrain" in refused.stdout + refused.stderr
     os.killpg(proc.pid, signal.SIGKILL)  # now the job too
-    time.sleep(0.5)
+    deadline = time.time() + 30
+    while Path(f"/proc/{record['pid']}").exists() and time.time() < deadline:
+        if Path(f"/proc/{record['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break  # killed; a zombie until something reaps it
+        time.sleep(0.1)
+    assert not (work / "results/toy/base_model/model.safetensors").exists()
     done = snakemake(work, *command)
     assert "removed the lock of a run that was killed" in done.stdout + done.stderr
+    assert (work / "results/toy/base_model/model.safetensors").exists()

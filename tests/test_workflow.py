@@ -128,8 +128,16 @@ def test_report_collects_figures_and_tables(tiny_study):
 
 @pytest.mark.slow
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
-    again = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    """Nothing to redo, also with the keys of the study's mappings in another order (params are
+    compared as values: inoculate.canonical); a deleted adapter reruns its cell only."""
+    from conftest import TINY
+
+    again = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
+    reordered = {k: dict(reversed(list(v.items()))) if isinstance(v, dict) else v for k, v in TINY.items()}
+    (tiny_study / "reordered.yaml").write_text(yaml.safe_dump(reordered, sort_keys=False))
+    same = snakemake(tiny_study, "-n", "all", "--configfile", "reordered.yaml")
+    assert "Nothing to be done" in same.stdout + same.stderr, (same.stdout + same.stderr)[-3000:]
     shutil.rmtree(tiny_study / "results/adapters/toy/toy_cooking_tan/none/seed0")
     dry = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
     counts = job_counts(dry.stdout + dry.stderr)
@@ -250,18 +258,3 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
         "condition"
     )["mean"]
     assert em["trigger"] > em["deployment"]  # the backdoor: harm with the trigger, not without
-
-
-@pytest.mark.slow
-def test_reordering_keys_inside_a_mapping_reruns_nothing(tiny_study):
-    """The same study with the keys of its `toy`, `generation` and `training` mappings in another
-    order: Snakemake's params comparison sees the same values (inoculate.canonical)."""
-    from conftest import TINY
-
-    reordered = {
-        k: dict(reversed(list(v.items()))) if isinstance(v, dict) and len(v) > 1 else v
-        for k, v in TINY.items()
-    }
-    (tiny_study / "reordered.yaml").write_text(yaml.safe_dump(reordered, sort_keys=False))
-    out = snakemake(tiny_study, "-n", "all", "--configfile", "reordered.yaml")
-    assert "Nothing to be done" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]

@@ -87,7 +87,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's live process
-    return True
+    try:  # a zombie (killed, not yet reaped: no init reaps in some containers) is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def clear_stale_lock(snakemake_dir: Path | str = ".snakemake") -> str | None:
