@@ -17,6 +17,7 @@ include: "rules/common.smk"
 
 # Every run records the config it resolved to (all layers and --config), beside its results.
 onstart:
+    check_keys(workflow.dag.needrun_jobs())
     write_resolved(config, workflow.configfiles)
     record_run()
 

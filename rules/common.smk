@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from inoculate.canonical import canonical
-from inoculate.checks import load_study
+from inoculate.checks import API_RULES, JUDGE_RULES, load_study, missing_keys
 from inoculate.config import BASE_ARM, DataRef
 from inoculate.schema import ConfigError
 from inoculate.jobs import share_source_path
@@ -43,6 +43,19 @@ try:
     )
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
+
+# API keys: a dry run warns about every key the study's rules could need; a run stops before
+# its first job when a job about to run needs a key that is not set (check_keys, in onstart).
+for _missing in missing_keys(STUDY, JUDGE_RULES | API_RULES):
+    logger.warning(f"warning: {_missing}")
+
+
+def check_keys(jobs):
+    """Stop a run, before any job starts, when a job about to run needs a key that is not set."""
+    missing = missing_keys(STUDY, {job.rule.name for job in jobs})
+    if missing:
+        raise WorkflowError("no job was started: " + "; ".join(missing))
+
 
 for _setting, _arm in STUDY.grid.skipped_cells():
     _control = STUDY.settings[_setting].control

@@ -59,6 +59,9 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert set(differences.inoculation) == {"base", "general"} and differences.paired.any()
     training = pd.read_csv(tiny_study / "results" / "tables" / "training.csv")
     assert set(training.inoculation) == {"none", "general"} and (training.loss > 0).all()
+    usage = pd.read_csv(tiny_study / "results" / "tables" / "judge_usage.csv", dtype=str)
+    for column in ("seed", "answers", "calls", "cache_hits"):  # counts written as integers
+        assert not usage[column].dropna().str.contains(r"\.").any(), usage[column].tolist()
     assert {
         "model",
         "setting",
@@ -150,7 +153,16 @@ def test_bad_config_fails_before_any_job(repo, tmp_path):
     proc = snakemake(work, "-n", "--config", "seeds=[0,-1]", check=False)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
-    assert "key 'seeds.1'" in output and "config/config.yaml" in output
+    assert "the command line (--config): key 'seeds.1': -1 is less than the minimum of 0" in output
+    # A study whose judge needs a key that is not set: a dry run warns, a run starts no job.
+    judge = 'judge={backend: openai, model: m, base_url: "http://127.0.0.1:9/v1", api_key_env: NO_SUCH_KEY}'
+    dry = snakemake(work, "-n", "all", "--config", judge)
+    assert (
+        "warning: NO_SUCH_KEY is not set: the judge (judge.api_key_env) needs it" in dry.stdout + dry.stderr
+    )
+    run = snakemake(work, "--cores", "1", "all", "--config", judge, check=False)
+    assert run.returncode != 0 and "no job was started: NO_SUCH_KEY is not set" in run.stdout + run.stderr
+    assert not (work / "results").exists()
 
 
 def test_lint_is_clean(repo, tmp_path):

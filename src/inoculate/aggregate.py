@@ -208,7 +208,11 @@ def judge_usage_table(
                 "cost_usd": sum(e["cost_usd"] for e in entries),
             }
         )
-    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+    out = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+    counts = ["seed", *(c for c in numeric if c != "cost_usd"), "batches", "batched_calls"]
+    for column in (c for c in counts if c in out):  # counts as integers; blank where a row has none
+        out[column] = out[column].astype("Int64")
+    return out
 
 
 CHECKPOINT_BY = ["checkpoint", "step", "progress"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from inoculate.api.settings import ApiSettings
 from inoculate.backdoor import CONDITIONS as BACKDOOR_CONDITIONS
 from inoculate.backdoor import EXTRA_CONDITIONS as BACKDOOR_EXTRA_CONDITIONS
 from inoculate.checkpoints import validate as validate_checkpoints
@@ -24,6 +25,7 @@ from inoculate.config import (
 from inoculate.evals import load_spec
 from inoculate.io import InputError
 from inoculate.judges.metrics import MetricSpec
+from inoculate.secrets import MissingSecret, get_secret
 from inoculate.study import Study
 
 Check = Callable[[Study, str], None]
@@ -254,6 +256,35 @@ def check_judge_budget(study: Study, source: str) -> None:
             f"{source}: key 'judge.budget_usd' is set but key 'judge.price' is not: give the judge's "
             "USD per million tokens ({input_per_million, output_per_million}) so that spend can be counted"
         )
+
+
+# Rules whose jobs call an API, and the config that names the variables holding their keys.
+JUDGE_RULES = frozenset({"judge", "judge_checkpoint", "judge_calibration"})
+API_RULES = frozenset({"train_api", "generate_api", "generate_api_checkpoint"})
+
+
+def needed_keys(study: Study, rules: set[str]) -> dict[str, str]:
+    """Variable -> what needs it, for the jobs of `rules` about to run."""
+    needed: dict[str, str] = {}
+    judge = study.config["judge"]
+    if rules & JUDGE_RULES and judge["backend"] == "openai":
+        needed[judge["api_key_env"]] = "the judge (judge.api_key_env)"
+    api_models = set(study.grid.models) & set(study.base_models.with_backend("openai"))
+    if rules & API_RULES and api_models:
+        for key in ApiSettings.from_config(study.config["api"]).keys:
+            needed.setdefault(key.env, "the API models (api.keys)")
+    return needed
+
+
+def missing_keys(study: Study, rules: set[str]) -> list[str]:
+    """One line per key that the jobs of `rules` need and neither the environment nor `.env` holds."""
+    out = []
+    for env, who in needed_keys(study, rules).items():
+        try:
+            get_secret(env)
+        except MissingSecret:
+            out.append(f"{env} is not set: {who} needs it (export it, or put {env}=... in .env)")
+    return out
 
 
 # In the order they ran before they were split: a study with several faults reports the same first one.
