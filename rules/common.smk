@@ -17,7 +17,7 @@ from inoculate.config import BASE_ARM, DataRef
 from inoculate.schema import ConfigError
 from inoculate.jobs import share_source_path
 from inoculate.judges import result_settings
-from inoculate.layering import check_layers, write_resolved
+from inoculate.layering import check_layers, data_dir_from_environment, write_resolved
 from inoculate.persona_data import identifying_judge_config
 from inoculate.resume import LiveJobs, clear_stale_lock, record_run
 
@@ -36,6 +36,12 @@ if _resumed:
 
 try:
     check_layers(workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
+    data_dir_from_environment(
+        config,
+        workflow.configfiles,
+        Path(workflow.basedir) / "config" / "config.yaml",
+        workflow.config_settings.config,
+    )
     STUDY = load_study(
         config,
         source=" + ".join(str(f) for f in workflow.configfiles) or "config",

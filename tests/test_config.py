@@ -184,6 +184,31 @@ def test_two_study_files_are_not_merged_silently(repo, tmp_path):
     check_layers([default, backdoor], default)  # one study: nothing to refuse
 
 
+def test_a_personal_file_layers_on_any_study_and_the_data_dir_may_come_from_the_environment(
+    repo, tmp_path, monkeypatch
+):
+    from inoculate.layering import check_layers, data_dir_from_environment
+
+    default, study = repo / "config/config.yaml", repo / "config/experiments/toy_backdoor.yaml"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "external_data_dir: /data/em\njudge: {cache_dir: /scratch/judge}\nresources: {generate: {gpu: 2}}\n"
+    )
+    check_layers([default, study, mine], default)  # machine-local keys only: no overlay_of needed
+    (tmp_path / "more.yaml").write_text("external_data_dir: /data/em\nseeds: [0]\n")
+    with pytest.raises(ConfigError, match="keys both set"):  # a study key: it is a study
+        check_layers([default, study, tmp_path / "more.yaml"], default)
+    monkeypatch.setenv("INOCULATE_DATA", "/from/env")
+    config = {"external_data_dir": "data"}
+    data_dir_from_environment(config, [default, study], default)
+    assert config["external_data_dir"] == "/from/env"  # over the default config's value
+    config = {"external_data_dir": "/data/em"}
+    data_dir_from_environment(config, [default, study, mine], default)
+    assert config["external_data_dir"] == "/data/em"  # a file that sets it wins
+    data_dir_from_environment(config, [default], default, overrides={"external_data_dir": "/cli"})
+    assert config["external_data_dir"] == "/data/em"  # and so does --config
+
+
 def _repeated_defaults(instance, schema: dict, root: dict, path: str = "") -> list[str]:
     """Keys of `instance` set to exactly the default the schema gives them."""
     from inoculate.schema import _resolve_ref

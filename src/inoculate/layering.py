@@ -6,15 +6,57 @@ a hybrid study that neither describes (`toy_backdoor.yaml` + `toy_all_arms.yaml`
 accepted only when it declares `overlay_of: NAME` (the stem of a file given before it); the
 keys each file sets are listed in the error, and the resolved config of every run is written
 to `results/config.resolved.yaml`.
+
+A personal file that sets only machine-local keys (where the data is, cache and spend folders,
+resources, the variables that hold keys) is no study: it layers on any study without
+`overlay_of`. The data folder can also come from the environment (`INOCULATE_DATA`), unless a
+file after the default config or `--config` sets it.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from pathlib import Path
 from typing import Any
 
 from inoculate.io import read_yaml, write_yaml
 from inoculate.schema import ConfigError
+
+DATA_ENV = "INOCULATE_DATA"
+# Keys that say where things are on this machine, not what a study does.
+MACHINE_LOCAL = (
+    "external_data_dir",
+    "resources",
+    "resources.*",
+    "judge.cache_dir",
+    "judge.spend_dir",
+    "judge.api_key_env",
+    "api.cache_dir",
+    "api.registry_dir",
+    "api.keys",
+    "sources.*.password_env",
+)
+
+
+def is_machine_local(data: dict) -> bool:
+    """Whether a config file sets machine-local keys only (a personal file, not a study)."""
+    keys = _keys(data)
+    return bool(keys) and all(any(fnmatch.fnmatchcase(k, pattern) for pattern in MACHINE_LOCAL) for k in keys)
+
+
+def data_dir_from_environment(
+    config: dict, configfiles: list[Path | str], default: Path | str, overrides: dict | None = None
+) -> None:
+    """`external_data_dir` from INOCULATE_DATA, in place, where no file after the default
+    config nor `--config` sets it."""
+    value = os.environ.get(DATA_ENV)
+    if not value or "external_data_dir" in (overrides or {}):
+        return
+    later = [Path(f) for f in configfiles if Path(f).resolve() != Path(default).resolve()]
+    if any("external_data_dir" in (read_yaml(f) or {}) for f in later if f.exists()):
+        return
+    config["external_data_dir"] = value
 
 
 def _keys(data: dict, prefix: str = "") -> set[str]:
@@ -37,7 +79,7 @@ def check_layers(configfiles: list[Path | str], default: Path | str) -> None:
     for i, path in enumerate(studies[1:], start=1):
         data = read_yaml(path) or {}
         earlier = [p.stem for p in studies[:i]]
-        if data.get("overlay_of") in earlier:
+        if data.get("overlay_of") in earlier or is_machine_local(data):
             continue
         both = sorted(_keys(read_yaml(studies[i - 1]) or {}) & _keys(data))
         raise ConfigError(
