@@ -109,36 +109,35 @@ def load_schema(schema_path: Path) -> dict:
     return read_yaml(schema_path)
 
 
+def _subschema(*pointer: str, schema_file: str = "config.schema.yaml") -> tuple[Any, dict]:
+    """(the subschema at `pointer`, the schema's root): a part names a property, a key, or by
+    position an item of oneOf/anyOf."""
+    root = load_schema(SCHEMA_DIR / schema_file)
+    sub: Any = root
+    for part in pointer:
+        if isinstance(sub, list):
+            sub = sub[int(part)]
+            continue
+        sub = _resolve_ref(sub, root)
+        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
+    return sub, root
+
+
 def schema_defaults(
     *pointer: str, given: dict | None = None, schema_file: str = "config.schema.yaml"
 ) -> dict:
     """The defaults a schema gives the object at `pointer` (e.g. "$defs", "training"): what
     an empty section (or `given`) becomes, for code that builds settings outside a loaded
     study (a fresh copy each call)."""
-    root = load_schema(SCHEMA_DIR / schema_file)
-    sub: Any = root
-    for part in pointer:
-        if isinstance(sub, list):  # an item of oneOf/anyOf, by position
-            sub = sub[int(part)]
-            continue
-        sub = _resolve_ref(sub, root)
-        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
+    sub, root = _subschema(*pointer, schema_file=schema_file)
     return fill_defaults(copy.deepcopy(given or {}), sub, root)
-
-
-def _subschema(*pointer: str, schema_file: str = "config.schema.yaml") -> dict:
-    root = load_schema(SCHEMA_DIR / schema_file)
-    sub: Any = root
-    for part in pointer:
-        sub = _resolve_ref(sub, root)
-        sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
-    return _resolve_ref(sub, root)
 
 
 def allowed_values(*pointer: str) -> tuple:
     """The `enum` the config schema gives the key at `pointer` (e.g. "training", "scheduler"),
     for code that checks a value outside a loaded study without restating the list."""
-    return tuple(_subschema(*pointer)["enum"])
+    sub, root = _subschema(*pointer)
+    return tuple(_resolve_ref(sub, root)["enum"])
 
 
 def _message(error: jsonschema.ValidationError) -> str:
