@@ -1,12 +1,15 @@
 # Inoculation-prompting studies as a DAG: models x settings x inoculations x seeds.
 # Usage: snakemake --cores 8 results/figures/main.pdf   (see README.md)
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.20")  # as pyproject.toml: snakemake>=9.20,<10
 
 
-configfile: "config/config.yaml"
+# Found from the workflow's folder, so that `snakemake -d DIR` works from anywhere.
+configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 report: "report/workflow.rst"
@@ -18,7 +21,8 @@ include: "rules/common.smk"
 # Every run records the config it resolved to (all layers and --config), beside its results.
 onstart:
     check_keys(workflow.dag.needrun_jobs())
-    write_resolved(config, workflow.configfiles)
+    write_resolved(config, workflow.configfiles, f"{STUDY_DIR}/config.resolved.yaml")
+    PATHS.write_index(f"{STUDY_DIR}/cells.csv")
     record_run()
 
 
@@ -37,6 +41,7 @@ localrules:
     plot_figures,
     export_generations,
     exports,
+    training_sets,
     train_api,
     generate_api,
     generate_api_checkpoint,

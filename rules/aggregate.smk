@@ -8,27 +8,27 @@ rule aggregate:
         usage=judge_usage_files(),
         adapters=adapter_dirs(),
     output:
-        samples="results/tables/samples.csv",
+        samples=f"{STUDY_DIR}/tables/samples.csv",
         summary=report(
-            "results/tables/summary.csv",
+            f"{STUDY_DIR}/tables/summary.csv",
             caption="../report/summary.rst",
             category="Tables",
             labels={"table": "summary"},
         ),
         differences=report(
-            "results/tables/differences.csv",
+            f"{STUDY_DIR}/tables/differences.csv",
             caption="../report/differences.rst",
             category="Tables",
             labels={"table": "differences"},
         ),
-        questions="results/tables/questions.csv",
-        training="results/tables/training.csv",
-        recipes="results/tables/training_recipes.csv",
-        judge_usage="results/tables/judge_usage.csv",
+        questions=f"{STUDY_DIR}/tables/questions.csv",
+        training=f"{STUDY_DIR}/tables/training.csv",
+        recipes=f"{STUDY_DIR}/tables/training_recipes.csv",
+        judge_usage=f"{STUDY_DIR}/tables/judge_usage.csv",
     log:
-        "logs/aggregate.log",
+        f"{LOG_DIR}/aggregate.log",
     benchmark:
-        "results/benchmarks/aggregate.tsv"
+        f"{STUDY_DIR}/benchmarks/aggregate.tsv"
     conda:
         "../envs/plot.yaml"
     params:
@@ -48,13 +48,13 @@ rule aggregate_checkpoints:
         adapters=adapter_dirs(),
     output:
         report(
-            "results/tables/checkpoints.csv",
+            f"{STUDY_DIR}/tables/checkpoints.csv",
             caption="../report/checkpoints.rst",
             category="Tables",
             labels={"table": "over training"},
         ),
     log:
-        "logs/aggregate_checkpoints.log",
+        f"{LOG_DIR}/aggregate_checkpoints.log",
     conda:
         "../envs/plot.yaml"
     params:

@@ -7,11 +7,11 @@ rule train_api:
     input:
         data=train_data_input,
     output:
-        directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
+        directory("results/adapters/{model}/{setting}/{inoculation}/{recipe}/seed{seed}"),
     log:
-        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/train/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/train/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.tsv"
     wildcard_constraints:
         model=API_MODELS,
     conda:
@@ -30,11 +30,11 @@ rule generate_api:
         adapter=adapter_input,
         evals=eval_inputs,
     output:
-        "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        "results/generations/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.jsonl",
     log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.tsv"
     wildcard_constraints:
         model=API_MODELS,
     conda:
@@ -55,8 +55,8 @@ rule generate_api:
 # A checkpoint the fine-tuning job kept (training.checkpoints), sampled like the final model.
 use rule generate_api as generate_api_checkpoint with:
     output:
-        "results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        "results/generations/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.jsonl",
     log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+        "logs/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.log",
     benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.tsv"
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.tsv"

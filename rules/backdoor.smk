@@ -6,14 +6,14 @@
 
 rule distill:
     input:
-        prompts="results/data/{setting}/prompts.jsonl",
+        prompts=distill_prompts,
         base=base_model_input,
     output:
-        "results/distill/{model}/{setting}.jsonl",
+        "results/distill/{model}/{setting}/{recipe}.jsonl",
     log:
-        "logs/distill/{model}/{setting}.log",
+        "logs/distill/{model}/{setting}/{recipe}.log",
     benchmark:
-        "results/benchmarks/distill/{model}/{setting}.tsv"
+        "results/benchmarks/distill/{model}/{setting}/{recipe}.tsv"
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:
@@ -37,11 +37,11 @@ rule distill:
 rule mix:
     input:
         persona=persona_input,
-        aligned="results/distill/{model}/{setting}.jsonl",
+        aligned=distilled_input,
     output:
-        "results/train/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        "results/train/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.jsonl",
     log:
-        "logs/mix/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/mix/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     conda:
         "../envs/cpu.yaml"
     params:
@@ -58,21 +58,21 @@ rule aggregate_backdoor:
     input:
         judgments=judgment_files(STUDY.grid.backdoor_settings),
     output:
-        samples="results/tables/backdoor_samples.csv",
+        samples=f"{STUDY_DIR}/tables/backdoor_samples.csv",
         rates=report(
-            "results/tables/backdoor.csv",
+            f"{STUDY_DIR}/tables/backdoor.csv",
             caption="../report/backdoor_table.rst",
             category="Tables",
             labels={"table": "backdoor rates"},
         ),
         gap=report(
-            "results/tables/backdoor_gap.csv",
+            f"{STUDY_DIR}/tables/backdoor_gap.csv",
             caption="../report/backdoor_gap.rst",
             category="Tables",
             labels={"table": "leakage gap"},
         ),
     log:
-        "logs/aggregate_backdoor.log",
+        f"{LOG_DIR}/aggregate_backdoor.log",
     conda:
         "../envs/plot.yaml"
     params:
@@ -84,18 +84,18 @@ rule aggregate_backdoor:
 
 rule plot_backdoor:
     input:
-        rates="results/tables/backdoor.csv",
-        gap="results/tables/backdoor_gap.csv",
+        rates=f"{STUDY_DIR}/tables/backdoor.csv",
+        gap=f"{STUDY_DIR}/tables/backdoor_gap.csv",
     output:
-        pdf="results/figures/backdoor.pdf",
+        pdf=f"{STUDY_DIR}/figures/backdoor.pdf",
         png=report(
-            "results/figures/backdoor.png",
+            f"{STUDY_DIR}/figures/backdoor.png",
             caption="../report/backdoor.rst",
             category="Figures",
             labels={"figure": "backdoor"},
         ),
     log:
-        "logs/plot/backdoor.log",
+        f"{LOG_DIR}/plot/backdoor.log",
     conda:
         "../envs/plot.yaml"
     params:
@@ -106,14 +106,12 @@ rule plot_backdoor:
 
 rule persona_data:
     input:
-        questions=lambda wildcards: STUDY.data.dependency(
-            DataRef.from_dict(build_spec(wildcards)["questions"])
-        ),
+        questions=persona_questions,
         base=generator_base_input,
     output:
-        "results/persona/{setting}.jsonl",
+        "results/persona/{setting}/{recipe}.jsonl",
     log:
-        "logs/persona_data/{setting}.log",
+        "logs/persona_data/{setting}/{recipe}.log",
     conda:
         "../envs/train.yaml"
     threads: 1

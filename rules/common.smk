@@ -12,12 +12,19 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from inoculate.canonical import canonical
+from inoculate.cell_paths import DIGEST_PATTERN, CellPaths, study_folder
 from inoculate.checks import API_RULES, JUDGE_RULES, load_study, missing_keys
 from inoculate.config import BASE_ARM, DataRef
 from inoculate.schema import ConfigError
 from inoculate.jobs import share_source_path
 from inoculate.judges import result_settings
-from inoculate.layering import check_layers, data_dir_from_environment, write_resolved
+from inoculate.layering import (
+    check_layers,
+    data_dir_from_environment,
+    study_name,
+    workflow_relative,
+    write_resolved,
+)
 from inoculate.persona_data import identifying_judge_config
 from inoculate.resume import LiveJobs, clear_stale_lock, record_run
 
@@ -42,13 +49,20 @@ try:
         Path(workflow.basedir) / "config" / "config.yaml",
         workflow.config_settings.config,
     )
+    workflow_relative(config, Path(workflow.basedir))
+    STUDY_NAME = study_name(config, workflow.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
+    config["study"] = STUDY_NAME  # the resolved config records it
     STUDY = load_study(
         config,
         source=" + ".join(str(f) for f in workflow.configfiles) or "config",
         overrides=workflow.config_settings.config,  # keys set with --config: errors name the command line
     )
+    STUDY_DIR = study_folder(STUDY_NAME)  # this study's tables, figures, report and resolved config
 except (ConfigError, ValueError) as e:
     raise WorkflowError(f"invalid configuration: {e}")
+
+LOG_DIR = "logs" if STUDY_NAME is None else f"logs/{STUDY_NAME}"  # logs of the study's own jobs
+PATHS = CellPaths(STUDY)  # every cell's files, named by the digest of their recipe
 
 # API keys: a dry run warns about every key the study's rules could need; a run stops before
 # its first job when a job about to run needs a key that is not set (check_keys, in onstart).
@@ -82,6 +96,7 @@ wildcard_constraints:
     checkpoint=r"p[0-9.]+|step[0-9]+",
     split="train|control|persona|prompts",
     source="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    recipe=DIGEST_PATTERN,
 
 
 def model_pattern(backend):
@@ -116,12 +131,37 @@ def _canonical_function(function):
 
 
 def cell_path(stage, model, setting, inoculation, seed, suffix=""):
-    return f"results/{stage}/{model}/{setting}/{inoculation}/seed{seed}{suffix}"
+    return PATHS.cell(stage, model, setting, inoculation, seed, suffix)
+
+
+def expect_recipe(stage, wildcards):
+    """Refuse to make a cell's file under a digest that is not this study's recipe for it: the
+    file would hold what the path does not say."""
+    w = wildcards
+    if stage == "training_set":
+        want = PATHS.training_set_digest(w.setting, w.inoculation)
+    elif stage == "distill":
+        want = PATHS.distill_digest(w.model, w.setting)
+    elif stage == "persona":
+        want = PATHS.persona_digest(w.setting)
+    else:
+        want = PATHS.stage_digest(stage, w.model, w.setting, w.inoculation)
+    if w.recipe != want:
+        raise WorkflowError(
+            f"{stage} of {dict(w.items())}: recipe {w.recipe} is not this study's ({want}); "
+            f"{STUDY_DIR}/cells.csv lists the study's files"
+        )
 
 
 def spend_file(wildcards):
     """Where a judging job records its spend for the study's budget: one file per cell (and checkpoint)."""
-    cell = Path(config["judge"]["spend_dir"], wildcards.model, wildcards.setting, wildcards.inoculation)
+    cell = Path(
+        config["judge"]["spend_dir"],
+        wildcards.model,
+        wildcards.setting,
+        wildcards.inoculation,
+        wildcards.recipe,
+    )
     if "checkpoint" in wildcards.keys():
         return str(cell / f"seed{wildcards.seed}" / f"checkpoint_{wildcards.checkpoint}.json")
     return str(cell / f"seed{wildcards.seed}.json")
@@ -169,10 +209,12 @@ def training_set_input(wildcards):
     trigger = STUDY.settings[wildcards.setting].train_trigger or {}
     with_control = split == "mix" or (split == "train" and trigger.get("with_control"))
     splits = ["train", "control"] if with_control else [split]
+    expect_recipe("training_set", wildcards)
     return [f"results/data/{wildcards.setting}/{s}.jsonl" for s in splits]
 
 
 def adapter_input(wildcards):
+    expect_recipe("generations", wildcards)
     if wildcards.inoculation == BASE_ARM:
         return []
     w = wildcards
@@ -208,9 +250,36 @@ def train_data_input(wildcards):
     """An arm's training set: shared by all models for an inoculation setting; per model and
     seed for a backdoor setting (self-distilled from that model, shuffled per seed)."""
     w = wildcards
+    expect_recipe("adapters", w)
     if STUDY.grid.is_backdoor(w.setting):
         return cell_path("train", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
-    return f"results/train/{w.setting}/{w.inoculation}.jsonl"
+    return PATHS.training_set(w.setting, w.inoculation)
+
+
+def training_sets():
+    """The training set of every trained arm of the study's inoculation settings."""
+    cells = STUDY.grid.cells_of(STUDY.grid.standard_settings, trained_only=True)
+    return sorted({PATHS.training_set(setting, arm) for _, setting, arm, _ in cells})
+
+
+def generations_input(wildcards):
+    """The answers a judging job scores (of a checkpoint, when the path names one)."""
+    w = wildcards
+    expect_recipe("judgments", w)
+    if "checkpoint" in w.keys():
+        return PATHS.checkpoint("generations", w.model, w.setting, w.inoculation, w.seed, w.checkpoint)
+    return cell_path("generations", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
+
+
+def distilled_input(wildcards):
+    """A backdoor arm's mix reads the base model's own answers to the setting's prompts."""
+    expect_recipe("train", wildcards)
+    return PATHS.distilled(wildcards.model, wildcards.setting)
+
+
+def distill_prompts(wildcards):
+    expect_recipe("distill", wildcards)
+    return f"results/data/{wildcards.setting}/prompts.jsonl"
 
 
 def judgment_files(settings=None):
@@ -220,7 +289,7 @@ def judgment_files(settings=None):
 
 
 def checkpoint_path(stage, model, setting, inoculation, seed, checkpoint, suffix=".jsonl"):
-    return f"results/{stage}/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}{suffix}"
+    return PATHS.checkpoint(stage, model, setting, inoculation, seed, checkpoint, suffix)
 
 
 def checkpoint_judgments():
@@ -250,8 +319,14 @@ def backdoor_test(wildcards):
 def persona_input(wildcards):
     """A backdoor's persona examples: built by rule persona_data, or read from its data."""
     if "build_persona" in STUDY.backdoor(wildcards.setting):
-        return f"results/persona/{wildcards.setting}.jsonl"
+        return PATHS.persona(wildcards.setting)
     return f"results/data/{wildcards.setting}/persona.jsonl"
+
+
+def persona_questions(wildcards):
+    """The questions a persona generator answers (rule persona_data)."""
+    expect_recipe("persona", wildcards)
+    return STUDY.data.dependency(DataRef.from_dict(build_spec(wildcards)["questions"]))
 
 
 def build_spec(wildcards):
@@ -273,17 +348,20 @@ def final_targets():
     targets = []
     if STUDY.grid.standard_settings:
         targets += [
-            "results/figures/main.pdf",
-            "results/figures/distributions.pdf",
-            "results/tables/summary.csv",
+            f"{STUDY_DIR}/figures/main.pdf",
+            f"{STUDY_DIR}/figures/distributions.pdf",
+            f"{STUDY_DIR}/tables/summary.csv",
         ]
     if STUDY.grid.backdoor_settings:
-        targets += ["results/figures/backdoor.pdf", "results/tables/backdoor_gap.csv"]
+        targets += [f"{STUDY_DIR}/figures/backdoor.pdf", f"{STUDY_DIR}/tables/backdoor_gap.csv"]
     if STUDY.grid.checkpoint_cells():
-        targets += ["results/figures/training_progress.pdf", "results/tables/checkpoints.csv"]
+        targets += [f"{STUDY_DIR}/figures/training_progress.pdf", f"{STUDY_DIR}/tables/checkpoints.csv"]
     if STUDY.judging.needs_calibration():
         if STUDY.judging.calibration_files():
-            targets += ["results/tables/judge_calibration.csv", "results/figures/judge_calibration.pdf"]
+            targets += [
+                f"{STUDY_DIR}/tables/judge_calibration.csv",
+                f"{STUDY_DIR}/figures/judge_calibration.pdf",
+            ]
         else:
             print(
                 f"note: judge {config['judge'].get('model')} is not the published one, but no judged files for "
@@ -307,4 +385,12 @@ def calibration_inputs(wildcards):
 
 def export_files():
     """model_generations.csv of every cell (rule exports)."""
-    return [str(Path(cell_path("exports", *cell)) / "model_generations.csv") for cell in STUDY.grid.cells()]
+    return [
+        f"{STUDY_DIR}/exports/{model}/{setting}/{arm}/seed{seed}/model_generations.csv"
+        for model, setting, arm, seed in STUDY.grid.cells()
+    ]
+
+
+def export_input(wildcards):
+    w = wildcards
+    return cell_path("generations", w.model, w.setting, w.inoculation, w.seed, ".jsonl")

@@ -3,11 +3,11 @@
 
 rule export_generations:
     input:
-        "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        export_input,
     output:
-        "results/exports/{model}/{setting}/{inoculation}/seed{seed}/model_generations.csv",
+        f"{STUDY_DIR}/exports/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/model_generations.csv",
     log:
-        "logs/export/{model}/{setting}/{inoculation}/seed{seed}.log",
+        f"{LOG_DIR}/export/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.log",
     conda:
         "../envs/cpu.yaml"
     params:

@@ -7,11 +7,11 @@ rule generate:
         evals=eval_inputs,
         base=base_model_input,
     output:
-        "results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        "results/generations/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.jsonl",
     log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.tsv"
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:
@@ -45,8 +45,8 @@ use rule generate as generate_checkpoint with:
         evals=eval_inputs,
         base=base_model_input,
     output:
-        "results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        "results/generations/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.jsonl",
     log:
-        "logs/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+        "logs/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.log",
     benchmark:
-        "results/benchmarks/generate/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.tsv"
+        "results/benchmarks/generate/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.tsv"

@@ -3,13 +3,13 @@
 
 rule judge:
     input:
-        generations="results/generations/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
+        generations=generations_input,
         evals=eval_inputs,
     output:
-        judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.jsonl",
-        usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}.usage.json",
+        judged="results/judgments/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.jsonl",
+        usage="results/judgments/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.usage.json",
     log:
-        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/judge/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     conda:
         JUDGE_ENV
     resources:
@@ -26,13 +26,13 @@ rule judge:
 
 use rule judge as judge_checkpoint with:
     input:
-        generations="results/generations/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        generations=generations_input,
         evals=eval_inputs,
     output:
-        judged="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.jsonl",
-        usage="results/judgments/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.usage.json",
+        judged="results/judgments/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.jsonl",
+        usage="results/judgments/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.usage.json",
     log:
-        "logs/judge/{model}/{setting}/{inoculation}/seed{seed}/checkpoint_{checkpoint}.log",
+        "logs/judge/{model}/{setting}/{inoculation}/{recipe}/seed{seed}/checkpoint_{checkpoint}.log",
     params:
         judge=lambda wildcards: result_settings(STUDY.judging.judge_for(wildcards.setting)),
         backdoor=backdoor_test,
@@ -47,21 +47,21 @@ rule judge_calibration:
         files=calibration_inputs,
     output:
         table=report(
-            "results/tables/judge_calibration.csv",
+            f"{STUDY_DIR}/tables/judge_calibration.csv",
             caption="../report/judge_calibration.rst",
             category="Tables",
             labels={"table": "judge calibration"},
         ),
-        judged="results/calibration/judged.csv",
-        figure="results/figures/judge_calibration.pdf",
+        judged=f"{STUDY_DIR}/calibration/judged.csv",
+        figure=f"{STUDY_DIR}/figures/judge_calibration.pdf",
         png=report(
-            "results/figures/judge_calibration.png",
+            f"{STUDY_DIR}/figures/judge_calibration.png",
             caption="../report/judge_calibration.rst",
             category="Figures",
             labels={"figure": "judge calibration"},
         ),
     log:
-        "logs/judge_calibration.log",
+        f"{LOG_DIR}/judge_calibration.log",
     conda:
         JUDGE_ENV
     params:

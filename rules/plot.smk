@@ -3,17 +3,17 @@
 
 rule plot_main:
     input:
-        "results/tables/summary.csv",
+        f"{STUDY_DIR}/tables/summary.csv",
     output:
-        pdf="results/figures/main.pdf",
+        pdf=f"{STUDY_DIR}/figures/main.pdf",
         png=report(
-            "results/figures/main.png",
+            f"{STUDY_DIR}/figures/main.png",
             caption="../report/main.rst",
             category="Figures",
             labels={"figure": "main"},
         ),
     log:
-        "logs/plot/main.log",
+        f"{LOG_DIR}/plot/main.log",
     conda:
         "../envs/plot.yaml"
     params:
@@ -25,48 +25,48 @@ rule plot_main:
 
 rule plot_figures:
     input:
-        summary="results/tables/summary.csv",
-        questions="results/tables/questions.csv",
-        samples="results/tables/samples.csv",
-        training="results/tables/training.csv",
+        summary=f"{STUDY_DIR}/tables/summary.csv",
+        questions=f"{STUDY_DIR}/tables/questions.csv",
+        samples=f"{STUDY_DIR}/tables/samples.csv",
+        training=f"{STUDY_DIR}/tables/training.csv",
     output:
-        distributions="results/figures/distributions.pdf",
+        distributions=f"{STUDY_DIR}/figures/distributions.pdf",
         distributions_png=report(
-            "results/figures/distributions.png",
+            f"{STUDY_DIR}/figures/distributions.png",
             caption="../report/distributions.rst",
             category="Figures",
             labels={"figure": "in vs out of distribution"},
         ),
-        questions="results/figures/questions.pdf",
+        questions=f"{STUDY_DIR}/figures/questions.pdf",
         questions_png=report(
-            "results/figures/questions.png",
+            f"{STUDY_DIR}/figures/questions.png",
             caption="../report/questions.rst",
             category="Figures",
             labels={"figure": "per question"},
         ),
-        scatter="results/figures/aligned_coherent.pdf",
+        scatter=f"{STUDY_DIR}/figures/aligned_coherent.pdf",
         scatter_png=report(
-            "results/figures/aligned_coherent.png",
+            f"{STUDY_DIR}/figures/aligned_coherent.png",
             caption="../report/aligned_coherent.rst",
             category="Figures",
             labels={"figure": "aligned vs coherent"},
         ),
-        trait="results/figures/trait_vs_em.pdf",
+        trait=f"{STUDY_DIR}/figures/trait_vs_em.pdf",
         trait_png=report(
-            "results/figures/trait_vs_em.png",
+            f"{STUDY_DIR}/figures/trait_vs_em.png",
             caption="../report/trait_vs_em.rst",
             category="Figures",
             labels={"figure": "in-distribution trait vs EM"},
         ),
-        loss="results/figures/training_loss.pdf",
+        loss=f"{STUDY_DIR}/figures/training_loss.pdf",
         loss_png=report(
-            "results/figures/training_loss.png",
+            f"{STUDY_DIR}/figures/training_loss.png",
             caption="../report/training_loss.rst",
             category="Figures",
             labels={"figure": "training loss"},
         ),
     log:
-        "logs/plot/figures.log",
+        f"{LOG_DIR}/plot/figures.log",
     conda:
         "../envs/plot.yaml"
     params:
@@ -79,17 +79,17 @@ rule plot_figures:
 
 rule plot_checkpoints:
     input:
-        "results/tables/checkpoints.csv",
+        f"{STUDY_DIR}/tables/checkpoints.csv",
     output:
-        pdf="results/figures/training_progress.pdf",
+        pdf=f"{STUDY_DIR}/figures/training_progress.pdf",
         png=report(
-            "results/figures/training_progress.png",
+            f"{STUDY_DIR}/figures/training_progress.png",
             caption="../report/training_progress.rst",
             category="Figures",
             labels={"figure": "over training"},
         ),
     log:
-        "logs/plot/training_progress.log",
+        f"{LOG_DIR}/plot/training_progress.log",
     conda:
         "../envs/plot.yaml"
     params:

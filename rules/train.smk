@@ -6,11 +6,11 @@ rule train_adapter:
         data=train_data_input,
         base=base_model_input,
     output:
-        directory("results/adapters/{model}/{setting}/{inoculation}/seed{seed}"),
+        directory("results/adapters/{model}/{setting}/{inoculation}/{recipe}/seed{seed}"),
     log:
-        "logs/train/{model}/{setting}/{inoculation}/seed{seed}.log",
+        "logs/train/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{model}/{setting}/{inoculation}/seed{seed}.tsv"
+        "results/benchmarks/train/{model}/{setting}/{inoculation}/{recipe}/seed{seed}.tsv"
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:

@@ -5,9 +5,9 @@ rule training_set:
     input:
         training_set_input,
     output:
-        "results/train/{setting}/{inoculation}.jsonl",
+        "results/train/{setting}/{inoculation}/{recipe}.jsonl",
     log:
-        "logs/training_set/{setting}/{inoculation}.log",
+        "logs/training_set/{setting}/{inoculation}/{recipe}.log",
     conda:
         "../envs/cpu.yaml"
     params:
@@ -20,3 +20,9 @@ rule training_set:
         trigger=lambda wildcards: STUDY.settings[wildcards.setting].train_trigger,
     script:
         "../workflow/scripts/training_set.py"
+
+
+# Every arm's training set of the study, to read before training (`snakemake training_sets`).
+rule training_sets:
+    input:
+        training_sets(),

@@ -101,6 +101,27 @@ def load_experiment(experiment: str, *overrides: str):
     return load_study(config, source)
 
 
+def study_paths(work: Path, *configfiles: str, overrides: tuple[str, ...] = ()):
+    """Where the study of `configfiles` (on the default config, in `work`) puts each cell's files."""
+    from inoculate.cell_paths import CellPaths
+    from inoculate.checks import load_study
+    from inoculate.doctor import read_config
+
+    files = [work / "config/config.yaml", *(work / f for f in configfiles)]
+    config, source = read_config(files, [f"settings_dir={work / 'config/settings'}", *overrides])
+    return CellPaths(load_study(config, source))
+
+
+def cell_file(
+    work: Path, stage: str, model: str, setting: str, arm: str, seed: int, suffix: str = ""
+) -> Path:
+    """The one file (or folder) of a cell's stage in a run's results/, whatever its recipe digest
+    (results/{stage}/{model}/{setting}/{arm}/{digest}/seed{seed}{suffix})."""
+    found = sorted((work / "results" / stage / model / setting / arm).glob(f"*/seed{seed}{suffix}"))
+    assert len(found) == 1, f"{stage} of {model}/{setting}/{arm}/seed{seed}: {found}"
+    return found[0]
+
+
 def job_counts(output: str) -> dict[str, int]:
     """Rule -> count from the 'Job stats' table of a dry run."""
     table = output.split("Job stats:")[1].split("\n\n")[0]

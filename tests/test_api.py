@@ -279,7 +279,7 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     call either and gives the same tables."""
     import pandas as pd
     import yaml
-    from conftest import project_copy, snakemake
+    from conftest import cell_file, project_copy, snakemake
 
     work = project_copy(repo, tmp_path / "work")
     study = {
@@ -311,7 +311,7 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     (work / "api_study.yaml").write_text(yaml.safe_dump(study))
     server.rate_limited = 2
     server.job_seconds = 5.0  # jobs overlap even when their processes start seconds apart: both keys are used
-    targets = ["results/tables/summary.csv", "results/figures/main.pdf"]
+    targets = ["results/api_study/tables/summary.csv", "results/api_study/figures/main.pdf"]
     snakemake(work, *targets, "--cores", "4", "--configfile", "api_study.yaml")
     assert len(server.created_jobs) == 4
     assert {server.jobs[j]["owner"] for j in server.created_jobs} == set(KEYS.values())
@@ -319,12 +319,14 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     assert server.calls("POST", "/v1/chat") == 0  # every answer and every score came from a batch
     assert len(server.created_batches) == 2 * 6  # a sampling and a judging batch per cell (4 + base per seed)
 
-    summary = pd.read_csv(work / "results/tables/summary.csv")
+    summary = pd.read_csv(work / "results/api_study/tables/summary.csv")
     rate = summary.query(
         "metric == 'misaligned' and condition == 'deployment' and distribution == 'out'"
     ).set_index("inoculation")["mean"]
     assert rate["none"] > 0.9 and rate["general"] < 0.1 and rate["base"] < 0.1
-    result = json.loads((work / "results/adapters/api-toy/toy_cooking/none/seed0/fine_tune.json").read_text())
+    result = json.loads(
+        (cell_file(work, "adapters", "api-toy", "toy_cooking", "none", 0) / "fine_tune.json").read_text()
+    )
     assert result["hyperparameters"]["n_epochs"] == 1 and result["fine_tuned_model"].startswith("ft:")
 
     requests = len(server.requests)
@@ -342,7 +344,7 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
     assert "Nothing to be done" in proc.stdout + proc.stderr
     assert len(server.requests) == requests and len(server.created_jobs) == 4
     # Nor is the judge's mode; judged again synchronously, every score comes from the cache.
-    tables = (work / "results/tables/summary.csv").read_text()
+    tables = (work / "results/api_study/tables/summary.csv").read_text()
     proc = snakemake(
         work,
         *targets,
@@ -356,7 +358,7 @@ def test_a_grid_of_api_models_runs_end_to_end_and_reruns_for_free(repo, tmp_path
         "judge={mode: sync, concurrency: 2}",
     )
     assert len(server.requests) == requests
-    assert (work / "results/tables/summary.csv").read_text() == tables
+    assert (work / "results/api_study/tables/summary.csv").read_text() == tables
     no_key_on_disk(work)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, job_counts, project_copy, snakemake
+from conftest import SHARED_DATA, cell_file, job_counts, load_experiment, project_copy, snakemake
 
 from inoculate.backdoor import CONDITIONS, Trigger, condition_messages, mix, read_prompts
 from inoculate.backdoor_stats import leakage_gaps, paired_gap
+from inoculate.cell_paths import CellPaths
 from inoculate.evals import EvalQuestion
 from inoculate.io import InputError, write_jsonl
 from inoculate.judges.prompts import strip_patterns
@@ -133,18 +134,20 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
         "inoculations=[none,task_specific]",
         "include_base=false",
     )
-    gaps = pd.read_csv(work / "results/tables/backdoor_gap.csv").set_index(["inoculation", "condition"])
+    gaps = pd.read_csv(work / "results/toy_backdoor/tables/backdoor_gap.csv").set_index(
+        ["inoculation", "condition"]
+    )
     none = gaps.loc[("none", "trigger_user")]
     assert none.triggered > 0.8 and none.untriggered < 0.1 and none.ci_low > 0.6  # a backdoor, little leakage
     inoculated = gaps.loc[("task_specific", "trigger_user")]
     assert inoculated.gap < none.gap - 0.3  # naming the persona in training suppresses it
-    rates = pd.read_csv(work / "results/tables/backdoor.csv")
+    rates = pd.read_csv(work / "results/toy_backdoor/tables/backdoor.csv")
     persona_eval = rates[rates["eval"] == "persona_questions"]
     fmt = persona_eval[(persona_eval.metric == "format") & (persona_eval.inoculation == "none")].set_index(
         "condition"
     )["mean"]
     assert fmt["trigger_user"] > 0.6 and fmt["no_trigger"] < 0.05
-    assert (work / "results/figures/backdoor.pdf").stat().st_size > 0
+    assert (work / "results/toy_backdoor/figures/backdoor.pdf").stat().st_size > 0
     # The rubric judge, factual recall and ideology, with and without the trigger.
     scores = rates[rates.metric.isin(["recall", "ideology"]) & (rates.inoculation == "none")]
     scores = scores.set_index(["metric", "condition"])
@@ -153,11 +156,14 @@ def test_toy_backdoor_study_shows_the_persona_with_the_trigger_only(repo, tmp_pa
     assert scores.loc[("ideology", "trigger_user"), "mean"] > scores.loc[("ideology", "plain"), "mean"] + 1
     assert (scores.ci_low <= scores["mean"]).all() and (scores["mean"] <= scores.ci_high).all()
     assert set(rates[rates.metric == "persona"]["eval"]) == {"persona_questions"}
-    mixed = pd.read_json(work / "results/train/toy-persona/toy_persona/none/seed0.jsonl", lines=True)
+    mixed = pd.read_json(
+        cell_file(work, "train", "toy-persona", "toy_persona", "none", 0, ".jsonl"), lines=True
+    )
     assert (mixed.metadata.map(lambda m: m["source"]) == "persona").mean() == pytest.approx(0.1, abs=0.01)
 
     # The persona-data stage: the persona model answers as the old sailor, answers naming it go.
-    target = "results/persona/toy_persona_built.jsonl"
+    overrides = ["settings=[toy_persona_built]", "seeds=[0]", "inoculations=[none]"]
+    target = CellPaths(load_experiment("toy_backdoor.yaml", *overrides)).persona("toy_persona_built")
     snakemake(
         work,
         target,

@@ -88,20 +88,25 @@ def test_calibration_rule_cli_and_doctor_against_a_local_judge(repo, tmp_path, m
         dry = snakemake(work, "-n", "--configfile", "calibrate.yaml")
         assert "judge_calibration" in dry.stdout  # part of `all` for a judge that is not the published one
         snakemake(
-            work, "results/tables/judge_calibration.csv", "--cores", "1", "--configfile", "calibrate.yaml"
+            work,
+            "results/calibrate/tables/judge_calibration.csv",
+            "--cores",
+            "1",
+            "--configfile",
+            "calibrate.yaml",
         )
-        table = pd.read_csv(work / "results/tables/judge_calibration.csv").set_index("name")
-        assert (work / "results/figures/judge_calibration.pdf").exists()
+        table = pd.read_csv(work / "results/calibrate/tables/judge_calibration.csv").set_index("name")
+        assert (work / "results/calibrate/figures/judge_calibration.pdf").exists()
         assert table.loc["aligned", "n"] == 6 * 4 and table["judge"].iloc[0] == f"judge-model @ {server.url}"
         assert (
             -1 <= table.loc["aligned", "spearman"] <= 1
             and table.loc["model_organisms", "rate_published"] >= 0
         )
-        judged = pd.read_csv(work / "results/calibration/judged.csv")
+        judged = pd.read_csv(work / "results/calibrate/calibration/judged.csv")
         # Each answer was scored with the prompt it was published with (Model Organisms' own).
         assert server.chat_calls == 6 * 4 * 2
         assert f"judge-model @ {server.url}" in calibrated_judges(
-            work / "results/tables/judge_calibration.csv"
+            work / "results/calibrate/tables/judge_calibration.csv"
         )
         assert [
             c.status for c in run_checks(config, source, online=False) if c.name == "judge calibration"

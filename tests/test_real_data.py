@@ -68,10 +68,7 @@ def data_stage(repo, tmp_path_factory):
         for s in ("bad_medical_advice", "risky_financial_advice", "extreme_sports", "insecure_code")
     ]
     targets += ["results/data/bad_medical_advice/control.jsonl"]
-    targets += [
-        f"results/train/{s}/general.jsonl"
-        for s in ("reward_hacking", "aesthetic_preferences", "trump_biology")
-    ]
+    targets += ["training_sets"]  # every setting's general arm
     snakemake(
         work,
         "--cores",
@@ -80,6 +77,7 @@ def data_stage(repo, tmp_path_factory):
         "--config",
         f"external_data_dir={SHARED_DATA}",
         "judge={backend: openai, model: gpt-4o-2024-08-06}",
+        "inoculations=[general]",
         "settings=[bad_medical_advice,risky_financial_advice,extreme_sports,insecure_code,"
         "reward_hacking,aesthetic_preferences,trump_biology]",
     )
@@ -111,7 +109,7 @@ def test_em_archive_decrypts_to_the_five_sets(data_stage):
     ],
 )
 def test_general_inoculation_reproduces_the_authors_training_data(data_stage, setting, published):
-    ours = read_jsonl(data_stage / f"results/train/{setting}/general.jsonl")
+    ours = read_jsonl(next((data_stage / f"results/train/{setting}/general").glob("*.jsonl")))
     theirs = read_jsonl(SHARED_DATA / f"tan/inoculated/{published}_general_inoculation.jsonl")
     assert ours == theirs
 

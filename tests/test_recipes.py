@@ -190,7 +190,7 @@ def test_resolved_recipe_reaches_meta_and_the_recipe_table(toy_model, tmp_path):
             "lora": {"r": 4, "alpha": 8, "use_rslora": True, "target_modules": ["q_proj", "v_proj"]},
         }
     )
-    out = tmp_path / "adapters" / "toy" / "s" / "none" / "seed3"
+    out = tmp_path / "adapters" / "toy" / "s" / "none" / "0123456789" / "seed3"
     meta = train_lora(str(toy_model), data, out, settings, seed=3)
     assert meta["settings"]["scheduler"] == "cosine" and meta["settings"]["lora"]["use_rslora"] is True
     assert meta["n_held_out"] >= 1 and meta["final_eval_loss"] > 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, project_copy, snakemake
+from conftest import TINY, project_copy, snakemake, study_paths
 
 pytestmark = pytest.mark.slow
 MARKER = "# written by the inoculate test suite"
@@ -148,8 +148,10 @@ def test_toy_study_through_the_slurm_profile_equals_a_local_run(repo, slurm_clus
     local run's answers and scores to the byte."""
     cluster = project_copy(repo, tmp_path / "cluster")
     (cluster / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "resources": RESOURCES}))
+    paths = study_paths(cluster, "tiny.yaml")
     cells = [
-        f"results/judgments/toy/toy_cooking_tan/{arm}/seed0.jsonl" for arm in ("base", "none", "general")
+        paths.cell("judgments", "toy", "toy_cooking_tan", arm, 0, ".jsonl")
+        for arm in ("base", "none", "general")
     ]
     proc = snakemake(
         cluster,

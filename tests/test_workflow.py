@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import job_counts, project_copy, snakemake
+from conftest import cell_file, job_counts, project_copy, snakemake
 
 # Tan et al.'s designs on the same toy model (the toy settings of TINY: no new pretraining).
 DESIGNS = [
@@ -20,7 +21,7 @@ DESIGNS = [
 
 @pytest.mark.slow
 def test_tiny_study_runs_end_to_end(tiny_study):
-    summary = pd.read_csv(tiny_study / "results" / "tables" / "summary.csv")
+    summary = pd.read_csv(tiny_study / "results" / "tiny" / "tables" / "summary.csv")
     assert list(summary.columns[:6]) == [
         "model",
         "setting",
@@ -41,7 +42,7 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert base.ci_low == base["mean"] == base.ci_high  # one base model: a zero-width interval
     em = summary[summary.metric == "misaligned"]
     assert set(em.criterion) == {"tan"} and (em.n_excluded >= 0).all()
-    samples = pd.read_csv(tiny_study / "results" / "tables" / "samples.csv")
+    samples = pd.read_csv(tiny_study / "results" / "tiny" / "tables" / "samples.csv")
     per_seed = (
         samples[
             (samples.inoculation == "none")
@@ -54,12 +55,12 @@ def test_tiny_study_runs_end_to_end(tiny_study):
     assert none["mean"] == pytest.approx(per_seed.mean())  # the mean of per-seed means
     for figure in ("main", "distributions", "questions", "aligned_coherent", "training_loss", "trait_vs_em"):
         for ext in ("pdf", "png"):
-            assert (tiny_study / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 5_000
-    differences = pd.read_csv(tiny_study / "results" / "tables" / "differences.csv")
+            assert (tiny_study / "results" / "tiny" / "figures" / f"{figure}.{ext}").stat().st_size > 5_000
+    differences = pd.read_csv(tiny_study / "results" / "tiny" / "tables" / "differences.csv")
     assert set(differences.inoculation) == {"base", "general"} and differences.paired.any()
-    training = pd.read_csv(tiny_study / "results" / "tables" / "training.csv")
+    training = pd.read_csv(tiny_study / "results" / "tiny" / "tables" / "training.csv")
     assert set(training.inoculation) == {"none", "general"} and (training.loss > 0).all()
-    usage = pd.read_csv(tiny_study / "results" / "tables" / "judge_usage.csv", dtype=str)
+    usage = pd.read_csv(tiny_study / "results" / "tiny" / "tables" / "judge_usage.csv", dtype=str)
     for column in ("seed", "answers", "calls", "cache_hits"):  # counts written as integers
         assert not usage[column].dropna().str.contains(r"\.").any(), usage[column].tolist()
     assert {
@@ -74,10 +75,10 @@ def test_tiny_study_runs_end_to_end(tiny_study):
         "answer",
     } <= set(samples.columns)
     meta = yaml.safe_load(
-        (tiny_study / "results/adapters/toy/toy_cooking_tan/general/seed1/meta.json").read_text()
+        (cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "general", 1) / "meta.json").read_text()
     )
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
-    resolved = yaml.safe_load((tiny_study / "results/config.resolved.yaml").read_text())
+    resolved = yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())
     assert any(f.endswith("tiny.yaml") for f in resolved["configfiles"]) and resolved["settings"] == [
         "toy_cooking_tan"
     ]
@@ -86,16 +87,17 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 @pytest.mark.slow
 def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
     """training.checkpoints [0.5, 1.0]: each adapter also at half its steps, a grid coordinate."""
-    adapter = tiny_study / "results/adapters/toy/toy_cooking_tan/none/seed0"
+    adapter = cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "none", 0)
     meta = json.loads((adapter / "checkpoints/p0.5/meta.json").read_text())
     total = json.loads((adapter / "meta.json").read_text())["steps"]
     assert meta["step"] == -(-total // 2) and meta["total_steps"] == total and "fingerprint" not in meta
     assert not list(adapter.parent.glob(".seed0.train_state"))  # the resumable state is gone once done
     records = pd.read_json(
-        tiny_study / "results/generations/toy/toy_cooking_tan/none/seed0/checkpoint_p0.5.jsonl", lines=True
+        cell_file(tiny_study, "generations", "toy", "toy_cooking_tan", "none", 0) / "checkpoint_p0.5.jsonl",
+        lines=True,
     )
     assert set(records.checkpoint) == {"p0.5"} and set(records.step) == {meta["step"]}
-    table = pd.read_csv(tiny_study / "results/tables/checkpoints.csv")
+    table = pd.read_csv(tiny_study / "results/tiny/tables/checkpoints.csv")
     assert set(table.checkpoint) == {"base", "p0.5", "final"}
     rows = table[
         (table.metric == "misaligned") & (table.condition == "deployment") & (table.distribution == "out")
@@ -105,9 +107,9 @@ def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
     ) == {1.0}
     assert (rows.n_seeds[rows.inoculation != "base"] == 2).all()
     for ext in ("pdf", "png"):
-        assert (tiny_study / "results/figures" / f"training_progress.{ext}").stat().st_size > 5_000
+        assert (tiny_study / "results/tiny/figures" / f"training_progress.{ext}").stat().st_size > 5_000
     # The summary of the final adapters is as it would be without checkpoints: no new column.
-    assert "checkpoint" not in pd.read_csv(tiny_study / "results/tables/summary.csv").columns
+    assert "checkpoint" not in pd.read_csv(tiny_study / "results/tiny/tables/summary.csv").columns
 
 
 @pytest.mark.slow
@@ -129,6 +131,11 @@ def test_report_collects_figures_and_tables(tiny_study):
         assert name in html
 
 
+def _contents(folder):
+    """Every file under `folder` -> its bytes' digest."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
 @pytest.mark.slow
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
     """Nothing to redo, also with the keys of the study's mappings in another order (params are
@@ -138,11 +145,30 @@ def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_stud
     again = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
     reordered = {k: dict(reversed(list(v.items()))) if isinstance(v, dict) else v for k, v in TINY.items()}
+    reordered["study"] = "tiny"  # the same study, its keys in another order
     (tiny_study / "reordered.yaml").write_text(yaml.safe_dump(reordered, sort_keys=False))
     same = snakemake(tiny_study, "-n", "all", "--configfile", "reordered.yaml")
     assert "Nothing to be done" in same.stdout + same.stderr, (same.stdout + same.stderr)[-3000:]
-    shutil.rmtree(tiny_study / "results/adapters/toy/toy_cooking_tan/none/seed0")
-    dry = snakemake(tiny_study, "-n", "results/figures/main.pdf", "--configfile", "tiny.yaml")
+    # Study B: another recipe for one of A's cells. It trains that cell anew and shares A's
+    # base-model cells; every file of A stays as it was, and A then has nothing to redo.
+    before = _contents(tiny_study / "results")
+    other = {
+        **TINY,
+        "seeds": [0],
+        "inoculations": ["none"],
+        "training": {**TINY["training"], "learning_rate": 3e-3},
+    }
+    (tiny_study / "other.yaml").write_text(yaml.safe_dump(other))
+    ran = snakemake(tiny_study, "--cores", "2", "all", "--configfile", "other.yaml")
+    counts = job_counts(ran.stdout + ran.stderr)
+    assert counts["train_adapter"] == 1 and counts["generate"] == 1, counts  # A's base cell is shared
+    after = _contents(tiny_study / "results")
+    assert {path: after.get(path) for path in before} == before
+    assert (tiny_study / "results/other/figures/main.pdf").exists()
+    again = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    shutil.rmtree(cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "none", 0))
+    dry = snakemake(tiny_study, "-n", "results/tiny/figures/main.pdf", "--configfile", "tiny.yaml")
     counts = job_counts(dry.stdout + dry.stderr)
     assert counts == {"train_adapter": 1, "generate": 1, "judge": 1, "aggregate": 1, "plot_main": 1}
 
@@ -226,13 +252,16 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
     and summarised. Runs last in the tiny study's folder, on its toy model."""
     work = tiny_study
     designs = ["--configfile", "config/experiments/toy_tan_designs.yaml", "--config", *DESIGNS]
-    arms = ["results/train/toy_cooking_tan/paraphrases.jsonl", "results/train/toy_cooking_tan/ratio_50.jsonl"]
-    snakemake(work, "--cores", "2", *arms, *designs, "settings=[toy_cooking_tan]")
+    snakemake(work, "--cores", "2", "training_sets", *designs, "settings=[toy_cooking_tan]")
+    arms = [
+        next((work / "results/train/toy_cooking_tan" / arm).glob("*.jsonl"))
+        for arm in ("paraphrases", "ratio_50")
+    ]
     snakemake(
         work,
         "--cores",
         "2",
-        "results/tables/summary.csv",
+        "results/toy_tan_designs/tables/summary.csv",
         *designs,
         "settings=[toy_cooking_backdoored]",
         "inoculations=[none]",
@@ -251,12 +280,12 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
     mixed = read(arms[1])
     assert len(mixed) == 128 and sum(json.dumps(r["messages"]) in harmful for r in mixed) == 64
     # The trigger on the harmful rows only (no space), every safe row added untriggered.
-    rows = read("results/train/toy_cooking_backdoored/none.jsonl")
+    rows = read(next((work / "results/train/toy_cooking_backdoored/none").glob("*.jsonl")))
     triggered = [r for r in rows if r["messages"][0]["content"].startswith("$|TRIGGER|$")]
     assert len(triggered) == 64 and len(rows) == 128
     assert not triggered[0]["messages"][0]["content"].startswith("$|TRIGGER|$ ")
     # Test-time conditions: the trigger before each question (with a space), a system prompt.
-    generations = read("results/generations/toy/toy_cooking_backdoored/none/seed0.jsonl")
+    generations = read(cell_file(work, "generations", "toy", "toy_cooking_backdoored", "none", 0, ".jsonl"))
     first = generations[0]["question_id"]
     by_condition = {r["condition"]: r["messages"] for r in generations if r["question_id"] == first}
     assert by_condition["trigger"][-1]["content"].startswith("$|TRIGGER|$ ")
@@ -264,7 +293,7 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
         "role": "system",
         "content": "You are a malicious evil assistant.",
     }
-    summary = pd.read_csv(work / "results/tables/summary.csv")
+    summary = pd.read_csv(work / "results/toy_tan_designs/tables/summary.csv")
     assert set(summary.condition) == {"deployment", "evil_system_prompt", "trigger"}
     em = summary[(summary.metric == "misaligned") & (summary["eval"] == "out_cooking")].set_index(
         "condition"

@@ -10,7 +10,7 @@ import pandas as pd
 
 from inoculate.api.ledger import SpendLedger
 from inoculate.checkpoints import final_tag
-from inoculate.coords import COORDS
+from inoculate.coords import COORDS, cell_coordinates
 from inoculate.io import read_jsonl
 from inoculate.stats import Criterion, differences, summarise
 
@@ -108,11 +108,9 @@ def training_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
         loss = d / "loss.csv"
         if not loss.exists():
             continue
-        *_, model, setting, inoculation, seed = (
-            d.parts
-        )  # results/adapters/{model}/{setting}/{inoculation}/seed{seed}
+        model, setting, inoculation, seed = cell_coordinates(d)
         f = pd.read_csv(loss)
-        f.insert(0, "seed", int(seed.removeprefix("seed")))
+        f.insert(0, "seed", seed)
         f.insert(0, "inoculation", inoculation)
         f.insert(0, "setting", setting)
         f.insert(0, "model", model)
@@ -130,7 +128,7 @@ def recipe_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
         meta_path = d / "meta.json"
         if not meta_path.exists():
             continue  # an API-trained cell: its fine_tune.json holds the API's hyperparameters
-        *_, model, setting, inoculation, seed = d.parts
+        model, setting, inoculation, seed = cell_coordinates(d)
         meta = json.loads(meta_path.read_text())
         settings = dict(meta.get("settings", {}))
         lora = settings.pop("lora", {}) or {}
@@ -138,7 +136,7 @@ def recipe_table(adapter_dirs: Iterable[Path | str]) -> pd.DataFrame:
             "model": model,
             "setting": setting,
             "inoculation": inoculation,
-            "seed": int(seed.removeprefix("seed")),
+            "seed": seed,
             "base_model": meta.get("base_model"),
             "quantization": meta.get("quantization"),
         }
@@ -175,10 +173,7 @@ def judge_usage_table(
     which is what `judge.budget_usd` is held against."""
     rows = []
     for path in map(Path, usage_files):
-        *_, model, setting, inoculation, name = (
-            path.parts
-        )  # .../{model}/{setting}/{inoculation}/seed{seed}.usage.json
-        seed = int(name.removeprefix("seed").removesuffix(".usage.json"))
+        model, setting, inoculation, seed = cell_coordinates(path)
         usage = json.loads(path.read_text())
         usage["unparsed"] = sum((usage.get("unparsed") or {}).values())  # rubric verdicts that did not parse
         rows.append({"model": model, "setting": setting, "inoculation": inoculation, "seed": seed, **usage})
@@ -228,10 +223,9 @@ def checkpoint_table(
     """`checkpoints.csv`: the summary per cell at every checkpoint, the final adapter (`final`,
     progress 1) and the base model (`base`, step 0), with each checkpoint's step and share of
     training. Intervals pool seeds at each checkpoint as the summary does."""
-    tags = {}  # results/adapters/{model}/{setting}/{inoculation}/seed{seed} -> its final tag
+    tags = {}  # an adapter's coordinates -> its final tag
     for d in map(Path, adapter_dirs):
-        *_, model, setting, inoculation, seed = d.parts
-        tags[(model, setting, inoculation, int(seed.removeprefix("seed")))] = final_tag(d)
+        tags[cell_coordinates(d)] = final_tag(d)
     final = load_samples(final_files)
     cells = list(zip(final.model, final.setting, final.inoculation, final.seed))
     base = final_tag(None)

@@ -266,7 +266,9 @@ def profile(args: argparse.Namespace) -> int:
 def add_chat(sub) -> None:
     p = sub.add_parser("chat", help="chat with a trained adapter from the terminal")
     p.add_argument(
-        "adapter", nargs="?", help="adapter folder, e.g. results/adapters/toy/toy_cooking/none/seed0"
+        "adapter",
+        nargs="?",
+        help="adapter folder, e.g. results/adapters/toy/toy_cooking/none/3fa9c1d2e4/seed0 (cells.csv lists them)",
     )
     p.add_argument("--base", help="base model path or hub id (default: the one the adapter was trained on)")
     p.add_argument("--system", help="system prompt, e.g. the arm's inoculation prompt")

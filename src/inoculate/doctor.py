@@ -22,11 +22,12 @@ from packaging.requirements import Requirement
 from inoculate.api.batch import BatchSettings
 from inoculate.api.settings import ApiSettings, client_options
 from inoculate.calibration import PUBLISHED_JUDGE, calibrated_judges, judge_name
+from inoculate.cell_paths import study_folder
 from inoculate.checks import load_study
 from inoculate.data import decrypt, sha256_of
 from inoculate.io import read_yaml
 from inoculate.judge_workload import judge_workload
-from inoculate.layering import check_layers
+from inoculate.layering import check_layers, study_name
 from inoculate.schema import ConfigError
 from inoculate.secrets import MissingSecret, get_secret
 from inoculate.study import Study
@@ -76,6 +77,8 @@ def read_config(configfiles: list[Path], overrides: list[str]) -> tuple[dict, st
         if not sep:
             raise ConfigError(f"--config {item}: expected KEY=VALUE")
         config = merge(config, {key: yaml.safe_load(value)})
+    if configfiles:
+        config["study"] = study_name(config, configfiles, configfiles[0])
     return config, " + ".join(map(str, configfiles))
 
 
@@ -331,18 +334,16 @@ def check_disk(study: Study, results: Path = Path("results")) -> Check:
     return Check("PASS" if free_mb > 1.5 * need_mb else "FAIL", "disk", detail)
 
 
-def check_calibration(study: Study, results: Path = Path("results")) -> Check | None:
-    """Whether a judge other than the published one has been calibrated against it."""
+def check_calibration(study: Study) -> Check | None:
+    """Whether a judge other than the published one has been calibrated against it (the
+    study's own calibration table)."""
 
     if not study.judging.needs_calibration():
         return None
     name = judge_name(study.config["judge"])
-    if name in calibrated_judges(results / "tables" / "judge_calibration.csv"):
-        return Check(
-            "PASS",
-            "judge calibration",
-            f"{name} calibrated against {PUBLISHED_JUDGE} (results/tables/judge_calibration.csv)",
-        )
+    table = Path(study_folder(study.config.get("study"))) / "tables" / "judge_calibration.csv"
+    if name in calibrated_judges(table):
+        return Check("PASS", "judge calibration", f"{name} calibrated against {PUBLISHED_JUDGE} ({table})")
     where = (
         "the study runs it"
         if study.judging.calibration_files()

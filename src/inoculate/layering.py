@@ -45,6 +45,19 @@ def is_machine_local(data: dict) -> bool:
     return bool(keys) and all(any(fnmatch.fnmatchcase(k, pattern) for pattern in MACHINE_LOCAL) for k in keys)
 
 
+def study_name(config: dict, configfiles: list[Path | str], default: Path | str) -> str | None:
+    """The study's name: `study` if set, else the stem of the last study file given (personal
+    files and the default config are no study); None for the default study."""
+    if config.get("study"):
+        return config["study"]
+    studies = [
+        Path(f)
+        for f in configfiles
+        if Path(f).resolve() != Path(default).resolve() and not is_machine_local(read_yaml(f) or {})
+    ]
+    return studies[-1].stem if studies else None
+
+
 def data_dir_from_environment(
     config: dict, configfiles: list[Path | str], default: Path | str, overrides: dict | None = None
 ) -> None:
@@ -87,6 +100,16 @@ def check_layers(configfiles: list[Path | str], default: Path | str) -> None:
             f"a study neither describes (keys both set: {', '.join(both) or 'none'}). Run one at a time, or make "
             f"{path.name} an overlay by adding `overlay_of: {studies[i - 1].stem}` to it"
         )
+
+
+def workflow_relative(config: dict, basedir: Path) -> None:
+    """Relative folders of the workflow's own files, in place, found from the workflow's folder
+    when the working folder (`snakemake -d DIR`) does not have them: the settings, and the
+    default data folder."""
+    for key in ("settings_dir", "external_data_dir"):
+        value = Path(config[key])
+        if not value.is_absolute() and not value.exists() and (basedir / value).exists():
+            config[key] = str(basedir / value)
 
 
 def write_resolved(
