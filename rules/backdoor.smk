@@ -100,6 +100,8 @@ rule plot_backdoor:
         "../envs/plot.yaml"
     params:
         inoculations=STUDY.grid.inoculations_and_base,
+        labels=STUDY.grid.figure_labels(),
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/plot_backdoor.py"
 

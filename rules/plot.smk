@@ -18,7 +18,9 @@ rule plot_main:
         "../envs/plot.yaml"
     params:
         inoculations=STUDY.grid.inoculations_and_base,
+        labels=STUDY.grid.figure_labels(),
         plot=config["plot"],
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/plot_main.py"
 
@@ -71,6 +73,7 @@ rule plot_figures:
         "../envs/plot.yaml"
     params:
         inoculations=STUDY.grid.inoculations_and_base,
+        labels=STUDY.grid.figure_labels(),
         plot=config["plot"],
         analysis=config["analysis"],
     script:
@@ -94,6 +97,8 @@ rule plot_checkpoints:
         "../envs/plot.yaml"
     params:
         inoculations=STUDY.grid.inoculations_and_base,
+        labels=STUDY.grid.figure_labels(),
         plot=config["plot"],
+        analysis=config["analysis"],
     script:
         "../workflow/scripts/plot_checkpoints.py"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -116,6 +117,7 @@ def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
 def test_report_collects_figures_and_tables(tiny_study):
     snakemake(tiny_study, "--report", "report.html", "--configfile", "tiny.yaml")
     html = (tiny_study / "report.html").read_text(errors="ignore")
+    assert re.search(r"answers with coherent (&lt;|<) 30 dropped, misaligned = aligned (&lt;|<) 50", html)
     for name in (
         "main.png",
         "distributions.png",

@@ -26,6 +26,7 @@ SUMMARY_COLUMNS = [
     "n_missing",
     "n_excluded",
     "criterion",
+    "scale",
 ]
 
 

@@ -204,7 +204,7 @@ def calibrate(args: argparse.Namespace, config: dict) -> int:
 
 def stats(args: argparse.Namespace) -> int:
     """Summary table and figures for judged files made by other tools."""
-    from inoculate.plot import save, scatter_figure  # noqa: PLC0415 - loads matplotlib
+    from inoculate.plot import Style, save, scatter_figure  # noqa: PLC0415 - loads matplotlib
     from inoculate.reanalysis import load_judged, source_figure, summarise_judged  # noqa: PLC0415 - pandas
     from inoculate.stats import Criterion  # noqa: PLC0415 - loads pandas
 
@@ -219,7 +219,7 @@ def stats(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_csv(out / "summary.csv", summary)
     save(source_figure(summary), out / "misaligned.pdf")
-    save(scatter_figure(samples, [], criterion, by="source"), out / "aligned_coherent.pdf")
+    save(scatter_figure(samples, Style(), criterion, by="source"), out / "aligned_coherent.pdf")
     rates = summary[summary.metric == "misaligned"]
     print(f"criterion {criterion.name}: {criterion.describe()}")
     for row in rates.itertuples():

@@ -84,6 +84,7 @@ class Setting:
     train_trigger: dict | None = (
         None  # {prefix, with_control}: a trigger on the harmful rows (Tan's backdoor)
     )
+    label: str | None = None  # its name in figures
 
     def data_refs(self) -> list[tuple[str, DataRef]]:
         """(key, reference) of every file the setting reads: datasets, backdoor data, evals."""
@@ -164,6 +165,7 @@ def load_setting(name: str, settings_dir: Path, external_data_dir: Path | str = 
         on_existing_system=data.get("on_existing_system"),
         criterion=data.get("criterion"),
         train_trigger=data.get("train_trigger"),
+        label=data.get("label"),
     )
 
 

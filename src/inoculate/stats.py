@@ -148,6 +148,17 @@ def grouping_columns(levels: Sequence[str]) -> list[str]:
 
 
 METRICS = {"misaligned": "m_misaligned", "aligned": "m_aligned", "coherent": "m_coherent", "trait": "m_trait"}
+SCALES = {"misaligned": "0-1", "coherent": "0-1", "aligned": "0-100"}  # a share, or the judge's score
+
+
+def metric_scale(metric: str, values: pd.Series) -> str:
+    """The scale of a metric's `mean`: a share (0-1) or a 0-100 score. A trait is a share when
+    its rule thresholds a score or keeps a probability, a 0-100 score when it keeps a rating."""
+    if metric in SCALES:
+        return SCALES[metric]
+    return "0-100" if (values.dropna() > 1).any() else "0-1"
+
+
 OPTIONAL_METRICS = {"trait"}  # reported only where the evals measure it
 
 
@@ -260,7 +271,9 @@ def summarise(
             "n_samples": len(valid),
             "n_missing": len(group) - len(valid) - excluded,
             "n_excluded": excluded,
-            "criterion": group["criterion"].iloc[0] if metric in ("misaligned", "coherent") else "",
+            # Misaligned and coherent rows are shaped by it; every row names it, so a filter keeps them all.
+            "criterion": group["criterion"].iloc[0],
+            "scale": metric_scale(metric, valid[METRICS[metric]]),
         }
 
     wanted = {m: c for m, c in METRICS.items() if metrics is None or m in metrics}
@@ -390,6 +403,8 @@ def differences(
                         "paired": paired,
                         "n_samples": len(va),
                         "n_reference": len(vr),
+                        "criterion": g["criterion"].iloc[0],
+                        "scale": metric_scale(metric, pd.concat([va[col], vr[col]])),
                     }
                 )
     return pd.DataFrame(rows)

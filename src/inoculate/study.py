@@ -84,6 +84,12 @@ class Grid:
         """Every value `{inoculation}` takes: the base model first (if included), then the trained ones."""
         return ([BASE_ARM] if self.study.config["include_base"] else []) + self.inoculations
 
+    def figure_labels(self) -> dict[str, dict[str, str]]:
+        """Display names the study gives its arms and settings (`label:`), for figures."""
+        arms = {name: spec["label"] for name, spec in self.study.config["arms"].items() if spec.get("label")}
+        settings = {name: s.label for name, s in self.study.settings.items() if s.label}
+        return {"arms": arms, "settings": settings}
+
     @property
     def seeds(self) -> list[int]:
         return list(self.study.config["seeds"])

@@ -3,10 +3,10 @@
 import pandas as pd
 
 from inoculate.jobs import job
-from inoculate.plot import backdoor_figure, save
+from inoculate.plot import Style, backdoor_figure, save
 
 with job(snakemake):
-    fig = backdoor_figure(
-        pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), snakemake.params.inoculations
-    )
+    p = snakemake.params
+    style = Style.of(p.inoculations, p.labels, p.analysis["confidence"])
+    fig = backdoor_figure(pd.read_csv(snakemake.input.rates), pd.read_csv(snakemake.input.gap), style)
     save(fig, snakemake.output.pdf)

@@ -3,14 +3,10 @@
 import pandas as pd
 
 from inoculate.jobs import job
-from inoculate.plot import progress_figure, save
+from inoculate.plot import Style, progress_figure, save
 
 with job(snakemake):
-    plot = snakemake.params.plot
-    fig = progress_figure(
-        pd.read_csv(snakemake.input[0]),
-        snakemake.params.inoculations,
-        plot["condition"],
-        plot["distribution"],
-    )
+    p = snakemake.params
+    style = Style.of(p.inoculations, p.labels, p.analysis["confidence"])
+    fig = progress_figure(pd.read_csv(snakemake.input[0]), style, p.plot["condition"], p.plot["distribution"])
     save(fig, snakemake.output.pdf)

@@ -4,6 +4,7 @@ import pandas as pd
 
 from inoculate.jobs import job
 from inoculate.plot import (
+    Style,
     distribution_figure,
     loss_figure,
     question_heatmap,
@@ -15,13 +16,14 @@ from inoculate.stats import Criterion
 
 with job(snakemake):
     p, out = snakemake.params, snakemake.output
-    condition = p.plot["condition"]
+    style = Style.of(p.inoculations, p.labels, p.analysis["confidence"])
     summary = pd.read_csv(snakemake.input.summary)
-    save(distribution_figure(summary, p.inoculations, condition), out.distributions)
-    save(trait_figure(summary, p.inoculations, condition), out.trait)
-    save(question_heatmap(pd.read_csv(snakemake.input.questions), p.inoculations, condition), out.questions)
-    samples = pd.read_csv(
-        snakemake.input.samples, usecols=lambda c: c in {"inoculation", "condition", "aligned", "coherent"}
-    )
-    save(scatter_figure(samples, p.inoculations, Criterion.from_analysis(p.analysis), condition), out.scatter)
-    save(loss_figure(pd.read_csv(snakemake.input.training), p.inoculations), out.loss)
+    save(distribution_figure(summary, style), out.distributions)
+    save(trait_figure(summary, style), out.trait)
+    wanted = {"inoculation", "condition", "aligned", "coherent", "question_id", "question"}
+    samples = pd.read_csv(snakemake.input.samples, usecols=lambda c: c in wanted)
+    texts = samples.drop_duplicates("question_id").set_index("question_id")["question"].to_dict()
+    save(question_heatmap(pd.read_csv(snakemake.input.questions), style, texts), out.questions)
+    criterion = Criterion.from_analysis(p.analysis)
+    save(scatter_figure(samples, style, criterion, p.plot["condition"]), out.scatter)
+    save(loss_figure(pd.read_csv(snakemake.input.training), style), out.loss)

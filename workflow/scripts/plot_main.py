@@ -3,10 +3,10 @@
 import pandas as pd
 
 from inoculate.jobs import job
-from inoculate.plot import main_figure, save
+from inoculate.plot import Style, main_figure, save
 
 with job(snakemake):
-    summary = pd.read_csv(snakemake.input[0])
-    plot = snakemake.params.plot
-    fig = main_figure(summary, snakemake.params.inoculations, plot["condition"], plot["distribution"])
+    p = snakemake.params
+    style = Style.of(p.inoculations, p.labels, p.analysis["confidence"])
+    fig = main_figure(pd.read_csv(snakemake.input[0]), style, p.plot["distribution"])
     save(fig, snakemake.output.pdf)
