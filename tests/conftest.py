@@ -140,7 +140,8 @@ def tiny_study(repo, tmp_path_factory) -> Path:
 
     work = project_copy(repo, tmp_path_factory.mktemp("study"))
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
+    run = snakemake(work, "--cores", "2", "all", "--configfile", "tiny.yaml")
+    (work / "console.txt").write_text(run.stdout + run.stderr)  # what the user saw
     return work
 
 

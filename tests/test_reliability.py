@@ -129,3 +129,27 @@ def test_a_run_killed_outright_resumes_with_the_same_command(repo, tmp_path):
     done = snakemake(work, *command)
     assert "removed the lock of a run that was killed" in done.stdout + done.stderr
     assert (work / "results/toy/base_model/model.safetensors").exists()
+
+
+def test_progress_lines_reach_the_console_only_inside_a_job(tmp_path, capfd):
+    from types import SimpleNamespace
+
+    from inoculate.jobs import Progress, job
+
+    Progress("training", 10, "steps").update(10)  # outside a job: silent
+    smk = SimpleNamespace(
+        log=[str(tmp_path / "x.log")],
+        threads=1,
+        rule="train_adapter",
+        wildcards={"model": "toy", "recipe": "0123456789", "seed": "0"},
+    )
+    with job(smk):
+        progress = Progress("training", 40, "steps")
+        for step in range(1, 41):
+            progress.update(step)
+    lines = [line for line in capfd.readouterr().err.splitlines() if "training:" in line]
+    assert [line.split("training: ")[1].split("%")[0] for line in lines] == [
+        str(p) for p in range(10, 101, 10)
+    ]
+    assert lines[0].startswith("[train_adapter toy/0] training: 10% (4/40 steps") and "left" in lines[0]
+    assert "x.log" not in capfd.readouterr().err and (tmp_path / "x.log").exists()

@@ -86,6 +86,16 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 
 
 @pytest.mark.slow
+def test_long_jobs_report_progress_on_the_console(tiny_study):
+    console = (tiny_study / "console.txt").read_text()
+    assert re.search(r"\[toy_pretrain base_model\] pretraining: 100% \(\d+/\d+ steps", console)
+    assert re.search(
+        r"\[train_adapter toy/toy_cooking_tan/none/0\] training: 50% \(\d+/\d+ steps, \d+ s, about", console
+    )
+    assert re.search(r"\[generate toy/toy_cooking_tan/base/0\] generation: 100% \(\d+/\d+ answers", console)
+
+
+@pytest.mark.slow
 def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
     """training.checkpoints [0.5, 1.0]: each adapter also at half its steps, a grid coordinate."""
     adapter = cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "none", 0)

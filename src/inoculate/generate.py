@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from inoculate.accelerated import vllm_sample
 from inoculate.chat import prompt_ids
+from inoculate.jobs import Progress
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, within_memory
 from inoculate.sampling_plan import GenerationSettings, record_settings
 
@@ -84,13 +86,19 @@ def left_pad(prompts: list[list[int]], pad_id: int, multiple: int = 1) -> tuple[
 
 
 def generate_ids(
-    model, prompts: list[list[int]], settings: GenerationSettings, stops: list[int], pad_id: int
+    model,
+    prompts: list[list[int]],
+    settings: GenerationSettings,
+    stops: list[int],
+    pad_id: int,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[list[int]]:
     """New token ids for each prompt, cut before its first stop token.
 
     Prompts run longest first in batches of `batch_size` (little padding inside a batch),
     left-padded; each sequence stops at its own EOS and a batch ends when all have. A batch
-    that runs out of GPU memory is redone at half the size, which then holds for the rest."""
+    that runs out of GPU memory is redone at half the size, which then holds for the rest.
+    `on_batch(n)` is called with the number of prompts each finished batch answered."""
     device = next(model.parameters()).device
     cache = resolve_cache(settings.cache_implementation, device)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -121,6 +129,8 @@ def generate_ids(
                 out[i] = row[:end]
             done += len(idx)
             progress.update(len(idx))
+            if on_batch is not None:
+                on_batch(len(idx))
     return out
 
 
@@ -165,11 +175,17 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
         groups.setdefault(json.dumps(r.get("sampling"), sort_keys=True), []).append(i)
     stops = stop_token_ids(model, tokenizer)
     new: list[list[int]] = [[] for _ in records]
+    progress, answered = Progress("generation", len(records), "answers"), [0]
+
+    def report(n: int) -> None:
+        answered[0] += n
+        progress.update(answered[0])
+
     for indices in groups.values():
         group_settings = record_settings(settings, records[indices[0]])
+        asked = [prompts[i] for i in indices]
         for i, ids in zip(
-            indices,
-            generate_ids(model, [prompts[i] for i in indices], group_settings, stops, tokenizer.pad_token_id),
+            indices, generate_ids(model, asked, group_settings, stops, tokenizer.pad_token_id, report)
         ):
             new[i] = ids
     seconds, n_new = time.perf_counter() - start, sum(map(len, new))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,31 @@ from inoculate.resume import forget_job, record_job
 from inoculate.secrets import RedactingStream, redact, redacting_handler
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+_RUNNING: dict[str, str] = {}  # the job this process runs: its name on the console
+
+
+class Progress:
+    """A line on the console every `every` share of a long job's work. A job's log file holds
+    its steps; Snakemake shows only what a job writes to the console, so without these lines
+    an 11-minute pretraining looks hung. Silent outside a workflow job (tests, the CLI)."""
+
+    def __init__(self, what: str, total: int, unit: str, every: float = 0.1) -> None:
+        self.what, self.total, self.unit, self.every = what, max(int(total), 0), unit, every
+        self.start = time.perf_counter()
+        self.next = every
+        self.job = _RUNNING.get("label")
+
+    def update(self, done: int, note: str = "") -> None:
+        if not self.job or not self.total:
+            return
+        share = min(done / self.total, 1.0)
+        if share + 1e-9 < self.next and done != self.total:
+            return
+        self.next = (math.floor(share / self.every + 1e-9) + 1) * self.every
+        elapsed = time.perf_counter() - self.start
+        left = f", about {elapsed / share - elapsed:.0f} s left" if 0 < share < 1 else ""
+        line = f"[{self.job}] {self.what}: {share:.0%} ({done}/{self.total} {self.unit}, {elapsed:.0f} s{left}){note}"
+        print(redact(line), file=sys.__stderr__, flush=True)
 
 
 class JobError(RuntimeError):
@@ -39,6 +66,10 @@ def job(smk) -> Iterator[logging.Logger]:
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
     # Under Snakemake: the job notes itself beside the run's lock while it runs (inoculate.resume).
     record = record_job(f"rule {smk.rule}, log {log_path}") if hasattr(smk, "rule") else None
+    if hasattr(smk, "rule"):
+        wildcards = getattr(smk, "wildcards", {}) or {}
+        cell = "/".join(str(v) for k, v in dict(wildcards.items()).items() if k != "recipe")
+        _RUNNING["label"] = f"{smk.rule} {cell}".strip()
     threads = int(getattr(smk, "threads", 1) or 1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for a torch imported later in the job
@@ -53,6 +84,7 @@ def job(smk) -> Iterator[logging.Logger]:
             raise JobError(f"{type(e).__name__}: {redact(str(e))}") from None
         raise
     finally:
+        _RUNNING.pop("label", None)
         if record is not None:
             forget_job(record)
         for handler in handlers:

@@ -9,6 +9,7 @@ from pathlib import Path
 from inoculate.backdoor import Trigger
 from inoculate.evals import EvalQuestion, choice_trait, load_evals
 from inoculate.io import InputError, atomic_path, iter_jsonl, read_jsonl, write_json, write_jsonl
+from inoculate.jobs import Progress
 from inoculate.judges import JudgeItem, Judgment, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
 from inoculate.traits import TraitRule
@@ -39,7 +40,7 @@ def judge_file(
     records = read_jsonl(generations)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs)}
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
-    judgments = judge.judge(judge_items(records, asked, eval_specs))
+    judgments = _judge_with_progress(judge, judge_items(records, asked, eval_specs), judge_config)
     fmt = Trigger.from_config(trigger) if trigger else None
     out = merge_judgments(records, asked, judgments, judge.name, eval_specs, fmt)
     unparsed = _log_outcome(out, judge.name)
@@ -48,6 +49,21 @@ def judge_file(
             usage_path, {"judge": judge.name, "answers": len(out), "unparsed": unparsed, **judge.usage()}
         )
     return write_jsonl(out_path, out)
+
+
+def _judge_with_progress(judge, items: list[JudgeItem], judge_config: dict) -> list[Judgment]:
+    """All items judged; a local model's a tenth at a time, with a console line after each
+    (inoculate.jobs.Progress). An API judge reports its calls itself (all at once: concurrency,
+    one batch per job, one budget check)."""
+    if judge_config.get("backend") != "hf" or len(items) < 20:
+        return judge.judge(items)
+    progress = Progress("judging", len(items), "answers")
+    chunk = -(-len(items) // 10)
+    judgments: list[Judgment] = []
+    for start in range(0, len(items), chunk):
+        judgments += judge.judge(items[start : start + chunk])
+        progress.update(len(judgments))
+    return judgments
 
 
 def judge_items(

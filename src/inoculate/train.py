@@ -25,6 +25,7 @@ from inoculate.accelerated import unsloth_lora_model
 from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
 from inoculate.checkpoints import Checkpointer, fingerprint, state_dir, validate
 from inoculate.io import InputError, atomic_dir, iter_jsonl, readable_as_umask_allows, write_json
+from inoculate.jobs import Progress
 from inoculate.loss import supervised_loss_backward, supervised_loss_sum
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, unwrap, within_memory
 from inoculate.schema import allowed_values, schema_defaults
@@ -331,6 +332,7 @@ def fit(
     eval_examples: Sequence[Encoded] = (),
     lr_lambda: Callable[[int, int], float] | None = None,
     checkpointer=None,
+    activity: str = "training",
 ) -> list[dict]:
     """Train `model` in place; returns the loss log, one row per optimizer step.
 
@@ -361,6 +363,7 @@ def fit(
         enable_checkpointing(model)
         checkpointing = True
     model.train()
+    progress = Progress(activity, total, "steps")
     step, start = 0, time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
     while step < total:
         for micro_batches in plan_steps(lengths, settings, order_rng):
@@ -400,6 +403,7 @@ def fit(
                 checkpointer.save(saves[step], step, model, optimizer, schedule, history, total)
             if on_step:
                 on_step(step, row["loss"])
+            progress.update(step, f", loss {row['loss']:.3f}")
     model.eval()
     return history
 

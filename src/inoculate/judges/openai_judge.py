@@ -26,6 +26,7 @@ from inoculate.api.ledger import BudgetExceeded as LedgerBudgetExceeded
 from inoculate.api.ledger import SpendLedger
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
+from inoculate.jobs import Progress
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.metrics import MetricSpec, VerdictError, yes_probability
 from inoculate.judges.prompts import item_requests
@@ -367,9 +368,16 @@ class OpenAIJudge(Judge):
     async def _judge_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> list[dict | BaseException]:
         client = self._make_client()
         semaphore = asyncio.Semaphore(self.settings.concurrency)
-        return await asyncio.gather(
-            *(self._call(client, m, msgs, semaphore) for m, msgs in calls), return_exceptions=True
-        )
+        progress, finished = Progress("judging", len(calls), "calls"), [0]
+
+        async def reported(metric: MetricSpec, messages: list[dict]):
+            try:
+                return await self._call(client, metric, messages, semaphore)
+            finally:
+                finished[0] += 1
+                progress.update(finished[0])
+
+        return await asyncio.gather(*(reported(m, msgs) for m, msgs in calls), return_exceptions=True)
 
     async def _batch_all(self, calls: list[tuple[MetricSpec, list[dict]]]) -> None:
         """Ask the Batch API what the cache lacks; what it leaves unanswered is asked

@@ -127,7 +127,14 @@ def pretrain(
             log.info("pretrain step %d loss %.4f", step, loss)
 
     history = fit(
-        model, examples, settings, seed, tokenizer.pad_token_id, report, lr_lambda=pretraining_schedule
+        model,
+        examples,
+        settings,
+        seed,
+        tokenizer.pad_token_id,
+        report,
+        lr_lambda=pretraining_schedule,
+        activity="pretraining",
     )
     meta = {
         "parameters": n_parameters(model),
