@@ -89,9 +89,9 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 def test_long_jobs_report_progress_on_the_console(tiny_study):
     console = (tiny_study / "console.txt").read_text()
     assert re.search(r"\[toy_pretrain base_model\] pretraining: 100% \(\d+/\d+ steps", console)
-    assert re.search(
-        r"\[train_adapter toy/toy_cooking_tan/none/0\] training: 50% \(\d+/\d+ steps, \d+ s, about", console
-    )
+    training = r"\[train_adapter toy/toy_cooking_tan/none/0\] training: "
+    assert re.search(training + r"\d+% \(\d+/\d+ steps, \d+ s, about \d+ s left\), loss", console)
+    assert re.search(training + r"100% \(\d+/\d+ steps", console)
     assert re.search(r"\[generate toy/toy_cooking_tan/base/0\] generation: 100% \(\d+/\d+ answers", console)
 
 
