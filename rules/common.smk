@@ -33,7 +33,7 @@ from inoculate.resume import LiveJobs, clear_stale_lock, record_run
 share_source_path(Path(workflow.basedir) / "src")
 
 # A run whose Snakemake process was killed left its lock: remove it when that process is gone
-# from this host, so the plain command resumes (README "Resuming after a crash").
+# from this host, so the plain command resumes (docs/resuming.md).
 try:
     _resumed = clear_stale_lock(Path(".snakemake"))
 except LiveJobs as e:

@@ -5,7 +5,7 @@ release the lock, and the next run stops with "Directory cannot be locked". Each
 who holds the lock (host and process id, `.snakemake/inoculate-run.json`); the next run
 removes the lock only when that process is gone from this same host. A lock held from another
 host (a login node sharing the folder over NFS) is never touched: `snakemake --unlock` is
-then the user's decision, as the README says.
+then the user's decision, as docs/resuming.md says.
 
 Killing the Snakemake process alone (not its process group) leaves its running jobs alive. Each
 job records itself beside the lock while it runs (`.snakemake/inoculate-jobs/`, by `record_job`);
