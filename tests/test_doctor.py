@@ -110,3 +110,75 @@ def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
         and "training.backend: unsloth (toy)" in found["backend unsloth"]
     )
     assert found["backend vllm"].startswith("FAIL") and "does not import" in found["backend vllm"]
+
+
+def test_doctor_checks_hub_models_in_the_cache_or_on_the_hub(work, tmp_path, monkeypatch):
+    """A hub model is found in the local cache, reachable with the token, or named as gated
+    with where to ask; a local folder and the toy are not asked about."""
+    import httpx2
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError
+
+    from inoculate.checks import load_study
+    from inoculate.doctor import check_model_access, read_config
+
+    models = {
+        "cached": {"base": "org/cached-model"},
+        "gated": {"base": "meta-llama/Llama-3.2-1B-Instruct"},
+        "open": {"base": "Qwen/Qwen2.5-0.5B-Instruct"},
+        "here": {"base": str(tmp_path)},
+    }
+    (work / "train.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+    )
+    (work / "evals.yaml").write_text("- {id: q, paraphrases: ['How are you?'], samples_per_paraphrase: 1}\n")
+    (work / "config/settings/plain.yaml").write_text(
+        "train: {path: train.jsonl}\nevals: {e: {path: evals.yaml, distribution: out}}\n"
+    )
+    overrides = [
+        f"models=[{','.join(models)}]",
+        f"base_models={models}",
+        "settings=[plain]",
+        "inoculations=[none]",
+        "judge={backend: hf, model: Qwen/Qwen2.5-0.5B-Instruct}",
+    ]
+    config, source = read_config([work / "config/config.yaml"], overrides)
+    study = load_study(config, source)
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--cached-model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--org--cached-model" / "refs").mkdir()
+    (cache / "models--org--cached-model" / "refs" / "main").write_text("abc123")
+
+    def auth_check(self, repo_id, **kwargs):
+        if repo_id.startswith("meta-llama/"):
+            response = httpx2.Response(
+                403, request=httpx2.Request("GET", f"https://huggingface.co/{repo_id}")
+            )
+            raise GatedRepoError(f"Access to model {repo_id} is restricted", response=response)
+
+    monkeypatch.setattr(HfApi, "auth_check", auth_check)
+    checks = {c.name: c for c in check_model_access(study, online=True, cache_dir=str(cache))}
+    assert set(checks) == {
+        "model org/cached-model",
+        "model meta-llama/Llama-3.2-1B-Instruct",
+        "model Qwen/Qwen2.5-0.5B-Instruct",
+    }
+    assert (
+        checks["model org/cached-model"].status == "PASS"
+        and "local Hugging Face cache" in checks["model org/cached-model"].detail
+    )
+    gated = checks["model meta-llama/Llama-3.2-1B-Instruct"]
+    assert (
+        gated.status == "FAIL"
+        and "gated" in gated.detail
+        and "https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct" in gated.detail
+    )
+    assert checks["model Qwen/Qwen2.5-0.5B-Instruct"].status == "PASS"
+    assert "base_models.open, judge.model" in checks["model Qwen/Qwen2.5-0.5B-Instruct"].detail
+    offline = {c.name: c.status for c in check_model_access(study, online=False, cache_dir=str(cache))}
+    assert (
+        offline["model meta-llama/Llama-3.2-1B-Instruct"] == "WARN"
+        and offline["model org/cached-model"] == "PASS"
+    )

@@ -164,6 +164,68 @@ def check_backends(study: Study) -> Iterator[Check]:
             yield Check("PASS", f"backend {package}", "; ".join(keys))
 
 
+def hub_models(study: Study) -> dict[str, list[str]]:
+    """Hugging Face model ids the study loads -> what loads them (base models, a persona
+    generator, a local judge); local folders and the toy are not on the hub."""
+    wanted: dict[str, list[str]] = {}
+    names = list(study.grid.models)
+    for setting in study.grid.backdoor_settings:
+        generator = study.backdoor(setting).get("build_persona", {}).get("generator")
+        if generator:
+            names.append(generator)
+    for name in dict.fromkeys(names):
+        spec = study.base_models.spec(name)
+        if spec["backend"] == "local":
+            wanted.setdefault(spec["base"], []).append(f"base_models.{name}")
+    judge = study.config["judge"]
+    if judge["backend"] == "hf":
+        wanted.setdefault(judge["model"], []).append("judge.model")
+    return {
+        repo: users
+        for repo, users in wanted.items()
+        if not repo.startswith("results/") and not Path(repo).exists()
+    }
+
+
+def check_model_access(study: Study, online: bool = True, cache_dir: str | None = None) -> Iterator[Check]:
+    """Each hub model the study loads is in the local cache, or reachable with this machine's
+    token (HF_TOKEN or `hf auth login`); a gated one without access is named with where to ask."""
+    from huggingface_hub import HfApi, try_to_load_from_cache  # noqa: PLC0415 - only for hub models
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError  # noqa: PLC0415
+
+    for repo, users in hub_models(study).items():
+        name = f"model {repo}"
+        used = ", ".join(users)
+        try:
+            cached = try_to_load_from_cache(repo, "config.json", cache_dir=cache_dir)
+        except HFValidationError as e:
+            yield Check("FAIL", name, f"{used}: not a local folder nor a hub id ({e})")
+            continue
+        if isinstance(cached, str):
+            yield Check("PASS", name, f"{used}: in the local Hugging Face cache")
+            continue
+        if not online:
+            yield Check("WARN", name, f"{used}: not in the local cache; access not checked (--offline)")
+            continue
+        try:
+            HfApi().auth_check(repo)
+        except GatedRepoError:
+            yield Check(
+                "FAIL",
+                name,
+                f"{used}: gated, and this machine's token has no access: ask at https://huggingface.co/{repo}, "
+                "then set HF_TOKEN (or `hf auth login`)",
+            )
+        except RepositoryNotFoundError:
+            yield Check("FAIL", name, f"{used}: not on the hub (or private: check the id and HF_TOKEN)")
+        except Exception as e:  # noqa: BLE001 - no network, a proxy, a hub outage: said, not fatal
+            yield Check(
+                "WARN", name, f"{used}: the hub could not be asked ({type(e).__name__}: {str(e)[:120]})"
+            )
+        else:
+            yield Check("PASS", name, f"{used}: accessible from the hub")
+
+
 def _is_downloaded_local(study: Study, model: str) -> bool:
     """A local model that is not built by the workflow itself (those are CPU-sized)."""
     spec = study.base_models.spec(model)
@@ -399,6 +461,7 @@ def run_checks(config: dict, source: str, online: bool = True) -> list[Check]:
         return checks
     checks += check_backends(study)
     checks += check_keys(study)
+    checks += check_model_access(study, online)
     if online:
         checks += check_endpoints(study)
     checks += check_data(study)
