@@ -51,3 +51,20 @@ def test_readme_is_an_entry_page():
 def test_relative_links_resolve(page):
     for target in re.findall(r"\]\((?!https?://|#)([^)#\s]+)", page.read_text()):
         assert (page.parent / target).exists(), f"{page.relative_to(REPO)}: broken link {target}"
+
+
+def test_every_command_line_option_says_what_it_does():
+    import argparse
+
+    from inoculate.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [
+        f"inoculate {name} {'/'.join(action.option_strings) or action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert not bare, bare
+    assert "(--input INPUT | --calibrate FILE" in commands.choices["judge"].format_usage()

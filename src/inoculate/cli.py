@@ -149,8 +149,6 @@ def judge(args: argparse.Namespace) -> int:
         config["mode"] = "batch"
     if args.calibrate:
         return calibrate(args, config)
-    if not args.input:
-        raise SystemExit("--input is needed (or --calibrate FILE ... to calibrate the judge)")
     table = read_table(Path(args.input))
     scored, usage = judge_table(table, config)
     write_table(scored, Path(args.output))
@@ -289,7 +287,14 @@ def add_judge(sub) -> None:
     judge_defaults = schema_defaults("judge", given={"backend": "openai"})  # options' defaults: the schema's
     calibration_defaults = schema_defaults("calibration")
     p = sub.add_parser("judge", help="score question/response pairs from a CSV or JSONL file")
-    p.add_argument("--input", help="CSV or JSONL with 'question' and 'response' columns")
+    what = p.add_mutually_exclusive_group(required=True)  # answers to judge, or a calibration
+    what.add_argument("--input", help="CSV or JSONL with 'question' and 'response' columns")
+    what.add_argument(
+        "--calibrate",
+        nargs="+",
+        metavar="FILE",
+        help="judged files with published scores: measure how this judge agrees with theirs",
+    )
     p.add_argument(
         "--output",
         required=True,
@@ -364,12 +369,6 @@ def add_judge(sub) -> None:
         "--retry-failed",
         action="store_true",
         help="ask again the calls whose paid reply was unusable (cached as failures; openai)",
-    )
-    p.add_argument(
-        "--calibrate",
-        nargs="+",
-        metavar="FILE",
-        help="judged files with published scores: measure how this judge agrees with theirs",
     )
     p.add_argument(
         "--calibration-eval", help="the eval file whose judge prompts scored them (by question id)"
@@ -450,7 +449,7 @@ def add_profile(sub) -> None:
     p = sub.add_parser(
         "profile", help="install one of the workflow's Snakemake profiles (snakemake --profile NAME)"
     )
-    p.add_argument("action", choices=["install"])
+    p.add_argument("action", choices=["install"], help="install: copy the profile where Snakemake looks")
     p.add_argument("name", help="a folder of profiles/, e.g. slurm")
     p.add_argument("--profiles-dir", default="profiles", help="where the workflow's profiles are")
     p.add_argument("--dest", help="Snakemake's profile folder (default: its user config folder)")
@@ -460,7 +459,8 @@ def add_profile(sub) -> None:
 
 def add_doctor(sub) -> None:
     p = sub.add_parser(
-        "doctor", help="check packages, GPU, keys, endpoints, data and disk before a study runs"
+        "doctor",
+        help="check packages, GPU, Hugging Face models, keys, endpoints, data and disk before a study runs",
     )
     p.add_argument(
         "--configfile", nargs="+", help="config files on top of config/config.yaml, as for snakemake"
