@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from conftest import cell_file, job_counts, project_copy, snakemake
+from conftest import cell_file, job_counts, project_copy, snakemake, study_paths
 
 # Tan et al.'s designs on the same toy model (the toy settings of TINY: no new pretraining).
 DESIGNS = [
@@ -76,7 +76,11 @@ def test_tiny_study_runs_end_to_end(tiny_study):
         "answer",
     } <= set(samples.columns)
     meta = yaml.safe_load(
-        (cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "general", 1) / "meta.json").read_text()
+        (
+            tiny_study
+            / _tiny(tiny_study).cell("adapters", "toy", "toy_cooking_tan", "general", 1)
+            / "meta.json"
+        ).read_text()
     )
     assert meta["seed"] == 1 and len(meta["data_sha256"]) == 64
     resolved = yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())
@@ -98,13 +102,13 @@ def test_long_jobs_report_progress_on_the_console(tiny_study):
 @pytest.mark.slow
 def test_checkpoints_are_sampled_judged_and_drawn_over_training(tiny_study):
     """training.checkpoints [0.5, 1.0]: each adapter also at half its steps, a grid coordinate."""
-    adapter = cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "none", 0)
+    adapter = tiny_study / _tiny(tiny_study).cell("adapters", "toy", "toy_cooking_tan", "none", 0)
     meta = json.loads((adapter / "checkpoints/p0.5/meta.json").read_text())
     total = json.loads((adapter / "meta.json").read_text())["steps"]
     assert meta["step"] == -(-total // 2) and meta["total_steps"] == total and "fingerprint" not in meta
     assert not list(adapter.parent.glob(".seed0.train_state"))  # the resumable state is gone once done
     records = pd.read_json(
-        cell_file(tiny_study, "generations", "toy", "toy_cooking_tan", "none", 0) / "checkpoint_p0.5.jsonl",
+        tiny_study / _tiny(tiny_study).checkpoint("generations", "toy", "toy_cooking_tan", "none", 0, "p0.5"),
         lines=True,
     )
     assert set(records.checkpoint) == {"p0.5"} and set(records.step) == {meta["step"]}
@@ -143,6 +147,11 @@ def test_report_collects_figures_and_tables(tiny_study):
         assert name in html
 
 
+def _tiny(work):
+    """Where the TINY study (tiny.yaml) keeps its cells: other studies in its folder have theirs."""
+    return study_paths(work, "tiny.yaml")
+
+
 def _contents(folder):
     """Every file under `folder` -> its bytes' digest."""
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
@@ -168,18 +177,20 @@ def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_stud
         **TINY,
         "seeds": [0],
         "inoculations": ["none"],
-        "training": {**TINY["training"], "learning_rate": 3e-3},
+        "training": {"learning_rate": 3e-3},  # and no checkpoints: the cheapest other recipe
     }
     (tiny_study / "other.yaml").write_text(yaml.safe_dump(other))
-    ran = snakemake(tiny_study, "--cores", "2", "all", "--configfile", "other.yaml")
+    ran = snakemake(
+        tiny_study, "--cores", "2", "results/other/tables/summary.csv", "--configfile", "other.yaml"
+    )
     counts = job_counts(ran.stdout + ran.stderr)
     assert counts["train_adapter"] == 1 and counts["generate"] == 1, counts  # A's base cell is shared
     after = _contents(tiny_study / "results")
     assert {path: after.get(path) for path in before} == before
-    assert (tiny_study / "results/other/figures/main.pdf").exists()
+    assert (tiny_study / "results/other/config.resolved.yaml").exists()
     again = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
-    shutil.rmtree(cell_file(tiny_study, "adapters", "toy", "toy_cooking_tan", "none", 0))
+    shutil.rmtree(tiny_study / _tiny(tiny_study).cell("adapters", "toy", "toy_cooking_tan", "none", 0))
     dry = snakemake(tiny_study, "-n", "results/tiny/figures/main.pdf", "--configfile", "tiny.yaml")
     counts = job_counts(dry.stdout + dry.stderr)
     assert counts == {"train_adapter": 1, "generate": 1, "judge": 1, "aggregate": 1, "plot_main": 1}
