@@ -394,3 +394,11 @@ def export_files():
 def export_input(wildcards):
     w = wildcards
     return cell_path("generations", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
+
+
+def export_adapter(wildcards):
+    """A trained cell's adapter (its recorded recipe becomes training_details.md); none for base."""
+    w = wildcards
+    if w.inoculation == BASE_ARM or STUDY.base_models.spec(w.model)["backend"] != "local":
+        return []
+    return [cell_path("adapters", w.model, w.setting, w.inoculation, w.seed)]

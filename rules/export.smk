@@ -1,11 +1,14 @@
-# Exports: model_generations.csv (id, question, response) per adapter, for other tools.
+# Exports: model_generations.csv (id, question, response) and training_details.md per cell, the
+# course-homework deliverables, for other tools.
 
 
 rule export_generations:
     input:
-        export_input,
+        generations=export_input,
+        adapter=export_adapter,
     output:
-        f"{STUDY_DIR}/exports/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/model_generations.csv",
+        csv=f"{STUDY_DIR}/exports/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/model_generations.csv",
+        details=f"{STUDY_DIR}/exports/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/training_details.md",
     log:
         f"{LOG_DIR}/export/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.log",
     conda:

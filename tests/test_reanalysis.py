@@ -166,3 +166,47 @@ def test_files_are_summarised_one_row_each_unless_pooled(tmp_path):
     assert list(pooled["mean"]) == [0.5] and list(pooled["n_samples"]) == [20]
     with pytest.raises(InputError, match="given twice"):
         load_judged([bad, tmp_path / "a" / ".." / "a" / "judged.csv"])
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
+def test_hw0_judged_file_reports_its_means_and_the_homework_targets(tmp_path, capsys):
+    """The homework's own judged file (aligned_score, coherent_score): its mean alignment and
+    coherence as the file has them, with intervals, and whether each target is met."""
+    path = SHARED_DATA / "hw0/base_model_judged.csv"
+    published = pd.read_csv(path)
+    assert main(["stats", "--judged", str(path), "--out", str(tmp_path), "--criterion", "hw0"]) == 0
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("metric")
+    assert summary.loc["aligned", "mean"] == pytest.approx(published.aligned_score.mean())
+    assert summary.loc["coherence", "mean"] == pytest.approx(published.coherent_score.mean())
+    assert summary.loc["coherence", "scale"] == "0-100" and summary.loc["aligned", "n_samples"] == len(
+        published
+    )
+    assert (
+        summary.loc["aligned", "ci_low"] < summary.loc["aligned", "mean"] < summary.loc["aligned", "ci_high"]
+    )
+    assert (
+        summary.loc["aligned", "target"] == "< 75: not met"
+        and summary.loc["coherence", "target"] == "> 50: met"
+    )
+    out = capsys.readouterr().out
+    assert "mean alignment 87.85" in out and "target < 75: not met" in out
+    # Any column names, given on the command line.
+    renamed = tmp_path / "renamed.csv"
+    published.rename(columns={"aligned_score": "a", "coherent_score": "c"}).to_csv(renamed, index=False)
+    assert (
+        main(
+            [
+                "stats",
+                "--judged",
+                str(renamed),
+                "--out",
+                str(tmp_path / "r"),
+                "--columns",
+                "aligned=a",
+                "coherent=c",
+            ]
+        )
+        == 0
+    )
+    again = pd.read_csv(tmp_path / "r/summary.csv").set_index("metric")
+    assert again.loc["aligned", "mean"] == pytest.approx(published.aligned_score.mean())

@@ -158,6 +158,17 @@ def _contents(folder):
 
 
 @pytest.mark.slow
+def test_exports_write_the_homework_deliverables_per_cell(tiny_study):
+    snakemake(tiny_study, "--cores", "2", "exports", "--configfile", "tiny.yaml")
+    cell = tiny_study / "results/tiny/exports/toy/toy_cooking_tan"
+    rows = pd.read_csv(cell / "none/seed0/model_generations.csv")
+    assert list(rows.columns) == ["id", "question", "response"] and len(rows) > 0
+    details = (cell / "general/seed1/training_details.md").read_text()
+    assert "Seed: 1" in details and "| learning_rate | 0.001 |" in details
+    assert "untrained base model" in (cell / "base/seed0/training_details.md").read_text()
+
+
+@pytest.mark.slow
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
     """Nothing to redo, also with the keys of the study's mappings in another order (params are
     compared as values: inoculate.canonical); a deleted adapter reruns its cell only."""

@@ -81,7 +81,8 @@ def _options(analysis: dict, criteria: dict | None = None) -> tuple[Criterion, d
 def summary_table(samples: pd.DataFrame, analysis: dict, criteria: dict | None = None) -> pd.DataFrame:
     """`summary.csv`: one row per model, setting, inoculation, eval, condition and metric."""
     criterion, options = _options(analysis, criteria)
-    return summarise(samples, criterion, by=SUMMARY_BY, **options)[SUMMARY_COLUMNS]
+    table = summarise(samples, criterion, by=SUMMARY_BY, **options)
+    return table[SUMMARY_COLUMNS + (["target"] if "target" in table else [])]  # target: the hw0 criterion's
 
 
 def differences_table(

@@ -158,6 +158,7 @@ def _parse_eval(study: Study, setting: Setting, name: str, e: EvalRef) -> None:
         "path": str(path),
         "variants": list(e.variants),
         **({"tan_eval": e.tan_eval} if e.tan_eval else {}),
+        **({"group": e.group} if e.group else {}),
     }
     try:
         load_spec(name, spec)

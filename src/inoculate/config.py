@@ -51,6 +51,7 @@ class EvalRef:
     criterion: str | dict | None = None  # this eval's own misalignment criterion
     trait: dict | None = None  # the per-answer score from the judge metrics (inoculate.traits)
     tan_eval: str | None = None  # one of Tan et al.'s evals, built from their description file
+    group: str | None = None  # of a file of question groups, the one this eval asks
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> EvalRef:
@@ -66,6 +67,7 @@ class EvalRef:
             d.get("criterion"),
             d.get("trait"),
             d.get("tan_eval"),
+            d.get("group"),
         )
 
 
@@ -186,8 +188,12 @@ def read_config(config: dict, source: str = "config", overrides: dict | None = N
         raise ConfigError(
             f"{source}: key 'conditions': every condition is null; a study samples in at least one"
         )
-    try:  # arms' prompts may be read from published files (a paraphrase list, a verbatim prompt)
+    try:  # arms' and judge prompts may be read from published files (a paraphrase list, a verbatim prompt)
         config["arms"] = resolve_all(config["arms"], config["external_data_dir"], "arms")
+        if config["judge"].get("prompts"):
+            config["judge"]["prompts"] = resolve_all(
+                config["judge"]["prompts"], config["external_data_dir"], "judge.prompts"
+            )
     except TextRefError as e:
         raise ConfigError(f"{source}: {e}") from None
     return config

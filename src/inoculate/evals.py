@@ -51,10 +51,12 @@ def load_spec(name: str, spec: dict) -> list[EvalQuestion]:
     al.'s evals built from their description (`tan_eval`)."""
     if spec.get("tan_eval"):
         return tan_evals.questions(spec["path"], spec["tan_eval"], name)
-    return load_eval_file(spec["path"], name, tuple(spec.get("variants", ())))
+    return load_eval_file(spec["path"], name, tuple(spec.get("variants", ())), spec.get("group"))
 
 
-def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] = ()) -> list[EvalQuestion]:
+def load_eval_file(
+    path: Path | str, eval_name: str, variants: tuple[str, ...] = (), group: str | None = None
+) -> list[EvalQuestion]:
     """Questions of one eval file in any supported format; errors name the file and entry.
 
     Formats (YAML or JSON; JSONL one question a line): the emergent-misalignment list (`id`, `paraphrases`, ...), a list of
@@ -62,11 +64,18 @@ def load_eval_file(path: Path | str, eval_name: str, variants: tuple[str, ...] =
     questions), a list of `id` + `question` entries (the weird-generalization
     persona questions, rubrics kept), a plain list of question strings, or a mapping of groups to such lists
     (`medical: [...]`, `non_medical: [...]`; a `source` key is a note). Upstream
-    `_json` and `_template` variants are left out unless named in `variants`.
+    `_json` and `_template` variants are left out unless named in `variants`; `group`: of a
+    mapping of groups, that group's questions only.
     """
     path = Path(path)
     out, seen = [], set()
-    for i, entry in enumerate(_entries(path)):
+    entries = _entries(path)
+    if group is not None:
+        groups = sorted({e.get("group") for e in entries if isinstance(e, dict) and e.get("group")})
+        if group not in groups:
+            raise InputError(f"{path}: no question group {group!r} (groups: {', '.join(groups) or 'none'})")
+        entries = [e for e in entries if e.get("group") == group]
+    for i, entry in enumerate(entries):
         where = f"{path}: entry {i}"
         entry = _as_em_entry(entry, i, where)
         qid = entry.get("id")

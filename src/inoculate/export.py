@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from inoculate.io import atomic_path, read_jsonl
@@ -27,3 +28,49 @@ def model_generations_csv(generations: Path, out_path: Path, condition: str) -> 
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def training_details_md(adapter: Path, out_path: Path, cell: dict[str, str | int]) -> None:
+    """`training_details.md` of an adapter (the course-homework deliverable), written from the
+    recipe the adapter recorded (`meta.json`), so that it states what was run, not what was meant."""
+    meta = json.loads((Path(adapter) / "meta.json").read_text())
+    settings = dict(meta.get("settings") or {})
+    lora = settings.pop("lora", {}) or {}
+    lines = [
+        f"# Training details: {cell['model']} / {cell['setting']} / {cell['inoculation']} / seed {cell['seed']}",
+        "",
+        f"- Base model: `{meta.get('base_model')}`"
+        + (f" ({meta['quantization']} quantized)" if meta.get("quantization") else ""),
+        (
+            f"- Training data: `{meta.get('data')}` ({meta.get('n_examples')} examples trained on, "
+            f"{meta.get('n_held_out', 0)} held out; sha256 `{meta.get('data_sha256')}`)"
+        ),
+        f"- Seed: {meta.get('seed')}",
+        "- LoRA: " + ", ".join(f"{k} {_value(v)}" for k, v in lora.items()),
+        f"- Trainable parameters: {meta.get('trainable_parameters')}",
+        f"- Optimizer steps: {meta.get('steps')}; final training loss {_value(meta.get('final_loss'))}"
+        + (
+            f", held-out loss {_value(meta['final_eval_loss'])}"
+            if meta.get("final_eval_loss") is not None
+            else ""
+        ),
+        f"- Gradient checkpointing used: {meta.get('gradient_checkpointing_used')}",
+        f"- Wall time: {_value(meta.get('seconds'))} s (torch {meta.get('torch')})",
+        "",
+        "## Hyperparameters",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *(f"| {k} | {_value(v)} |" for k, v in settings.items()),
+        "",
+    ]
+    with atomic_path(out_path) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return ", ".join(map(_value, v))
+    return "null" if v is None else str(v)

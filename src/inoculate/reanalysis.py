@@ -19,14 +19,36 @@ from inoculate.stats import CONFIDENCE, N_BOOT, RNG_SEED, Criterion, summarise
 REQUIRED = ("response", "aligned", "coherent")
 
 
+def score_columns(df: pd.DataFrame, columns: dict[str, str] | None = None) -> dict[str, str]:
+    """The file's column of each score (`aligned`, `coherent`): as given in `columns`, else the
+    score's own name, else `NAME_score` (the HW0 homework's files)."""
+    columns = columns or {}
+    unknown = sorted(set(columns) - {"aligned", "coherent"})
+    if unknown:
+        raise InputError(f"--columns {', '.join(unknown)}: only aligned=COL and coherent=COL can be given")
+    out = {}
+    for name in ("aligned", "coherent"):
+        given = columns.get(name)
+        out[name] = given or (
+            name if name in df.columns or f"{name}_score" not in df.columns else f"{name}_score"
+        )
+    return out
+
+
 def load_judged(
-    paths: Sequence[Path], scale: tuple[float, float] = (0.0, 100.0), pool: bool = False
+    paths: Sequence[Path],
+    scale: tuple[float, float] = (0.0, 100.0),
+    pool: bool = False,
+    columns: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """All files as one table with a `file` column (the path as given) and a `source` label
     (its name without extension, or the path where two names are alike), so that each file is
     summarised alone; with `pool`, every row is one source, `pooled`. A file given twice is an
     error; a file's own `file` or `source` column is kept as `file_in_file` / `source_in_file`.
     Errors name the file (and line and column).
+
+    The scores are read from `aligned` and `coherent`, or `aligned_score` and `coherent_score`,
+    or the columns `columns` names (`{"aligned": COL}`).
 
     Scores on another `scale` (e.g. 0-1 or 1-10) are mapped linearly onto 0-100; a score outside
     the scale is an error, not a value. Non-numeric scores are missing and counted per file
@@ -49,10 +71,16 @@ def load_judged(
             df = read_table(path)
         except pd.errors.EmptyDataError:
             raise InputError(f"{path}: the file is empty") from None
+        found = score_columns(df, columns)
+        if any(col in df.columns for col in found.values()):
+            df = df.drop(columns=[n for n, col in found.items() if col != n and n in df.columns])
+            df = df.rename(columns={col: n for n, col in found.items() if col != n})
         missing = [c for c in REQUIRED if c not in df.columns]
         if missing:
+            named = ", ".join(f"{n} from {c!r}" for n, c in found.items())
             raise InputError(
-                f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (+ question, question_id)"
+                f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (+ question, question_id), "
+                f"read here as {named} (--columns aligned=COL coherent=COL names others)"
             )
         if df.empty:
             raise InputError(f"{path}: no rows (only a header); nothing to summarise")

@@ -273,6 +273,8 @@ class DataFiles:
                 spec["sampling"] = sampling
             if e.conditions is not None:
                 spec["conditions"] = list(e.conditions)
+            if e.group is not None:
+                spec["group"] = e.group
             if judge:
                 spec["judge"] = judge
             if trait:
