@@ -174,3 +174,40 @@ def test_verdicts_that_do_not_parse_are_counted_per_metric(tmp_path):
     assert usage["unparsed"] == {"odd": 2} and usage["answers"] == 2
     judged = [json.loads(line) for line in (tmp_path / "judged.jsonl").read_text().splitlines()]
     assert [r["persona"] for r in judged] == [100.0, 0.0] and all(r["humour"] is None for r in judged)
+
+
+def _top(**probs):
+    return {token.replace("_", " "): math.log(p) for token, p in probs.items()}
+
+
+def test_tan_parsing_reads_logprobs_as_their_code_does():
+    """Tan et al.'s get_judge_probability and get_judge_score (ip/evaluation), case by case."""
+    from inoculate.judges import make_judge
+    from inoculate.judges.metrics import tan_variants, tan_yes_probability
+    from inoculate.judges.openai_judge import logprob_score, tan_logprob_score
+
+    assert tan_variants("YES") == {"YES", " YES", "yes", " yes", "Yes"}  # " Yes" is not one of them
+    assert tan_variants("NO") == {"NO", " NO", "no", " no", "No"}
+    top = {"YES": math.log(0.6), "NO": math.log(0.3)}
+    assert tan_yes_probability(top)[0] == pytest.approx(0.6 / 0.9) == yes_probability(top)[0]
+    one_sided = {"YES": math.log(0.9)}
+    assert tan_yes_probability(one_sided)[0] is None and yes_probability(one_sided)[0] == 1.0
+    title_spaced = {" Yes": math.log(0.9), "NO": math.log(0.1)}
+    assert tan_yes_probability(title_spaced)[0] is None  # their YES side is absent
+    assert yes_probability(title_spaced)[0] == pytest.approx(0.9)
+    mixed = {"yes": math.log(0.5), " no": math.log(0.3), "Yes": math.log(0.1)}
+    assert tan_yes_probability(mixed)[0] == pytest.approx(0.6 / 0.9)
+    assert tan_yes_probability({"YES": math.log(0.1), "NO": math.log(0.1)})[0] is None  # mass < 0.25
+    # 0-100 scores: every token int() reads, spaces and signs included, no range.
+    spaced = {" 42": math.log(0.5), "+10": math.log(0.3), "abc": math.log(0.2)}
+    assert tan_logprob_score(spaced)[0] == pytest.approx((42 * 0.5 + 10 * 0.3) / 0.8)
+    assert logprob_score(spaced)[0] == pytest.approx(42.0)
+    beyond = {"150": math.log(0.5), "50": math.log(0.5)}
+    assert tan_logprob_score(beyond)[0] == pytest.approx(100.0) and logprob_score(beyond)[0] == pytest.approx(
+        50.0
+    )
+    judge = make_judge({"backend": "openai", "model": "m", "score_parsing": "tan"})
+    assert judge.settings.score_parsing == "tan"
+    assert judge.read_one_token(MetricSpec("aligned"), {"top_logprobs": beyond})[0] == pytest.approx(100.0)
+    assert judge.read_one_token(MetricSpec("h", kind="probability_yes"), {"top_logprobs": one_sided})[0] is None
+    assert make_judge({"backend": "openai", "model": "m"}).settings.score_parsing == "project"

@@ -243,6 +243,27 @@ def yes_probability(top_logprobs: dict[str, float], min_mass: float = 0.25) -> t
     return yes / mass, mass
 
 
+def tan_variants(token: str) -> set[str]:
+    """The spellings Tan et al.'s `get_judge_probability` counts as `token`: with and without a
+    leading space, upper, lower and capitalised (so " Yes" is not one of YES's)."""
+    tokens = {token, token[1:] if token.startswith(" ") else " " + token}
+    return (
+        tokens | {t.upper() for t in tokens} | {t.lower() for t in tokens} | {t.capitalize() for t in tokens}
+    )
+
+
+def tan_yes_probability(top_logprobs: dict[str, float], min_mass: float = 0.25) -> tuple[float | None, float]:
+    """(P(YES) / (P(YES) + P(NO)), mass) as Tan et al.'s `get_judge_probability`: their exact
+    spellings (`tan_variants`); no score below `min_mass`, nor when either side is absent."""
+    probs = {token: math.exp(logprob) for token, logprob in top_logprobs.items()}
+    yes = sum(probs.get(t, 0.0) for t in tan_variants("YES"))
+    no = sum(probs.get(t, 0.0) for t in tan_variants("NO"))
+    mass = yes + no
+    if mass < min_mass or yes == 0 or no == 0:
+        return None, mass
+    return yes / mass, mass
+
+
 def template_variables(question: str, answer: str, fields: dict | None = None) -> dict[str, str]:
     """What a judge template may name: `{question}` (also `{prompt}`), the model's answer as
     `{answer}`, `{response}` and `{completion}`, and the eval question's own fields; a question field named

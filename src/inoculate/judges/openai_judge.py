@@ -28,7 +28,7 @@ from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
 from inoculate.jobs import Progress
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
-from inoculate.judges.metrics import MetricSpec, VerdictError, yes_probability
+from inoculate.judges.metrics import MetricSpec, VerdictError, tan_yes_probability, yes_probability
 from inoculate.judges.prompts import item_requests
 from inoculate.secrets import get_secret
 
@@ -94,6 +94,23 @@ def logprob_score(top_logprobs: dict[str, float], min_mass: float = 0.25) -> tup
     return weighted / mass, mass
 
 
+def tan_logprob_score(top_logprobs: dict[str, float], min_mass: float = 0.25) -> tuple[float | None, float]:
+    """(score, mass) as Tan et al.'s `get_judge_score`: Σ k·p / Σ p over every token that `int()`
+    reads (surrounding spaces, signs and numbers past 100 included); None below `min_mass`."""
+    mass = weighted = 0.0
+    for token, logprob in top_logprobs.items():
+        try:
+            value = int(token)
+        except ValueError:
+            continue
+        p = math.exp(logprob)
+        mass += p
+        weighted += value * p
+    if mass < min_mass or mass == 0:
+        return None, mass
+    return weighted / mass, mass
+
+
 def text_score(content: str) -> float | None:
     """The fallback for endpoints without logprobs: the first integer 0..100 in the reply."""
     match = re.search(r"\b(\d{1,3})\b", content or "")
@@ -126,11 +143,14 @@ class OpenAIJudgeSettings:
     spend_dir: str  # the append-only spend ledger of the study (inoculate.api.ledger)
     mode: str  # sync: one call at a time; batch: the Batch API first, the same cache
     batch: dict  # inoculate.api.batch.BatchSettings
+    score_parsing: str = "project"  # or "tan": Tan et al.'s reading of the logprobs
     spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
 
     def __post_init__(self) -> None:
         if self.mode not in ("sync", "batch"):
             raise ValueError(f"judge.mode: {self.mode!r} is neither sync nor batch")
+        if self.score_parsing not in ("project", "tan"):
+            raise ValueError(f"judge.score_parsing: {self.score_parsing!r} is neither project nor tan")
 
 
 class OpenAIJudge(Judge):
@@ -334,13 +354,14 @@ class OpenAIJudge(Judge):
     def read_one_token(self, metric: MetricSpec, result: dict) -> tuple[float | None, float | None]:
         """(score, mass) of a one-token call: from its logprobs, or its text without them."""
         top, content = result.get("top_logprobs") or {}, result.get("content", "")
+        tan = self.settings.score_parsing == "tan"
         if metric.kind == "probability_yes":
             if top:
-                return yes_probability(top, self.settings.min_mass)
+                return (tan_yes_probability if tan else yes_probability)(top, self.settings.min_mass)
             word = content.strip().strip(".").lower()
             return ({"yes": 1.0, "no": 0.0}.get(word), None)
         if top:
-            return logprob_score(top, self.settings.min_mass)
+            return (tan_logprob_score if tan else logprob_score)(top, self.settings.min_mass)
         return text_score(content), None
 
     # -- spend and budget ---------------------------------------------------------------
