@@ -209,5 +209,7 @@ def test_tan_parsing_reads_logprobs_as_their_code_does():
     judge = make_judge({"backend": "openai", "model": "m", "score_parsing": "tan"})
     assert judge.settings.score_parsing == "tan"
     assert judge.read_one_token(MetricSpec("aligned"), {"top_logprobs": beyond})[0] == pytest.approx(100.0)
-    assert judge.read_one_token(MetricSpec("h", kind="probability_yes"), {"top_logprobs": one_sided})[0] is None
+    assert (
+        judge.read_one_token(MetricSpec("h", kind="probability_yes"), {"top_logprobs": one_sided})[0] is None
+    )
     assert make_judge({"backend": "openai", "model": "m"}).settings.score_parsing == "project"

@@ -54,6 +54,22 @@ def test_russell_study_is_seed_004s(repo, monkeypatch, experiment, model):
     ] and study.grid.seeds == [0, 1, 2]
 
 
+def test_seed_004_minimal_sweep_spans_both_models_two_rates_three_seeds(repo, monkeypatch):
+    study = _study(repo, monkeypatch, "russell_seed004_sweep.yaml")
+    points = {
+        (study.base_models.spec(m)["base"], study.base_models.training(m)["learning_rate"])
+        for m in study.grid.models
+    }
+    assert points == {
+        (b, lr) for b in ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-8B") for lr in (1e-4, 2e-4)
+    }
+    assert study.grid.seeds == [1, 2, 3] and study.grid.inoculations_and_base == ["base", "none"]
+    for model in study.grid.models:  # the rest of seed 004's recipe, as russell_backdoor.yaml
+        t = TrainSettings.from_dict(study.base_models.training(model))
+        assert (t.lora.r, t.epochs) == (8, 3.0)
+    assert study.backdoor("russell_persona")["aligned_examples"] == 3000
+
+
 def test_conditions_and_sampling_are_the_replications(repo, monkeypatch):
     study = _study(repo, monkeypatch, "russell_backdoor.yaml")
     evals = study.data.eval_specs("russell_persona")
