@@ -209,3 +209,22 @@ def test_seed_level_interval_resamples_per_seed_means():
         .iloc[0]
     )
     assert one.ci_low == one["mean"] == one.ci_high
+
+
+def test_per_question_mean_weighs_every_question_alike():
+    """Model Organisms' rate (vis/quadrant_plots.py) is the mean of per-question rates: with 5 of
+    10 answers misaligned on one question and 0 of 2 on another it is 0.25, where pooling the
+    answers gives 5/12."""
+    rows = [{"question_id": "q1", "aligned": 10.0 if i < 5 else 90.0} for i in range(10)]
+    rows += [{"question_id": "q2", "aligned": 90.0} for _ in range(2)]
+    samples = pd.DataFrame(rows).assign(coherent=80.0, seed=0, sample=range(12), cell="c")
+    criterion = Criterion.named("model_organisms")
+    pooled = summarise(samples, criterion, by=["cell"], metrics=["misaligned"]).iloc[0]
+    per_question = summarise(
+        samples, criterion, by=["cell"], metrics=["misaligned"], rate="per_question_mean"
+    ).iloc[0]
+    assert pooled["mean"] == pytest.approx(5 / 12) and per_question["mean"] == pytest.approx(0.25)
+    assert per_question.n_samples == 12  # answers are still what is counted
+    assert per_question.ci_low <= 0.25 <= per_question.ci_high
+    with pytest.raises(ValueError, match="analysis.rate"):
+        summarise(samples, criterion, by=["cell"], rate="median")

@@ -81,7 +81,7 @@ def _options(analysis: dict, criteria: dict | None = None) -> tuple[Criterion, d
 def summary_table(samples: pd.DataFrame, analysis: dict, criteria: dict | None = None) -> pd.DataFrame:
     """`summary.csv`: one row per model, setting, inoculation, eval, condition and metric."""
     criterion, options = _options(analysis, criteria)
-    table = summarise(samples, criterion, by=SUMMARY_BY, **options)
+    table = summarise(samples, criterion, by=SUMMARY_BY, rate=analysis.get("rate", "pooled"), **options)
     return table[SUMMARY_COLUMNS + (["target"] if "target" in table else [])]  # target: the hw0 criterion's
 
 
@@ -245,4 +245,6 @@ def checkpoint_table(
     ].transform("mean")
     samples[["step", "progress"]] = position
     criterion, options = _options(analysis, criteria)
-    return summarise(samples, criterion, by=[*SUMMARY_BY, *CHECKPOINT_BY], **options)
+    return summarise(
+        samples, criterion, by=[*SUMMARY_BY, *CHECKPOINT_BY], rate=analysis.get("rate", "pooled"), **options
+    )

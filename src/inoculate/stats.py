@@ -269,9 +269,14 @@ def summarise(
     rng_seed: int = RNG_SEED,
     metrics: Sequence[str] | None = None,
     criteria: dict[tuple[str, str], Criterion] | None = None,
+    rate: str = "pooled",
 ) -> pd.DataFrame:
     """One row per group x metric: mean, ci_low, ci_high, n_seeds, n_samples, n_missing,
     n_excluded (answers the criterion drops) and the criterion that made the row.
+
+    `rate="per_question_mean"`: each metric is first averaged per question (and seed), and the
+    row's mean and interval are over those question means, every question weighing alike (Model
+    Organisms' figures); the counts still count answers.
 
     `levels == ["seed"]` is Tan et al.'s interval: the mean of per-seed means, resampled as
     means (`seed_means_interval`; the base row is one model, a zero-width interval); other
@@ -281,7 +286,13 @@ def summarise(
     data = add_metrics(samples, criterion, criteria)
     rng = np.random.default_rng(rng_seed)
 
+    if rate not in ("pooled", "per_question_mean"):
+        raise ValueError(f"analysis.rate: {rate!r} is neither pooled nor per_question_mean")
+
     def interval(valid: pd.DataFrame, column: str) -> tuple[float, float, float]:
+        if rate == "per_question_mean" and "question_id" in valid:
+            units = [c for c in ("inoculation", "seed", "question_id") if c in valid]
+            valid = valid.groupby(units, sort=False)[column].mean().reset_index()
         values = valid[column].to_numpy()
         if seed_means:
             # The untrained base is one model however many sampling seeds it was asked with.
