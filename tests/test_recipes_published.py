@@ -58,10 +58,10 @@ def test_model_organisms_recipes_resolve_to_their_config_files(repo, monkeypatch
             mo["test_file"] is None and settings.eval_fraction == 0.1
         )  # their 10% split without a test file
         assert settings.eval_steps == mo.get("evaluation_steps", MO_EVALUATION_STEPS_DEFAULT)
-    # Their figures' rate is the mean of per-question rates (vis/quadrant_plots.py).
-    assert study.config["analysis"]["rate"] == "per_question_mean"
         assert study.base_models.spec(model)["quantization"] is (None if not mo["load_in_4bit"] else "4bit")
         assert mo["is_peft"] and mo["loss"] == "sft"
+    # Their figures' rate is the mean of per-question rates (vis/quadrant_plots.py).
+    assert study.config["analysis"]["rate"] == "per_question_mean"
     generation = study.config["generation"]
     assert (
         generation["samples_per_question"],
