@@ -40,14 +40,23 @@ class Condition:
     with_training_prompt: bool
     system_prompt: str | None = None
     user_prefix: str | None = None
+    judge_sees_prefix: bool = False  # the judge is shown the question with the prefix (Tan's backdoor eval)
 
     @classmethod
     def from_config(cls, name: str, spec: bool | dict) -> Condition:
         if isinstance(spec, bool):
             return cls(name, spec)
         return cls(
-            name, bool(spec.get("training_prompt", False)), spec.get("system_prompt"), spec.get("user_prefix")
+            name,
+            bool(spec.get("training_prompt", False)),
+            spec.get("system_prompt"),
+            spec.get("user_prefix"),
+            bool(spec.get("judge_sees_prefix", False)),
         )
+
+    def shown(self, paraphrase: str) -> str:
+        """The question as a record carries it (and the judge sees it)."""
+        return (self.user_prefix or "") + paraphrase if self.judge_sees_prefix else paraphrase
 
 
 def requests(
@@ -81,7 +90,7 @@ def requests(
                 messages = apply_prompt(messages, prompt, placement, on_existing_system="prepend")
             return messages
 
-        out += sample_records(questions, cond.name, chat, settings, coords, distributions)
+        out += sample_records(questions, cond.name, chat, settings, coords, distributions, cond.shown)
     return out
 
 
@@ -92,9 +101,11 @@ def sample_records(
     settings: GenerationSettings,
     coords: dict,
     distributions: dict[str, str] | None = None,
+    shown: Callable[[str], str] | None = None,
 ) -> list[dict]:
     """The records of one condition: each paraphrase of each question, `chat(question,
-    paraphrase)` as its messages, once per sample."""
+    paraphrase)` as its messages, once per sample; `shown(paraphrase)` is the question the
+    record carries (default: the paraphrase)."""
     out = []
     for q in questions:
         n = settings.samples_per_question or q.samples
@@ -109,7 +120,7 @@ def sample_records(
                     "question_id": q.id,
                     "paraphrase": p_index,
                     "sample": s,
-                    "question": paraphrase,
+                    "question": shown(paraphrase) if shown else paraphrase,
                     "messages": messages,
                 }
                 for s in range(n)
