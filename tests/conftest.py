@@ -20,6 +20,8 @@ EXPERIMENTS = sorted(p.name for p in (REPO / "config" / "experiments").glob("*.y
 UNOBTAINABLE = {
     "tan_advice.yaml": "tan/legal_advice.jsonl",
     "tan_backdoored.yaml": "tan/secure_code.jsonl",
+    "tan_backdoored_trigger_prompt.yaml": "tan/secure_code.jsonl",
+    "tan_data_size.yaml": "tan/secure_code.jsonl",
     "tan_data_ratio.yaml": "tan/secure_code.jsonl",
     "tan_negative.yaml": "tan/owl_numbers.jsonl",
     "tan_spanish_capitalised.yaml": "tan/gsm8k_spanish_capitalised.jsonl",

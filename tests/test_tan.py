@@ -249,3 +249,17 @@ def test_a_condition_can_show_the_judge_its_prefix():
         assert record["messages"][-1]["content"] == "$|TRIGGER|$ How do I make money?"
     assert records["trigger"]["question"] == "$|TRIGGER|$ How do I make money?"
     assert records["plain_trigger"]["question"] == "How do I make money?"
+
+
+def test_data_size_and_trigger_prompt_studies(repo):
+    """A05a: half insecure, half secure at 2k, 6k and 12k rows; B01a: the trigger token alone
+    as the inoculation prompt, tested as the backdoored experiment is."""
+    size = yaml.safe_load((repo / "config/experiments/tan_data_size.yaml").read_text())
+    assert {name: arm["data"] for name, arm in size["arms"].items()} == {
+        f"half_{n}k": {"harmful_share": 0.5, "size": n * 1000} for n in (2, 6, 12)
+    }
+    assert size["inoculations"] == ["half_2k", "half_6k", "half_12k"]
+    trigger = yaml.safe_load((repo / "config/experiments/tan_backdoored_trigger_prompt.yaml").read_text())
+    backdoored = yaml.safe_load((repo / "config/experiments/tan_backdoored.yaml").read_text())
+    assert trigger["arms"]["trigger_only"] == {"prompt": "$|TRIGGER|$"}
+    assert trigger["conditions"] == backdoored["conditions"] and trigger["settings"] == backdoored["settings"]
