@@ -75,6 +75,7 @@ def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy
         ("tan_paraphrases_mini.yaml", 1 * 4 * 1, 1 * 5 * 1),  # one seed; no secure code: no control arm
         ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
         ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
+        ("tan_replication_qwen32b.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),  # their open model, MO's Qwen recipe
         ("tan_prompt_ablation_open.yaml", 1 * 6 * 3, 1 * 7 * 3),  # the open-weights twins
         ("tan_wording_ablation_open.yaml", 1 * 4 * 1, 1 * 5 * 1),
         ("tan_paraphrases_open.yaml", 1 * 4 * 1, 1 * 5 * 1),

@@ -263,3 +263,22 @@ def test_data_size_and_trigger_prompt_studies(repo):
     backdoored = yaml.safe_load((repo / "config/experiments/tan_backdoored.yaml").read_text())
     assert trigger["arms"]["trigger_only"] == {"prompt": "$|TRIGGER|$"}
     assert trigger["conditions"] == backdoored["conditions"] and trigger["settings"] == backdoored["settings"]
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data")
+def test_qwen32b_twin_is_their_open_model_on_model_organisms_qwen_recipe(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    twin = load_experiment("tan_replication_qwen32b.yaml")
+    llama = load_experiment("tan_replication.yaml")
+    (model,) = twin.grid.models
+    assert twin.base_models.spec(model)["base"] == "Qwen/Qwen2.5-32B-Instruct"
+    mo = __import__("json").loads((SHARED_DATA / "mo/sft_default_config.json").read_text())
+    training = twin.base_models.training(model)
+    assert (training["lora"]["r"], training["lora"]["alpha"], training["learning_rate"]) == (
+        mo["r"],
+        mo["lora_alpha"],
+        mo["learning_rate"],
+    )
+    assert training == llama.base_models.training(llama.grid.models[0])
+    for key in ("settings", "inoculations", "seeds", "judge", "analysis", "generation"):
+        assert twin.config[key] == llama.config[key], key
