@@ -67,26 +67,33 @@ def test_the_toy_judge_never_scores_a_real_setting_and_the_toy_world_needs_a_toy
 @pytest.mark.parametrize(
     "experiment,trained,rows",
     [
-        # settings x arms x seeds trained, and rows sampled (+ the base per seed), as published
-        ("tan_gpt41.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),  # insecure code has no control data here
-        ("tan_gpt41_mini.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
-        ("tan_prompt_ablation.yaml", 1 * 6 * 3, 1 * 7 * 3),  # none + 5 paraphrases
-        ("tan_wording_ablation.yaml", 1 * 4 * 1, 1 * 5 * 1),  # none + 3 wordings, one seed as theirs
-        ("tan_paraphrases_mini.yaml", 1 * 4 * 1, 1 * 5 * 1),  # one seed; no secure code: no control arm
-        ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
-        ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),
-        ("tan_replication_qwen32b.yaml", 3 * 3 * 3 - 3, 3 * 4 * 3 - 3),  # their open model, MO's Qwen recipe
-        ("tan_prompt_ablation_open.yaml", 1 * 6 * 3, 1 * 7 * 3),  # the open-weights twins
-        ("tan_wording_ablation_open.yaml", 1 * 4 * 1, 1 * 5 * 1),
-        ("tan_paraphrases_open.yaml", 1 * 4 * 1, 1 * 5 * 1),
-        ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 5 * 3 - 3),
-        ("tan_eval_prompts.yaml", 1 * 2 * 3, 1 * 3 * 3),  # {none, general} (no secure code here) + base
+        # settings x arms x seeds trained, and rows sampled: + the base once per setting, as theirs
+        ("tan_gpt41.yaml", 3 * 3 * 3 - 3, 3 * 3 * 3 - 3 + 3),  # insecure code has no control data here
+        ("tan_gpt41_mini.yaml", 3 * 3 * 3 - 3, 3 * 3 * 3 - 3 + 3),
+        ("tan_prompt_ablation.yaml", 1 * 6 * 3, 1 * 6 * 3 + 1),  # none + 5 paraphrases
+        ("tan_wording_ablation.yaml", 1 * 4 * 1, 1 * 4 * 1 + 1),  # none + 3 wordings, one seed as theirs
+        ("tan_paraphrases_mini.yaml", 1 * 4 * 1, 1 * 4 * 1 + 1),  # one seed; no secure code: no control arm
+        ("tan_specific.yaml", 2 * 4 * 3 - 3, 2 * 4 * 3 - 3 + 2),
+        ("tan_replication.yaml", 3 * 3 * 3 - 3, 3 * 3 * 3 - 3 + 3),
+        (
+            "tan_replication_qwen32b.yaml",
+            3 * 3 * 3 - 3,
+            3 * 3 * 3 - 3 + 3,
+        ),  # their open model, MO's Qwen recipe
+        ("tan_prompt_ablation_open.yaml", 1 * 6 * 3, 1 * 6 * 3 + 1),  # the open-weights twins
+        ("tan_wording_ablation_open.yaml", 1 * 4 * 1, 1 * 4 * 1 + 1),
+        ("tan_paraphrases_open.yaml", 1 * 4 * 1, 1 * 4 * 1 + 1),
+        ("tan_specific_open.yaml", 2 * 4 * 3 - 3, 2 * 4 * 3 - 3 + 2),
+        ("tan_eval_prompts.yaml", 1 * 2 * 3, 1 * 2 * 3 + 1),  # {none, general} (no secure code here) + base
     ],
 )
 def test_tan_grids_resolve_to_their_cells(repo, monkeypatch, experiment, trained, rows):
     monkeypatch.chdir(repo)
     study = _load(repo, experiment)
     assert len(study.grid.cells(trained_only=True)) == trained and len(study.grid.cells()) == rows
+    assert {seed for *_, arm, seed in study.grid.cells() if arm == "base"} == {
+        study.grid.seeds[0]
+    }  # base_seeds: first
     assert study.config["analysis"]["criterion"] == "tan" and study.config["analysis"][
         "bootstrap_levels"
     ] == ["seed"]

@@ -172,7 +172,7 @@ def test_main_results_grid_dry_runs_alone(experiment_dry_runs, study):
     # 3 settings x {none, control, general} x seeds 0-2, less insecure code's control-data arm:
     # their secure code is not obtainable here, and the run says so.
     assert counts["train_api"] == 3 * 3 * 3 - 3
-    assert counts["generate_api"] == counts["judge"] == 3 * 4 * 3 - 3  # + the base rows
+    assert counts["generate_api"] == counts["judge"] == 3 * 3 * 3 - 3 + 3  # + the base, once per setting
     assert "tan/secure_code.jsonl is not here (published at" in proc.stdout + proc.stderr
 
 

@@ -130,12 +130,13 @@ class Grid:
     def cells(self, trained_only: bool = False) -> list[Cell]:
         """(model, setting, inoculation, seed) of every cell; the base rows too unless `trained_only`."""
         base = [] if trained_only or not self.study.config["include_base"] else [BASE_ARM]
+        once = self.study.config.get("base_seeds") == "first"  # the untrained model sampled once
         return [
             (m, s, a, seed)
             for m in self.models
             for s in self.setting_names
             for a in base + self.inoculations_for(s)
-            for seed in self.seeds
+            for seed in (self.seeds[:1] if once and a == BASE_ARM else self.seeds)
         ]
 
     def cells_of(self, settings: list[str], trained_only: bool = False) -> list[Cell]:
