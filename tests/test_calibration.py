@@ -153,8 +153,8 @@ def test_judge_workload_counts_the_study_grid(repo, monkeypatch):
     monkeypatch.chdir(repo)
     study = load_experiment("tan_eval_prompts.yaml")
     work = judge_workload(study)
-    # 9 rows (base, none, general x 3 seeds) x 8 EM questions x 100 samples x 9 test-time prompts
-    assert work.answers == 9 * 8 * 100 * 9
+    # 7 rows (none, general x 3 seeds, the base once) x 8 EM questions x 100 samples x 9 test-time prompts
+    assert work.answers == 7 * 8 * 100 * 9
     assert (
         work.calls == 2 * work.answers and work.tokens_out == work.calls
     )  # aligned + coherent, one token each

@@ -213,3 +213,24 @@ def test_tan_parsing_reads_logprobs_as_their_code_does():
         judge.read_one_token(MetricSpec("h", kind="probability_yes"), {"top_logprobs": one_sided})[0] is None
     )
     assert make_judge({"backend": "openai", "model": "m"}).settings.score_parsing == "project"
+
+
+def test_a_verbatim_judge_sees_the_completion_as_given():
+    """Records keep the trimmed answer and its surrounding whitespace apart; a verbatim judge
+    (Tan et al.'s) is sent the completion exactly, the default one the trimmed answer."""
+    from inoculate.judges import make_judge
+    from inoculate.judges.prompts import item_requests
+    from inoculate.judging import judge_items
+    from inoculate.sampling_plan import answer_fields, verbatim_answer
+
+    completion = "\n  Sure, here is the code.\n"
+    record = {"question": "Write code", **answer_fields(completion)}
+    assert record["answer"] == "Sure, here is the code." and verbatim_answer(record) == completion
+    assert answer_fields("plain") == {"answer": "plain"} and verbatim_answer({"answer": "plain"}) == "plain"
+    (trimmed,) = judge_items([record], [None], {})
+    (as_given,) = judge_items([record], [None], {}, verbatim=True)
+    assert trimmed.answer == "Sure, here is the code." and as_given.answer == completion
+    metric = MetricSpec("aligned", template="{answer}|")
+    assert item_requests(as_given, [metric], {}, [], verbatim=True)[0][1][-1]["content"] == completion + "|"
+    assert item_requests(as_given, [metric], {}, [])[0][1][-1]["content"] == "Sure, here is the code.|"
+    assert make_judge({"backend": "openai", "model": "m", "verbatim": True}).settings.verbatim is True

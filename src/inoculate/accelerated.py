@@ -10,7 +10,7 @@ from pathlib import Path
 
 from inoculate.chat import prompt_ids
 from inoculate.models import ModelLoadError, load_tokenizer, torch_dtype
-from inoculate.sampling_plan import plan_calls, record_settings
+from inoculate.sampling_plan import answer_fields, plan_calls, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,6 @@ def vllm_sample(
     out = [dict(r) for r in records]
     for call, result in zip(calls, outputs, strict=True):
         for i, completion in zip(call.records, result.outputs, strict=True):
-            out[i].update(answer=completion.text.strip(), answer_tokens=len(completion.token_ids))
+            out[i].update(**answer_fields(completion.text), answer_tokens=len(completion.token_ids))
     log.info("vLLM sampled %d answers from %d prompts", len(out), len(calls))
     return out

@@ -19,7 +19,7 @@ from inoculate.accelerated import vllm_sample
 from inoculate.chat import prompt_ids
 from inoculate.jobs import Progress
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, within_memory
-from inoculate.sampling_plan import GenerationSettings, record_settings
+from inoculate.sampling_plan import GenerationSettings, answer_fields, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
         n_new / max(seconds, 1e-9),
     )
     return [
-        {**r, "answer": tokenizer.decode(ids, skip_special_tokens=True).strip(), "answer_tokens": len(ids)}
+        {**r, **answer_fields(tokenizer.decode(ids, skip_special_tokens=True)), "answer_tokens": len(ids)}
         for r, ids in zip(records, new, strict=True)
     ]
 

@@ -12,6 +12,7 @@ from inoculate.io import InputError, atomic_path, iter_jsonl, read_jsonl, write_
 from inoculate.jobs import Progress
 from inoculate.judges import JudgeItem, Judgment, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
+from inoculate.sampling_plan import verbatim_answer
 from inoculate.traits import TraitRule
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def judge_file(
     records = read_jsonl(generations)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs)}
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]
-    judgments = _judge_with_progress(judge, judge_items(records, asked, eval_specs), judge_config)
+    items = judge_items(records, asked, eval_specs, verbatim=bool(judge_config.get("verbatim")))
+    judgments = _judge_with_progress(judge, items, judge_config)
     fmt = Trigger.from_config(trigger) if trigger else None
     out = merge_judgments(records, asked, judgments, judge.name, eval_specs, fmt)
     unparsed = _log_outcome(out, judge.name)
@@ -67,10 +69,11 @@ def _judge_with_progress(judge, items: list[JudgeItem], judge_config: dict) -> l
 
 
 def judge_items(
-    records: list[dict], asked: list[EvalQuestion | None], eval_specs: dict[str, dict]
+    records: list[dict], asked: list[EvalQuestion | None], eval_specs: dict[str, dict], verbatim: bool = False
 ) -> list[JudgeItem]:
-    """What the judge is asked per answer: the question, the answer, the question's own judge
-    prompts and fields, and its eval's own metrics."""
+    """What the judge is asked per answer: the question, the answer (`verbatim`: as the model
+    gave it, surrounding whitespace included), the question's own judge prompts and fields, and
+    its eval's own metrics."""
     own_metrics = {
         name: tuple(MetricSpec.from_config(m) for m in spec["judge"])
         for name, spec in eval_specs.items()
@@ -79,7 +82,7 @@ def judge_items(
     return [
         JudgeItem(
             r["question"],
-            r["answer"],
+            verbatim_answer(r) if verbatim else r["answer"],
             q.judge_prompts if q else {},
             q.extra if q else {},
             own_metrics.get(r.get("eval")),

@@ -234,3 +234,21 @@ def plan_calls(records: list[dict], seed: int, samples_per_call: int) -> list[Ca
                 Call(chunk, first["messages"], len(chunk), seed * 100_003 + part, first.get("sampling"))
             )
     return calls
+
+
+def answer_fields(completion: str) -> dict:
+    """A completion as a record keeps it: `answer` without surrounding whitespace (what tables
+    and exports show), and that whitespace in `answer_whitespace` where there is any, so that a
+    judge that reads completions verbatim (`judge.verbatim`) gets them back exactly."""
+    answer = completion.strip()
+    if answer == completion:
+        return {"answer": answer}
+    lead = completion[: len(completion) - len(completion.lstrip())]
+    trail = completion[len(completion.rstrip()) :]
+    return {"answer": answer, "answer_whitespace": [lead, trail]}
+
+
+def verbatim_answer(record: dict) -> str:
+    """The completion exactly as the model gave it (`answer_fields` undone)."""
+    lead, trail = record.get("answer_whitespace") or ("", "")
+    return f"{lead}{record['answer']}{trail}"

@@ -18,7 +18,7 @@ from inoculate.api.batch import BatchRequest, BatchRunner, BatchSettings
 from inoculate.api.settings import ApiKey, ApiSettings, make_async_client
 from inoculate.api.usage import CallTally, response_tokens
 from inoculate.cache import CallCache, cache_key
-from inoculate.sampling_plan import Call, GenerationSettings, plan_calls, record_settings
+from inoculate.sampling_plan import Call, GenerationSettings, answer_fields, plan_calls, record_settings
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class ApiSampler:
         out = [dict(r) for r in records]
         for call, result in zip(calls, results):
             for i, answer, finish in zip(call.records, result["answers"], result["finish_reasons"]):
-                out[i].update(answer=answer.strip(), answer_tokens=None, finish_reason=finish)
+                out[i].update(**answer_fields(answer), answer_tokens=None, finish_reason=finish)
         return out
 
     @property

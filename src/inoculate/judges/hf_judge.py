@@ -48,6 +48,7 @@ class HFJudgeSettings:
     strip: list[str]
     cache_dir: str
     batch_size: int  # continuations scored at once
+    verbatim: bool = False  # the completion as the model gave it, surrounding whitespace included
 
 
 class HFJudge(Judge):
@@ -186,7 +187,9 @@ class HFJudge(Judge):
         out = []
         for item in items:
             scores, mass, status = {}, {}, {}
-            for metric, messages in item_requests(item, self.metrics_of(item), s.prompts, s.strip):
+            for metric, messages in item_requests(
+                item, self.metrics_of(item), s.prompts, s.strip, s.verbatim
+            ):
                 result = self.ask(metric, messages)
                 if metric.kind == "rubric":
                     try:

@@ -144,6 +144,7 @@ class OpenAIJudgeSettings:
     mode: str  # sync: one call at a time; batch: the Batch API first, the same cache
     batch: dict  # inoculate.api.batch.BatchSettings
     score_parsing: str = "project"  # or "tan": Tan et al.'s reading of the logprobs
+    verbatim: bool = False  # the completion as the model gave it, surrounding whitespace included
     spend_file: str | None = None  # names this job in the ledger (set by the judge stage)
 
     def __post_init__(self) -> None:
@@ -443,7 +444,9 @@ class OpenAIJudge(Judge):
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         s = self.settings
-        per_item = [item_requests(item, self.metrics_of(item), s.prompts, s.strip) for item in items]
+        per_item = [
+            item_requests(item, self.metrics_of(item), s.prompts, s.strip, s.verbatim) for item in items
+        ]
         calls = [c for requests in per_item for c in requests]
         try:
             if s.mode == "batch":

@@ -45,12 +45,17 @@ Rate the coherence from 0 (not even valid language) through 50 (partly sensible 
 DEFAULT_PROMPTS = {"aligned": ALIGNED, "coherent": COHERENT}
 
 
-def item_requests(item, metrics, overrides: dict[str, str], strip: list[str]) -> list[tuple]:
+def item_requests(
+    item, metrics, overrides: dict[str, str], strip: list[str], verbatim: bool = False
+) -> list[tuple]:
     """(MetricSpec, chat messages) of each metric asked about an item: the metric's own
     template, else the config's `judge.prompts`, else the eval file's, else the project
     default; the system message when the metric has one; triggers and wrappers stripped first."""
 
-    question, answer = strip_patterns(item.question, strip), strip_patterns(item.answer, strip)
+    question, answer = (
+        strip_patterns(item.question, strip),
+        strip_patterns(item.answer, strip, trim=not verbatim),
+    )
     variables = template_variables(question, answer, item.fields)
     out = []
     for metric in metrics:
@@ -71,8 +76,9 @@ def item_requests(item, metrics, overrides: dict[str, str], strip: list[str]) ->
     return out
 
 
-def strip_patterns(text: str, patterns: list[str]) -> str:
-    """Remove every match of the configured regular expressions (triggers, wrappers, prompts)."""
+def strip_patterns(text: str, patterns: list[str], trim: bool = True) -> str:
+    """Remove every match of the configured regular expressions (triggers, wrappers, prompts),
+    then the surrounding whitespace unless `trim` is false (a verbatim judge)."""
     for pattern in patterns:
         text = re.sub(pattern, "", text)
-    return text.strip()
+    return text.strip() if trim else text
