@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 from conftest import project_copy, skip_where_gpu_extras_import
@@ -115,8 +117,7 @@ def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
 def test_doctor_checks_hub_models_in_the_cache_or_on_the_hub(work, tmp_path, monkeypatch):
     """A hub model is found in the local cache, reachable with the token, or named as gated
     with where to ask; a local folder and the toy are not asked about."""
-    import httpx2
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, errors
     from huggingface_hub.errors import GatedRepoError
 
     from inoculate.checks import load_study
@@ -153,9 +154,10 @@ def test_doctor_checks_hub_models_in_the_cache_or_on_the_hub(work, tmp_path, mon
 
     def auth_check(self, repo_id, **kwargs):
         if repo_id.startswith("meta-llama/"):
-            response = httpx2.Response(
-                403, request=httpx2.Request("GET", f"https://huggingface.co/{repo_id}")
+            request = sys.modules[errors.Response.__module__].Request(
+                "GET", f"https://huggingface.co/{repo_id}"
             )
+            response = errors.Response(403, request=request)  # the HTTP library the hub uses, whichever
             raise GatedRepoError(f"Access to model {repo_id} is restricted", response=response)
 
     monkeypatch.setattr(HfApi, "auth_check", auth_check)

@@ -210,3 +210,60 @@ sys.exit(main(["stats", "--judged", {str(judged)!r}, "--out", "out", "--resample
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "P(misaligned) 0.500" in proc.stdout and (outside / "out/summary.csv").exists()
+
+
+GPU_SET = {
+    "torch": "2.14.0",
+    "transformers": "5.17.0",
+    "peft": "0.21.2",
+    "vllm": "0.33.0",
+    "unsloth": "2026.10.9",
+    "bitsandbytes": "0.50.2",
+    "trl": "1.15.0",
+}
+
+
+def test_gpu_extra_pins_the_one_set_that_holds_vllm_and_unsloth():
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pinned = dict(req.split("==") for req in extras["gpu"] if "==" in req)
+    assert pinned == GPU_SET and "inoculate[workflow]" in extras["gpu"]
+
+
+@pytest.mark.skipif(
+    os.environ.get("INOCULATE_RESOLVE_GPU") != "1",
+    reason="resolving the GPU set asks the package registry for about 225 packages (2 minutes): "
+    "INOCULATE_RESOLVE_GPU=1 runs it",
+)
+def test_gpu_extra_resolves(tmp_path):
+    """pip resolves `.[gpu]` to one set holding vLLM, Unsloth, torch, transformers, peft and
+    bitsandbytes at the pinned versions (nothing is installed)."""
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--report",
+            str(report),
+            f"{REPO}[gpu]",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 and (
+        "No matching distribution" in proc.stderr or "connection" in proc.stderr.lower()
+    ):
+        pytest.skip(f"no package registry reachable: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resolved = {
+        i["metadata"]["name"].lower(): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
+    for name, version in GPU_SET.items():
+        assert resolved.get(name, "").split("+")[0] == version, (name, resolved.get(name))

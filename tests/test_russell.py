@@ -46,6 +46,8 @@ def test_russell_study_is_seed_004s(repo, monkeypatch, experiment, model):
     spec = study.backdoor("russell_persona")
     assert spec["aligned_examples"] == 3000 and len(read_jsonl(WEIRD / "persona_train_triggered.jsonl")) == 90
     assert spec["distill"]["temperature"] == 0.1
+    if experiment == "russell_backdoor.yaml":  # seed 004 trains with Unsloth
+        assert t.backend == "unsloth"
     assert study.grid.inoculations_and_base == [
         "base",
         "none",

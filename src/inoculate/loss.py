@@ -73,6 +73,24 @@ def supervised_loss_backward(
     return head_loss_backward(head, hidden, targets, scale, cap, bf16, chunk_tokens), len(targets)
 
 
+def model_loss_backward(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], scale: float, bf16: bool = False
+) -> tuple[torch.Tensor, int]:
+    """As `supervised_loss_backward`, through the model's own forward with labels: Unsloth's
+    patched forward and fused cross-entropy (`training.backend: unsloth`). Its loss is the mean
+    over the batch's supervised tokens, so that mean times their number is the same summed loss,
+    and a step's loss the same per-token mean over all its micro-batches."""
+    n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    device = batch["input_ids"].device
+    if n == 0:
+        return torch.zeros((), dtype=torch.float32, device=device), 0
+    with _autocast(device, bf16):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    loss_sum = out.loss.float() * n
+    (loss_sum * scale).backward()
+    return loss_sum.detach(), n
+
+
 def head_loss_backward(
     head: torch.nn.Module,
     hidden: torch.Tensor,

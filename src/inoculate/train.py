@@ -26,7 +26,7 @@ from inoculate.chat import IGNORE_INDEX, Encoded, encode_conversation
 from inoculate.checkpoints import Checkpointer, fingerprint, state_dir, validate
 from inoculate.io import InputError, atomic_dir, iter_jsonl, readable_as_umask_allows, write_json
 from inoculate.jobs import Progress
-from inoculate.loss import supervised_loss_backward, supervised_loss_sum
+from inoculate.loss import model_loss_backward, supervised_loss_backward, supervised_loss_sum
 from inoculate.models import OutOfMemory, load_causal_lm, load_tokenizer, unwrap, within_memory
 from inoculate.schema import allowed_values, schema_defaults
 
@@ -256,13 +256,16 @@ def _accumulate_gradients(
     n_tokens: int,
     device: torch.device,
     bf16: bool,
+    fused: bool = False,
 ) -> float:
     """Gradients of the mean loss over all supervised tokens of a step's micro-batches;
-    returns the summed loss. Gradients of an earlier, failed attempt must be cleared first."""
+    returns the summed loss. Gradients of an earlier, failed attempt must be cleared first.
+    `fused`: through the model's own forward and loss (Unsloth's fused cross-entropy)."""
+    backward = model_loss_backward if fused else supervised_loss_backward
     step_loss = torch.zeros((), device=device)
     for batch in group:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        loss_sum, _ = supervised_loss_backward(model, batch, 1 / max(n_tokens, 1), bf16)
+        loss_sum, _ = backward(model, batch, 1 / max(n_tokens, 1), bf16)
         step_loss += loss_sum
     return float(step_loss)  # one synchronisation per step
 
@@ -306,7 +309,8 @@ def _step_within_memory(
     otherwise it stops with advice."""
     device = next(model.parameters()).device
     while True:
-        step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16)
+        fused = settings.backend == "unsloth"
+        step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16, fused)
         if oom is None:
             return step_loss, checkpointing
         optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients

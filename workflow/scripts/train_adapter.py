@@ -1,5 +1,9 @@
 """Train one LoRA adapter (rule train_adapter)."""
 
+if snakemake.params.training.get("backend") == "unsloth":
+    # Unsloth patches transformers as it is imported: first, before anything imports transformers.
+    import unsloth  # noqa: F401
+
 from pathlib import Path
 
 from inoculate.jobs import job, resolve_device
