@@ -247,6 +247,7 @@ def test_gpu_extra_resolves(tmp_path):
             "pip",
             "install",
             "--dry-run",
+            "--ignore-installed",  # every package of the set is listed, installed here or not
             "--quiet",
             "--report",
             str(report),
