@@ -85,7 +85,9 @@ def model_loss_backward(
     if n == 0:
         return torch.zeros((), dtype=torch.float32, device=device), 0
     with _autocast(device, bf16):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        )
     loss_sum = out.loss.float() * n
     (loss_sum * scale).backward()
     return loss_sum.detach(), n

@@ -310,7 +310,9 @@ def _step_within_memory(
     device = next(model.parameters()).device
     while True:
         fused = settings.backend == "unsloth"
-        step_loss, oom = within_memory(device, _accumulate_gradients, model, group, n_tokens, device, bf16, fused)
+        step_loss, oom = within_memory(
+            device, _accumulate_gradients, model, group, n_tokens, device, bf16, fused
+        )
         if oom is None:
             return step_loss, checkpointing
         optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
