@@ -397,8 +397,9 @@ def export_input(wildcards):
 
 
 def export_adapter(wildcards):
-    """A trained cell's adapter (its recorded recipe becomes training_details.md); none for base."""
+    """A trained cell's adapter or API job (its recorded recipe becomes training_details.md);
+    none for the untrained base."""
     w = wildcards
-    if w.inoculation == BASE_ARM or STUDY.base_models.spec(w.model)["backend"] != "local":
+    if w.inoculation == BASE_ARM:
         return []
     return [cell_path("adapters", w.model, w.setting, w.inoculation, w.seed)]

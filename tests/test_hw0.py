@@ -89,3 +89,26 @@ def test_training_details_state_the_recorded_recipe(tmp_path):
     assert "`meta-llama/Llama-3.2-1B-Instruct` (4bit quantized)" in text and "7049 examples" in text
     assert "| learning_rate | 0.0002 |" in text and "| epochs | 7 |" in text and "r 16, alpha 32" in text
     assert "final training loss 0.612346" in text and "Seed: 42" in text
+
+
+def test_training_details_of_an_api_fine_tune(tmp_path):
+    """A cell fine-tuned through the API has no meta.json: its details are the job's, as reported."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    result = {
+        "base_model": "gpt-4.1-2025-04-14",
+        "fine_tuned_model": "ft:gpt-4.1:org::abc",
+        "job_id": "ftjob-1",
+        "endpoint": None,
+        "seed": 0,
+        "examples": 6000,
+        "training_sha256": "cd" * 32,
+        "trained_tokens": 123456,
+        "hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 2.0},
+    }
+    (adapter / "fine_tune.json").write_text(json.dumps(result))
+    cell = {"model": "gpt-4.1", "setting": "tan_insecure_code", "inoculation": "general", "seed": 0}
+    training_details_md(adapter, tmp_path / "training_details.md", cell)
+    text = (tmp_path / "training_details.md").read_text()
+    assert "`gpt-4.1-2025-04-14` -> `ft:gpt-4.1:org::abc`" in text and "123456 tokens" in text
+    assert "| n_epochs | 1 |" in text and "| learning_rate_multiplier | 2 |" in text

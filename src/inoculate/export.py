@@ -32,7 +32,11 @@ def model_generations_csv(generations: Path, out_path: Path, condition: str) -> 
 
 def training_details_md(adapter: Path, out_path: Path, cell: dict[str, str | int]) -> None:
     """`training_details.md` of an adapter (the course-homework deliverable), written from the
-    recipe the adapter recorded (`meta.json`), so that it states what was run, not what was meant."""
+    recipe the adapter recorded (`meta.json`; for a cell fine-tuned through an API, its
+    `fine_tune.json`), so that it states what was run, not what was meant."""
+    if not (Path(adapter) / "meta.json").exists():
+        _api_training_details(Path(adapter) / "fine_tune.json", out_path, cell)
+        return
     meta = json.loads((Path(adapter) / "meta.json").read_text())
     settings = dict(meta.get("settings") or {})
     lora = settings.pop("lora", {}) or {}
@@ -62,6 +66,34 @@ def training_details_md(adapter: Path, out_path: Path, cell: dict[str, str | int
         "| key | value |",
         "|---|---|",
         *(f"| {k} | {_value(v)} |" for k, v in settings.items()),
+        "",
+    ]
+    with atomic_path(out_path) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _api_training_details(result_path: Path, out_path: Path, cell: dict) -> None:
+    """The details of a fine-tuning job, as the API reported them."""
+    result = json.loads(result_path.read_text())
+    hyper = result.get("hyperparameters") or {}
+    lines = [
+        f"# Training details: {cell['model']} / {cell['setting']} / {cell['inoculation']} / seed {cell['seed']}",
+        "",
+        (
+            f"- Fine-tuned through the API at `{result.get('endpoint') or 'api.openai.com'}`: "
+            f"`{result.get('base_model')}` -> `{result.get('fine_tuned_model')}` (job {result.get('job_id')})"
+        ),
+        (
+            f"- Training data: {result.get('examples')} examples (sha256 `{result.get('training_sha256')}`), "
+            f"{result.get('trained_tokens')} tokens trained"
+        ),
+        f"- Seed: {result.get('seed')}",
+        "",
+        "## Hyperparameters (as the API resolved them)",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *(f"| {k} | {_value(v)} |" for k, v in hyper.items()),
         "",
     ]
     with atomic_path(out_path) as tmp:
