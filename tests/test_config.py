@@ -211,9 +211,9 @@ def test_a_personal_file_layers_on_any_study_and_the_data_dir_may_come_from_the_
 
 def _repeated_defaults(instance, schema: dict, root: dict, path: str = "") -> list[str]:
     """Keys of `instance` set to exactly the default the schema gives them."""
-    from inoculate.schema import _resolve_ref
+    from inoculate.schema import resolve_ref
 
-    schema = _resolve_ref(schema, root)
+    schema = resolve_ref(schema, root)
     if not isinstance(instance, dict) or schema.get("x-defaults") is False:
         return []
     found = []
@@ -222,7 +222,7 @@ def _repeated_defaults(instance, schema: dict, root: dict, path: str = "") -> li
         sub = props.get(key, schema.get("additionalProperties"))
         if not isinstance(sub, dict):
             continue
-        if "default" in _resolve_ref(sub, root) and value == _resolve_ref(sub, root)["default"]:
+        if "default" in resolve_ref(sub, root) and value == resolve_ref(sub, root)["default"]:
             found.append(f"{path}{key}")
         found += _repeated_defaults(value, sub, root, f"{path}{key}.")
     return found

@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from inoculate.schema import CONFIG_SCHEMA, SETTING_SCHEMA, load_schema
+from inoculate.schema import CONFIG_SCHEMA, SETTING_SCHEMA, load_schema, resolve_ref
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: python -m inoculate.config_reference --write config/README.md -->"
 END = "<!-- END GENERATED REFERENCE -->"
 
 
-def _resolve(schema: dict, root: dict) -> dict:
-    if "$ref" not in schema:
-        return schema
-    target: Any = root
-    for part in schema["$ref"].removeprefix("#/").split("/"):
-        target = target[part]
-    return {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
-
-
 def _type(schema: dict, root: dict) -> str:
     """A short type: the allowed values, the JSON types, or the alternatives."""
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     if "enum" in schema:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "type" in schema:
@@ -50,11 +40,11 @@ def _cell(text: str) -> str:
 def _rows(schema: dict, root: dict, prefix: str, seen: dict[str, str]) -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) of every key under `schema`, depth first; a shared
     definition (`$ref`) is listed once, where it first appears, and named elsewhere."""
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     rows = []
     for name, sub in schema.get("properties", {}).items():
         key = f"{prefix}{name}"
-        resolved = _resolve(sub, root)
+        resolved = resolve_ref(sub, root)
         default = f"`{json.dumps(resolved['default'])}`" if "default" in resolved else ""
         nested = "properties" in resolved or isinstance(resolved.get("additionalProperties"), dict)
         kind = "mapping" if nested and resolved.get("type", "object") == "object" else _type(sub, root)
@@ -70,7 +60,7 @@ def _rows(schema: dict, root: dict, prefix: str, seen: dict[str, str]) -> list[t
             rows += _rows(resolved, root, f"{key}.", seen)
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
-        resolved = _resolve(extra, root)
+        resolved = resolve_ref(extra, root)
         if "properties" in resolved:
             rows += _rows(resolved, root, f"{prefix}NAME.", seen)
         elif resolved.get("description"):

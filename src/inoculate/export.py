@@ -60,16 +60,8 @@ def training_details_md(adapter: Path, out_path: Path, cell: dict[str, str | int
         ),
         f"- Gradient checkpointing used: {meta.get('gradient_checkpointing_used')}",
         f"- Wall time: {_value(meta.get('seconds'))} s (torch {meta.get('torch')})",
-        "",
-        "## Hyperparameters",
-        "",
-        "| key | value |",
-        "|---|---|",
-        *(f"| {k} | {_value(v)} |" for k, v in settings.items()),
-        "",
     ]
-    with atomic_path(out_path) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
+    _write_details(out_path, lines, "Hyperparameters", settings)
 
 
 def _api_training_details(result_path: Path, out_path: Path, cell: dict) -> None:
@@ -88,16 +80,22 @@ def _api_training_details(result_path: Path, out_path: Path, cell: dict) -> None
             f"{result.get('trained_tokens')} tokens trained"
         ),
         f"- Seed: {result.get('seed')}",
+    ]
+    _write_details(out_path, lines, "Hyperparameters (as the API resolved them)", hyper)
+
+
+def _write_details(out_path: Path, lines: list[str], title: str, values: dict) -> None:
+    """The details' lines, then a table of `values` under `title`."""
+    table = [
         "",
-        "## Hyperparameters (as the API resolved them)",
+        f"## {title}",
         "",
         "| key | value |",
         "|---|---|",
-        *(f"| {k} | {_value(v)} |" for k, v in hyper.items()),
-        "",
+        *(f"| {k} | {_value(v)} |" for k, v in values.items()),
     ]
     with atomic_path(out_path) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
+        tmp.write_text("\n".join([*lines, *table, ""]), encoding="utf-8")
 
 
 def _value(v) -> str:

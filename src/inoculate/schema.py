@@ -63,14 +63,14 @@ def coerce_cli_values(config: dict, schema_path: Path = CONFIG_SCHEMA) -> dict:
     return _coerce(config, schema, schema.get("$defs", {}))
 
 
-def _resolve_ref(schema: dict, root: dict) -> dict:
+def resolve_ref(schema: dict, root: dict) -> dict:
     """`schema` with a local `$ref` ("#/$defs/NAME") replaced by what it points at, its own keys kept."""
     if "$ref" not in schema:
         return schema
     target: Any = root
     for part in schema["$ref"].removeprefix("#/").split("/"):
         target = target[part]
-    return {**_resolve_ref(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return {**resolve_ref(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
 
 
 def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
@@ -81,11 +81,11 @@ def fill_defaults(instance: Any, schema: dict, root: dict | None = None) -> Any:
     not apply. A subschema marked `x-defaults: false` holds overrides (absent keys keep the
     value they override) and is left as given."""
     root = schema if root is None else root
-    schema = _resolve_ref(schema, root)
+    schema = resolve_ref(schema, root)
     if schema.get("x-defaults") is False or not isinstance(instance, dict):
         return instance
     if "if" in schema:  # a backend's own defaults, where its condition holds
-        holds = jsonschema.Draft202012Validator(_resolve_ref(schema["if"], root)).is_valid(instance)
+        holds = jsonschema.Draft202012Validator(resolve_ref(schema["if"], root)).is_valid(instance)
         branch = schema.get("then" if holds else "else")
         if branch is not None:
             fill_defaults(instance, branch, root)
@@ -118,7 +118,7 @@ def _subschema(*pointer: str, schema_file: str = "config.schema.yaml") -> tuple[
         if isinstance(sub, list):
             sub = sub[int(part)]
             continue
-        sub = _resolve_ref(sub, root)
+        sub = resolve_ref(sub, root)
         sub = sub["properties"][part] if part in sub.get("properties", {}) else sub[part]
     return sub, root
 
@@ -137,7 +137,7 @@ def allowed_values(*pointer: str) -> tuple:
     """The `enum` the config schema gives the key at `pointer` (e.g. "training", "scheduler"),
     for code that checks a value outside a loaded study without restating the list."""
     sub, root = _subschema(*pointer)
-    return tuple(_resolve_ref(sub, root)["enum"])
+    return tuple(resolve_ref(sub, root)["enum"])
 
 
 def _message(error: jsonschema.ValidationError) -> str:
