@@ -295,7 +295,7 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
         work,
         "--cores",
         "2",
-        "results/toy_tan_designs/tables/summary.csv",
+        "results/toy_tan_designs/figures/main.pdf",  # its input: the summary
         *designs,
         "settings=[toy_cooking_backdoored]",
         "inoculations=[none]",
@@ -333,3 +333,5 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
         "condition"
     )["mean"]
     assert em["trigger"] > em["deployment"]  # the backdoor: harm with the trigger, not without
+    # The main figure shows every condition the study tests, the trigger's among them.
+    assert (work / "results/toy_tan_designs/figures/main.png").stat().st_size > 10_000
