@@ -17,7 +17,7 @@ rule distill:
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:
-        "../envs/train.yaml"
+        MODEL_ENV
     threads: 1
     resources:
         gpu=resource("distill", "gpu"),
@@ -115,7 +115,7 @@ rule persona_data:
     log:
         "logs/persona_data/{setting}/{recipe}.log",
     conda:
-        "../envs/train.yaml"
+        MODEL_ENV
     threads: 1
     resources:
         gpu=lambda wildcards: (

@@ -110,7 +110,10 @@ API_MODELS = model_pattern("openai")
 
 
 # A local-model judge needs the model stack; the toy and API judges the light env.
-JUDGE_ENV = "../envs/train.yaml" if config["judge"]["backend"] == "hf" else "../envs/judge.yaml"
+# Model jobs' environment under --sdm conda: the tested set (train), or the GPU set with vLLM and Unsloth.
+MODEL_ENV = f"../envs/{config.get('model_env', 'train')}.yaml"
+# A local-model judge needs the model stack; the toy and API judges the light env.
+JUDGE_ENV = MODEL_ENV if config["judge"]["backend"] == "hf" else "../envs/judge.yaml"
 
 
 def canonical_params(rules):

@@ -15,7 +15,7 @@ rule generate:
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:
-        "../envs/train.yaml"
+        MODEL_ENV
     threads: 1
     resources:
         gpu=resource("generate", "gpu"),

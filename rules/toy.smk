@@ -15,7 +15,7 @@ rule toy_pretrain:
     wildcard_constraints:
         toy_model="base_model|persona_model",
     conda:
-        "../envs/train.yaml"
+        MODEL_ENV
     threads: 2
     resources:
         mem_mb=growing("toy_pretrain", "mem_mb"),

@@ -14,7 +14,7 @@ rule train_adapter:
     wildcard_constraints:
         model=LOCAL_MODELS,
     conda:
-        "../envs/train.yaml"
+        MODEL_ENV
     threads: 1
     resources:
         gpu=resource("train_adapter", "gpu"),

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ENVS = sorted((REPO / "envs").glob("*.yaml"))
+GPU_ENV = REPO / "envs" / "gpu.yaml"  # the GPU set: pinned to what GPUs run, not to what CI runs
+ENVS = sorted(e for e in (REPO / "envs").glob("*.yaml") if e != GPU_ENV)
 # distribution -> the module it provides, where the names differ
 MODULE_OF = {"pyyaml": "yaml", "python-dotenv": "dotenv", "easy-dataset-share": "easy_dataset_share"}
 MODEL_STACK = {"torch", "transformers", "peft", "bitsandbytes", "tokenizers", "safetensors", "accelerate"}
@@ -43,10 +44,10 @@ def scripts_of(env: Path) -> list[Path]:
     out = []
     for rules in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"\n(?=rule |use rule )", rules.read_text()):
-            conda = re.search(r'conda:\s*\n\s*(?:"\.\./envs/(\w+)\.yaml"|(JUDGE_ENV))', block)
+            conda = re.search(r'conda:\s*\n\s*(?:"\.\./envs/(\w+)\.yaml"|(JUDGE_ENV)|(MODEL_ENV))', block)
             script = re.search(r'script:\s*\n\s*"\.\./(workflow/scripts/\w+\.py)"', block)
             # JUDGE_ENV: the light env for the toy and API judges (a local-model judge: see below)
-            if conda and script and (conda[1] or "judge") == env.stem:
+            if conda and script and (conda[1] or ("train" if conda[3] else "judge")) == env.stem:
                 out.append(REPO / script[1])
     return out
 
@@ -111,15 +112,16 @@ from pathlib import Path
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 out = {}
-for judge in ({"backend": "toy"}, {"backend": "hf", "model": "some/judge"}):
+for name, extra in (("toy", {"judge": {"backend": "toy"}}), ("hf", {"judge": {"backend": "hf", "model": "some/judge"}}),
+                    ("gpu", {"judge": {"backend": "hf", "model": "some/judge"}, "model_env": "gpu"})):
     with SnakemakeApi(OutputSettings()) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(config={"judge": judge}),
+            config_settings=ConfigSettings(config=extra),
             snakefile=Path("Snakefile"),
             workdir=Path("."),
         )._workflow
-        out[judge["backend"]] = {r: workflow.get_rule(r).conda_env for r in ("judge", "judge_checkpoint", "judge_calibration")}
+        out[name] = {r: workflow.get_rule(r).conda_env for r in ("judge", "judge_checkpoint", "judge_calibration", "generate", "train_adapter")}
 print(json.dumps(out))
 """
 
@@ -133,8 +135,10 @@ def test_judge_rules_env_follows_the_judge_backend(repo):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     envs = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(envs["toy"].values()) == {"../envs/judge.yaml"}
+    judges = ("judge", "judge_checkpoint", "judge_calibration")
+    assert {envs["toy"][r] for r in judges} == {"../envs/judge.yaml"}
     assert set(envs["hf"].values()) == {"../envs/train.yaml"}
+    assert set(envs["gpu"].values()) == {"../envs/gpu.yaml"}  # model_env: gpu, the GPU set
 
 
 def _built_wheel(repo: Path, tmp_path: Path) -> Path:
@@ -229,6 +233,12 @@ def test_gpu_extra_pins_the_one_set_that_holds_vllm_and_unsloth():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     pinned = dict(req.split("==") for req in extras["gpu"] if "==" in req)
     assert pinned == GPU_SET and "inoculate[workflow]" in extras["gpu"]
+    gpu_env = pins(GPU_ENV)
+    assert {name: gpu_env[name] for name in GPU_SET} == GPU_SET
+    train_env = pins(REPO / "envs" / "train.yaml")  # the rest as the model jobs' tested env
+    assert {k: v for k, v in gpu_env.items() if k not in GPU_SET} == {
+        k: v for k, v in train_env.items() if k not in GPU_SET and k not in ("tokenizers", "safetensors")
+    }
 
 
 @pytest.mark.skipif(
