@@ -161,8 +161,16 @@ def _generate_batch(
     return generated[:, ids.shape[1] :].tolist()
 
 
-def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, seed: int) -> list[dict]:
-    """Fill in `answer` (and token counts) for every record; deterministic for a seed."""
+def sample(
+    model,
+    tokenizer,
+    records: list[dict],
+    settings: GenerationSettings,
+    seed: int,
+    on_answers: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Fill in `answer` (and token counts) for every record; deterministic for a seed.
+    `on_answers(n)` hears how many are answered after each batch (a model server's job)."""
     if settings.max_new_tokens is None:
         raise ValueError(
             "generation.max_new_tokens: null means the API's default length; a local model needs a number"
@@ -180,6 +188,8 @@ def sample(model, tokenizer, records: list[dict], settings: GenerationSettings, 
     def report(n: int) -> None:
         answered[0] += n
         progress.update(answered[0])
+        if on_answers is not None:
+            on_answers(answered[0])
 
     for indices in groups.values():
         group_settings = record_settings(settings, records[indices[0]])

@@ -1,12 +1,15 @@
 """Sample answers to every eval x condition from one adapter, one of its checkpoints, or the base
-(rules generate, generate_checkpoint)."""
+(rules generate, generate_checkpoint). With the transformers backend the answers come from the
+machine's model server for this base model (inoculate.model_client), which loads it once for
+every cell; where none can answer, from this process."""
 
+from dataclasses import asdict
 from pathlib import Path
 
 from inoculate.checkpoints import tag_records
-from inoculate.generate import sample_cell
 from inoculate.io import write_jsonl
-from inoculate.jobs import job, resolve_device
+from inoculate.jobs import job
+from inoculate.model_client import ModelServerUnavailable, enabled, sample_through_server
 from inoculate.sampling_plan import GenerationSettings, cell_requests
 
 with job(snakemake) as log:
@@ -18,17 +21,34 @@ with job(snakemake) as log:
     checkpoint = w.get("checkpoint")
     if checkpoint:
         adapter = adapter / "checkpoints" / checkpoint
-    done = sample_cell(
-        p.base_model,
-        adapter,
-        todo,
-        settings,
-        int(w.seed),
-        resolve_device(p.device),
-        p.dtype,
-        p.quantization,
-        max_lora_rank=p.lora_rank,
-    )
+    done = None
+    if enabled(settings.backend) and p.quantization is None:
+        spec = {"base_model": p.base_model, "device": p.device, "dtype": p.dtype, "quantization": None}
+        try:
+            reply = sample_through_server(
+                {**spec, "threads": snakemake.threads}, adapter, todo, asdict(settings), int(w.seed)
+            )
+            done = reply["records"]
+            log.info(
+                "sampled by the model server (base loads %d, requests %d)", reply["loads"], reply["served"]
+            )
+        except ModelServerUnavailable as e:
+            log.warning("%s; sampling in this process", e)
+    if done is None:
+        from inoculate.generate import sample_cell
+        from inoculate.jobs import resolve_device
+
+        done = sample_cell(
+            p.base_model,
+            adapter,
+            todo,
+            settings,
+            int(w.seed),
+            resolve_device(p.device),
+            p.dtype,
+            p.quantization,
+            max_lora_rank=p.lora_rank,
+        )
     if checkpoint:
         done = tag_records(done, adapter)
     write_jsonl(snakemake.output[0], done)

@@ -1,0 +1,117 @@
+"""A model server: one base model loaded once, answering the generation jobs of every cell that
+uses it, one request at a time (inoculate.model_client starts it and talks to it).
+
+Each request is answered as `inoculate.generate.sample_cell` would in the job's own process:
+the same model built the same way (an adapter is merged into a copy of the base weights, which
+is what loading base and adapter from disk gives), the same thread count, the same seed, so the
+answers are the same to the byte (tests/test_model_server.py). A server with no request for
+its idle time exits; so does one whose socket is taken from it.
+
+    python -m inoculate.model_server SOCKET SPEC_JSON IDLE_SECONDS
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+log = logging.getLogger("inoculate.model_server")
+
+
+class ModelServer:
+    """The base model, loaded on the first request, and every request answered from it."""
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.base = self.tokenizer = None
+        self.loads = self.served = 0
+
+    def answer(self, request: dict, tell=None) -> dict:
+        """The request's records answered; `tell(message)` reports progress to the job."""
+        from inoculate.generate import load_model, sample  # noqa: PLC0415 - the server's one heavy import
+        from inoculate.jobs import resolve_device  # noqa: PLC0415 - imports torch for `auto`
+        from inoculate.sampling_plan import GenerationSettings  # noqa: PLC0415 - beside the two above
+
+        s = self.spec
+        device = resolve_device(s["device"])
+        if self.base is None:
+            self.base, self.tokenizer = load_model(
+                s["base_model"], None, device, s["dtype"], s["quantization"]
+            )
+            self.loads += 1
+            log.info("loaded %s on %s", s["base_model"], device)
+        model = self.base
+        if request["adapter"] is not None:
+            from peft import PeftModel  # noqa: PLC0415 - optional heavy library (the [models] extra)
+
+            model = PeftModel.from_pretrained(copy.deepcopy(self.base), request["adapter"]).merge_and_unload()
+            model.eval()
+        settings = GenerationSettings(**request["settings"])
+        on_answers = (lambda n: tell({"answered": n})) if tell is not None else None
+        records = sample(model, self.tokenizer, request["records"], settings, request["seed"], on_answers)
+        self.served += 1
+        log.info("answered %d records with adapter %s", len(records), request["adapter"])
+        return {"records": records, "loads": self.loads, "served": self.served}
+
+
+def serve(address: Path, spec: dict, idle_seconds: float) -> None:
+    """Listen on `address` and answer requests until idle for `idle_seconds`."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(address))
+    os.chmod(address, 0o600)
+    listener.listen(16)
+    listener.settimeout(idle_seconds)
+    server = ModelServer(spec)
+    lock_path = address.with_suffix(".lock")
+    try:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                with lock_path.open("w") as lock:  # no client is connecting while the server decides
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    listener.setblocking(False)
+                    try:
+                        sock, _ = listener.accept()  # one that connected just in time is served
+                    except BlockingIOError:
+                        address.unlink(missing_ok=True)
+                        log.info("idle for %.0f s after %d requests: exiting", idle_seconds, server.served)
+                        return
+                    listener.settimeout(idle_seconds)
+            sock.setblocking(True)
+            with Connection(sock.detach()) as connection:
+                try:
+                    reply = server.answer(connection.recv(), connection.send)
+                except Exception as e:  # the job gets the error and fails; the server stays
+                    log.exception("request failed")
+                    reply = {"error": f"{type(e).__name__}: {e}"}
+                try:
+                    connection.send(reply)
+                except OSError:
+                    log.warning("the job went away before its answers were sent")
+    finally:
+        listener.close()
+
+
+def main(argv: list[str]) -> int:
+    address, spec, idle = Path(argv[0]), json.loads(argv[1]), float(argv[2])
+    threads = str(spec.get("threads") or 1)
+    os.environ["OMP_NUM_THREADS"] = threads  # as a job's process has it, before torch is imported
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import torch  # noqa: PLC0415 - after the thread count is set
+
+    torch.set_num_threads(int(threads))
+    serve(address, spec, idle)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
