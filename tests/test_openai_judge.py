@@ -363,7 +363,9 @@ def test_budget_holds_with_calls_in_flight_in_two_processes(endpoint, judge_conf
     """Two judging processes, 8 calls in flight each, sharing one ledger and a budget that stops
     them halfway: the server's bill (honest usage) stays within the budget + 10%."""
     endpoint.usage_mode = "honest"
-    endpoint.delay = 0.05
+    endpoint.delay = (
+        0.2  # long enough that a loaded machine still has each process's 8 calls in flight at once
+    )
     budget = 0.02  # about 60 of the 160 calls (about $0.00033 each)
     judge_config.update(budget_usd=budget, spend_dir=str(tmp_path / "spend"), concurrency=8)
     code = JUDGE_PROCESS.format(config=judge_config)
