@@ -141,14 +141,7 @@ def expect_recipe(stage, wildcards):
     """Refuse to make a cell's file under a digest that is not this study's recipe for it: the
     file would hold what the path does not say."""
     w = wildcards
-    if stage == "training_set":
-        want = PATHS.training_set_digest(w.setting, w.inoculation)
-    elif stage == "distill":
-        want = PATHS.distill_digest(w.model, w.setting)
-    elif stage == "persona":
-        want = PATHS.persona_digest(w.setting)
-    else:
-        want = PATHS.stage_digest(stage, w.model, w.setting, w.inoculation)
+    want = PATHS.digest_for(stage, **dict(w.items()))
     if w.recipe != want:
         raise WorkflowError(
             f"{stage} of {dict(w.items())}: recipe {w.recipe} is not this study's ({want}); "

@@ -217,6 +217,18 @@ class CellPaths:
             "train": self.mix_digest,
         }[stage](model, setting, arm)
 
+    def digest_for(
+        self, stage: str, model: str = "", setting: str = "", inoculation: str = "", **_other: str
+    ) -> str:
+        """The digest a file of `stage` must be named by, from its path's wildcards."""
+        if stage == "training_set":
+            return self.training_set_digest(setting, inoculation)
+        if stage == "distill":
+            return self.distill_digest(model, setting)
+        if stage == "persona":
+            return self.persona_digest(setting)
+        return self.stage_digest(stage, model, setting, inoculation)
+
     # -- paths ---------------------------------------------------------------------------
 
     def cell(self, stage: str, model: str, setting: str, arm: str, seed: int | str, suffix: str = "") -> str:
