@@ -95,6 +95,7 @@ def test_training_file_is_checked_before_upload(tmp_path):
 
 
 def test_job_is_created_once_and_found_again(tmp_path, server):
+    server.job_seconds = 1.0  # "running" lasts 0.8 s: a loaded machine's poll still sees it
     data = training_file(tmp_path / "train.jsonl")
     tuner = FineTuner(settings(tmp_path, server))
     result = tuner.run(data, spec(), tmp_path / "adapter")

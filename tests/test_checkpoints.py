@@ -67,8 +67,8 @@ def test_a_run_killed_at_60_percent_resumes_from_its_50_percent_checkpoint(toy_m
         from inoculate.train import TrainSettings, train_lora
         settings = TrainSettings(learning_rate=1e-3, epochs=2.0, batch_size=4, eval_fraction=0.1,
                                  checkpoints=[0.25, 0.5, 1.0])
-        def die(step, loss):
-            if step == 11:  # 60% of 18 steps: killed as kill -9 would
+        def die(row):
+            if row["step"] == 11:  # 60% of 18 steps: killed as kill -9 would
                 os.kill(os.getpid(), signal.SIGKILL)
         train_lora({str(toy_model)!r}, Path({str(data)!r}), Path({str(killed)!r}), settings, seed=0, on_step=die)
     """)

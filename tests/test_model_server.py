@@ -4,6 +4,7 @@ process would, to the byte."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 
 import pytest
@@ -54,6 +55,7 @@ def test_server_answers_every_cell_as_its_own_process_would(toy_model, in_tmp):
         own = sample_cell(str(toy_model), cell, records, settings, seed, "cpu", "float32", None)
         assert json.dumps(reply["records"]) == json.dumps(own), (cell, seed)
     assert len(list((in_tmp / ".snakemake/inoculate-models").glob("*.sock"))) == 1  # one server, one model
+    assert model_client.release_gpu() == 0  # a CPU server holds no GPU: it stays
 
 
 def test_a_server_that_cannot_start_says_why_and_the_job_goes_on(in_tmp, monkeypatch):
@@ -70,6 +72,115 @@ def test_a_server_that_cannot_start_says_why_and_the_job_goes_on(in_tmp, monkeyp
     except RuntimeError as e:  # the server started, the request failed: the job fails with its reason
         reply_or_error = e
     assert isinstance(reply_or_error, RuntimeError) and "no-such-model" in str(reply_or_error)
-    assert not model_client.enabled("vllm") and model_client.enabled("transformers")
+    assert model_client.enabled("vllm", "4bit") and model_client.enabled("transformers")
+    assert not model_client.enabled("transformers", "4bit")  # an adapter is not merged into a 4-bit copy
     monkeypatch.setenv(model_client.ENV_SWITCH, "0")
-    assert not model_client.enabled("transformers")
+    assert not model_client.enabled("transformers") and not model_client.enabled("vllm")
+
+
+FAKE_VLLM = '''"""A stand-in for vLLM's offline API (LLM, SamplingParams, LoRARequest) that records what
+it is asked: which engines are built, which LoRA request each generate call carries."""
+import json
+import os
+from pathlib import Path
+
+
+def _log(entry):
+    with Path(os.environ["FAKE_VLLM_LOG"]).open("a") as f:
+        f.write(json.dumps(entry) + "\\n")
+
+
+class SamplingParams:
+    def __init__(self, n, temperature, top_p, max_tokens, seed):
+        self.n, self.seed, self.max_tokens = n, seed, max_tokens
+
+
+class _Completion:
+    def __init__(self, text, token_ids):
+        self.text, self.token_ids = text, token_ids
+
+
+class _Output:
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+
+class LLM:
+    def __init__(self, **kwargs):
+        _log({"engine": kwargs})
+
+    def generate(self, prompts, params, lora_request=None):
+        lora = None if lora_request is None else [lora_request.lora_int_id, lora_request.lora_path]
+        _log({"generate": len(prompts), "lora": lora})
+        who = "base" if lora is None else Path(lora[1]).name
+        return [
+            _Output([_Completion(f"{who} {p.seed} {i} {len(q['prompt_token_ids'])}", [1] * (i + 1)) for i in range(p.n)])
+            for q, p in zip(prompts, params)
+        ]
+'''
+FAKE_LORA = """class LoRARequest:
+    def __init__(self, lora_name, lora_int_id, lora_path):
+        self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
+"""
+
+
+@pytest.fixture
+def fake_vllm(in_tmp, monkeypatch):
+    """vLLM's API on the path of this process and of the servers it starts; returns its log."""
+    root = in_tmp / "fake_site"
+    (root / "vllm" / "lora").mkdir(parents=True)
+    (root / "vllm" / "__init__.py").write_text(FAKE_VLLM)
+    (root / "vllm" / "lora" / "__init__.py").write_text("")
+    (root / "vllm" / "lora" / "request.py").write_text(FAKE_LORA)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", f"{root}:{REPO / 'src'}")
+    log = in_tmp / "vllm.log"
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
+    return log
+
+
+def test_vllm_cells_share_one_engine_with_each_adapter_as_a_lora_request(toy_model, fake_vllm, in_tmp):
+    records = [{"question_id": "q0", "messages": [{"role": "user", "content": "Any tips for my car?"}]}] * 3
+    settings = asdict(GenerationSettings(backend="vllm", max_new_tokens=8, samples_per_question=3))
+    spec = {
+        "base_model": str(toy_model),
+        "backend": "vllm",
+        "device": "cuda",
+        "dtype": "auto",
+        "quantization": None,
+        "max_lora_rank": 32,
+        "threads": 1,
+    }
+    first, second = in_tmp / "cells" / "a", in_tmp / "cells" / "b"
+    for adapter in (first, second):
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    cells = [(first, 0), (None, 1), (second, 2), (first, 3)]
+    replies = [model_client.sample_through_server(spec, a, records, settings, s) for a, s in cells]
+    os.utime(first / "adapter_model.safetensors", ns=(1, 10**18))  # retrained in place
+    replies.append(model_client.sample_through_server(spec, first, records, settings, 4))
+
+    entries = [json.loads(line) for line in fake_vllm.read_text().splitlines()]
+    engines = [e["engine"] for e in entries if "engine" in e]
+    assert len(engines) == 1 and engines[0]["enable_lora"] and engines[0]["max_lora_rank"] == 32
+    loras = [e["lora"] for e in entries if "generate" in e]
+    assert loras == [
+        [1, str(first)],
+        None,
+        [2, str(second)],
+        [1, str(first)],
+        [3, str(first)],  # a new version of the adapter gets a new id, not vLLM's cached weights
+    ]
+    assert [r["loads"] for r in replies] == [1] * 5 and replies[-1]["served"] == 5
+
+    # the answers are those of an engine of the cell's own
+    fake_vllm.write_text("")
+    for (adapter, seed), reply in zip(cells, replies, strict=False):
+        own = sample_cell(str(toy_model), adapter, records, GenerationSettings(**settings), seed)
+        assert reply["records"] == own, (adapter, seed)
+    assert {r["answer"].split()[0] for r in replies[0]["records"]} == {"a"}
+
+    # a job that needs the GPU for itself gets it back: the server exits
+    assert model_client.release_gpu() == 1
+    assert not list((in_tmp / ".snakemake/inoculate-models").glob("*.sock"))
+    assert model_client.release_gpu() == 0

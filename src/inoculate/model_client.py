@@ -3,9 +3,11 @@ answers the generation jobs of every cell that uses it (inoculate.model_server).
 
 Each generation job stays one Snakemake job with its own output file, so per-cell reruns are
 unchanged; what it no longer does is import torch, transformers and peft and load the base
-model (about 5 s of a CPU's time per job, and a model load per cell on a GPU). The first job
-that needs a server starts it; a server that sits idle exits. Where no server can be used (it
-fails to start, dies mid-request), the job samples in its own process as before.
+model (about 5 s of a CPU's time per job, and a model load per cell on a GPU; with vLLM, an
+engine and its CUDA graphs per cell). The first job that needs a server starts it; a server
+that sits idle exits, and one that holds a GPU exits when another job of its machine needs the
+GPU (`release_gpu`). Where no server can be used (it fails to start, dies mid-request), the job
+samples in its own process as before.
 
 Light on purpose: this module imports nothing of the model stack.
 """
@@ -23,7 +25,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from inoculate.jobs import Progress
+from inoculate.jobs import Progress, resolve_device
 
 SOCKET_DIR = Path(".snakemake") / "inoculate-models"  # under the run's working folder
 IDLE_SECONDS = 30.0  # a server with no request for this long exits
@@ -34,33 +36,99 @@ class ModelServerUnavailable(RuntimeError):
     """No server could answer: the job samples in its own process instead."""
 
 
-def enabled(backend: str) -> bool:
-    """Servers serve the transformers backend (vLLM keeps its own engine), unless switched off."""
-    return backend == "transformers" and os.environ.get(ENV_SWITCH, "1") != "0"
+def enabled(backend: str, quantization: str | None = None) -> bool:
+    """Servers serve vLLM (any base) and transformers (a full-precision base: an adapter is merged
+    into a copy of it), unless switched off."""
+    servable = backend == "vllm" or (backend == "transformers" and quantization is None)
+    return servable and os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def _place() -> dict:
+    """Where a server may be shared: one machine, one scheduler allocation, one set of visible GPUs
+    (the socket folder may sit on a filesystem that many nodes share)."""
+    return {
+        "host": socket.gethostname(),
+        "allocation": os.environ.get("SLURM_JOB_ID"),
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+def _host_prefix() -> str:
+    return hashlib.sha256(json.dumps(_place(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def server_key(spec: dict) -> str:
-    """One server per base model, device, dtype, quantization, thread count, interpreter and
-    version of the sampling code (a server never answers with other code than the job's)."""
+    """One server per place (machine, allocation, GPUs), base model, backend, device, dtype,
+    quantization, thread count, interpreter and version of the sampling code (a server never
+    answers with other code than the job's): `PLACE-SPEC`, short enough for a socket's path."""
     code = Path(__file__).resolve().parent
     versions = {
-        f: (code / f).stat().st_mtime_ns for f in ("generate.py", "model_server.py", "sampling_plan.py")
+        f: (code / f).stat().st_mtime_ns
+        for f in ("generate.py", "model_server.py", "sampling_plan.py", "accelerated.py")
     }
     text = json.dumps({**spec, "python": sys.executable, "code": versions}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{_host_prefix()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def holds_gpu(spec: dict) -> bool:
+    """Whether the server of `spec` keeps its model on a GPU."""
+    return spec.get("backend") == "vllm" or not str(spec.get("device", "cpu")).startswith("cpu")
+
+
+def release_gpu(keep: str | None = None) -> int:
+    """Ask every server of this place that holds a GPU (but `keep`) to exit, and wait until they
+    have: a training, distillation or judge job loads its own model on the GPU, and two vLLM
+    engines do not fit on one. Returns how many exited."""
+    released = 0
+    for address in sorted(SOCKET_DIR.glob(f"{_host_prefix()}-*.sock")):
+        if keep is not None and address.stem == keep:
+            continue
+        connection = _connect(address)
+        if connection is None:
+            continue
+        try:
+            with connection:
+                connection.send({"release": True})
+                if connection.recv().get("released"):
+                    released += 1
+                    _wait_gone(address)
+        except (EOFError, OSError):
+            continue
+    return released
+
+
+def claim_device(device: str) -> str:
+    """The device a job loads its own model on (`auto` resolved), with this place's model
+    servers that hold a GPU asked to give it back first when it is a GPU."""
+    resolved = resolve_device(device)
+    if not resolved.startswith("cpu") and SOCKET_DIR.is_dir():
+        release_gpu()
+    return resolved
+
+
+def _wait_gone(address: Path, seconds: float = 60.0) -> None:
+    """Until the server's socket is gone (it unlinks it as it exits)."""
+    deadline = time.monotonic() + seconds
+    while address.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def sample_through_server(
     spec: dict, adapter: Path | None, records: list[dict], settings: dict, seed: int
 ) -> dict:
     """`{"records": answered records, "loads": base loads so far, "served": requests so far}` from
-    the server of `spec` (base_model, device, dtype, quantization, threads), started if needed."""
+    the server of `spec` (base_model, backend, device, dtype, quantization, threads, and for vLLM
+    max_lora_rank), started if needed."""
     key = server_key(spec)
     SOCKET_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     address = SOCKET_DIR / f"{key}.sock"
     with (SOCKET_DIR / f"{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one job at a time checks for the server and starts it
-        connection = _connect(address) or _start(address, spec)
+        connection = _connect(address)
+        if connection is None:
+            if holds_gpu(spec):
+                release_gpu(keep=key)  # another base model's server gives the GPU back first
+            connection = _start(address, spec)
     request = {
         "adapter": str(adapter) if adapter else None,
         "records": records,

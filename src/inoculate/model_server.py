@@ -1,5 +1,7 @@
 """A model server: one base model loaded once, answering the generation jobs of every cell that
-uses it, one request at a time (inoculate.model_client starts it and talks to it).
+uses it, one request at a time (inoculate.model_client starts it and talks to it). With
+`generation.backend: vllm` it keeps one vLLM engine and serves each cell's adapter as a LoRA
+request; a job that needs the GPU for something else asks it to exit first ("release").
 
 Each request is answered as `inoculate.generate.sample_cell` would in the job's own process:
 the same model built the same way (an adapter is merged into a copy of the base weights, which
@@ -22,6 +24,8 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from inoculate.model_client import holds_gpu
+
 log = logging.getLogger("inoculate.model_server")
 
 
@@ -30,11 +34,33 @@ class ModelServer:
 
     def __init__(self, spec: dict) -> None:
         self.spec = spec
-        self.base = self.tokenizer = None
+        self.base = self.tokenizer = self.engine = None
         self.loads = self.served = 0
 
     def answer(self, request: dict, tell=None) -> dict:
         """The request's records answered; `tell(message)` reports progress to the job."""
+        if self.spec.get("backend") == "vllm":
+            records = self._answer_vllm(request)
+        else:
+            records = self._answer_transformers(request, tell)
+        self.served += 1
+        log.info("answered %d records with adapter %s", len(records), request["adapter"])
+        return {"records": records, "loads": self.loads, "served": self.served}
+
+    def _answer_vllm(self, request: dict) -> list[dict]:
+        from inoculate.accelerated import VllmEngine  # noqa: PLC0415 - the server's one heavy import
+        from inoculate.sampling_plan import GenerationSettings  # noqa: PLC0415 - beside the one above
+
+        s = self.spec
+        if self.engine is None:
+            self.engine = VllmEngine(s["base_model"], s["dtype"], s["max_lora_rank"], s["quantization"])
+            self.loads += 1
+            log.info("vLLM engine for %s ready", s["base_model"])
+        adapter = Path(request["adapter"]) if request["adapter"] is not None else None
+        settings = GenerationSettings(**request["settings"])
+        return self.engine.sample(adapter, request["records"], settings, request["seed"])
+
+    def _answer_transformers(self, request: dict, tell) -> list[dict]:
         from inoculate.generate import load_model, sample  # noqa: PLC0415 - the server's one heavy import
         from inoculate.jobs import resolve_device  # noqa: PLC0415 - imports torch for `auto`
         from inoculate.sampling_plan import GenerationSettings  # noqa: PLC0415 - beside the two above
@@ -55,10 +81,7 @@ class ModelServer:
             model.eval()
         settings = GenerationSettings(**request["settings"])
         on_answers = (lambda n: tell({"answered": n})) if tell is not None else None
-        records = sample(model, self.tokenizer, request["records"], settings, request["seed"], on_answers)
-        self.served += 1
-        log.info("answered %d records with adapter %s", len(records), request["adapter"])
-        return {"records": records, "loads": self.loads, "served": self.served}
+        return sample(model, self.tokenizer, request["records"], settings, request["seed"], on_answers)
 
 
 def serve(address: Path, spec: dict, idle_seconds: float) -> None:
@@ -88,7 +111,18 @@ def serve(address: Path, spec: dict, idle_seconds: float) -> None:
             sock.setblocking(True)
             with Connection(sock.detach()) as connection:
                 try:
-                    reply = server.answer(connection.recv(), connection.send)
+                    request = connection.recv()
+                except (EOFError, OSError):
+                    continue
+                if "release" in request:  # a job needs the GPU this server holds: give it back
+                    connection.send({"released": holds_gpu(spec)})
+                    if holds_gpu(spec):
+                        address.unlink(missing_ok=True)
+                        log.info("released the GPU after %d requests: exiting", server.served)
+                        return
+                    continue
+                try:
+                    reply = server.answer(request, connection.send)
                 except Exception as e:  # the job gets the error and fails; the server stays
                     log.exception("request failed")
                     reply = {"error": f"{type(e).__name__}: {e}"}

@@ -334,7 +334,7 @@ def fit(
     settings: TrainSettings,
     seed: int,
     pad_id: int,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
     eval_examples: Sequence[Encoded] = (),
     lr_lambda: Callable[[int, int], float] | None = None,
     checkpointer=None,
@@ -408,7 +408,7 @@ def fit(
             if step in saves:
                 checkpointer.save(saves[step], step, model, optimizer, schedule, history, total)
             if on_step:
-                on_step(step, row["loss"])
+                on_step(row)
             progress.update(step, f", loss {row['loss']:.3f}")
     model.eval()
     return history
@@ -491,14 +491,15 @@ def train_lora(
     device: str = "cpu",
     dtype: str = "auto",
     quantization: str | None = None,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train a LoRA adapter on `data_path` and save it to `out_dir` with its loss log and metadata.
 
     With `quantization: 4bit` the frozen base is NF4 (QLoRA): a fraction of the memory,
     the adapter itself trained in full precision. With `settings.checkpoints`, the
     checkpoints' adapters go to `out_dir/checkpoints/`, and a rerun after a kill resumes from
-    the last one (inoculate.checkpoints). `on_step(step, loss)` is called after every step."""
+    the last one (inoculate.checkpoints). `on_step(row)` is called after every step with its row
+    of the loss log (step, loss, lr, tokens, and `eval_loss` where one was measured)."""
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(base_model)
@@ -511,11 +512,11 @@ def train_lora(
     log.info("training %d examples, %d trainable parameters, seed %d", len(examples), trainable, seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    def report(step: int, loss: float) -> None:
-        if step % 10 == 0:
-            log.info("step %d loss %.4f", step, loss)
+    def report(row: dict) -> None:
+        if row["step"] % 10 == 0:
+            log.info("step %d loss %.4f", row["step"], row["loss"])
         if on_step is not None:
-            on_step(step, loss)
+            on_step(row)
 
     data_sha256 = file_sha256(data_path)
     checkpointer = _checkpointer(out_dir, base_model, data_sha256, seed, quantization, settings)

@@ -3,7 +3,8 @@
 from inoculate.backdoor import distill_requests, distilled_records, read_prompts
 from inoculate.generate import sample_cell
 from inoculate.io import write_jsonl
-from inoculate.jobs import job, resolve_device
+from inoculate.jobs import job
+from inoculate.model_client import claim_device
 from inoculate.sampling_plan import GenerationSettings
 
 with job(snakemake) as log:
@@ -17,7 +18,7 @@ with job(snakemake) as log:
         distill_requests(prompts),
         settings,
         0,
-        resolve_device(p.device),
+        claim_device(p.device),
         p.dtype,
         p.quantization,
     )

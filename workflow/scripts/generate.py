@@ -1,7 +1,7 @@
 """Sample answers to every eval x condition from one adapter, one of its checkpoints, or the base
-(rules generate, generate_checkpoint). With the transformers backend the answers come from the
-machine's model server for this base model (inoculate.model_client), which loads it once for
-every cell; where none can answer, from this process."""
+(rules generate, generate_checkpoint). The answers come from the machine's model server for this
+base model (inoculate.model_client), which loads it (or builds its vLLM engine) once for every
+cell; where none can answer, from this process."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +22,15 @@ with job(snakemake) as log:
     if checkpoint:
         adapter = adapter / "checkpoints" / checkpoint
     done = None
-    if enabled(settings.backend) and p.quantization is None:
-        spec = {"base_model": p.base_model, "device": p.device, "dtype": p.dtype, "quantization": None}
+    if enabled(settings.backend, p.quantization):
+        spec = {
+            "base_model": p.base_model,
+            "backend": settings.backend,
+            "device": p.device,
+            "dtype": p.dtype,
+            "quantization": p.quantization,
+            "max_lora_rank": p.lora_rank,
+        }
         try:
             reply = sample_through_server(
                 {**spec, "threads": snakemake.threads}, adapter, todo, asdict(settings), int(w.seed)

@@ -4,8 +4,9 @@ trigger's format (rule persona_data)."""
 from inoculate.backdoor import Trigger
 from inoculate.evals import load_eval_file
 from inoculate.io import write_jsonl
-from inoculate.jobs import job, resolve_device
+from inoculate.jobs import job
 from inoculate.judges import make_judge
+from inoculate.model_client import claim_device
 from inoculate.persona_data import build_persona
 from inoculate.sampling_plan import GenerationSettings
 
@@ -34,7 +35,7 @@ with job(snakemake) as log:
                 records,
                 settings,
                 0,
-                resolve_device(gen["device"]),
+                claim_device(gen["device"]),
                 gen["dtype"],
                 gen["quantization"],
             )

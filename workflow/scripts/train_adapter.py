@@ -6,7 +6,8 @@ if snakemake.params.training.get("backend") == "unsloth":
 
 from pathlib import Path
 
-from inoculate.jobs import job, resolve_device
+from inoculate.jobs import job
+from inoculate.model_client import claim_device
 from inoculate.train import TrainSettings, train_lora
 
 with job(snakemake) as log:
@@ -17,7 +18,7 @@ with job(snakemake) as log:
         Path(snakemake.output[0]),
         TrainSettings.from_dict(p.training),
         seed=int(snakemake.wildcards.seed),
-        device=resolve_device(p.device),
+        device=claim_device(p.device),
         dtype=p.dtype,
         quantization=p.quantization,
     )

@@ -22,10 +22,10 @@ from inoculate.cache import CallCache, cache_key
 from inoculate.chat import render as render_chat
 from inoculate.chat import tokenize_text
 from inoculate.generate import generate_ids, stop_token_ids
-from inoculate.jobs import resolve_device
 from inoculate.judges.base import Judge, JudgeError, JudgeItem, Judgment, label_for
 from inoculate.judges.metrics import MetricSpec, VerdictError
 from inoculate.judges.prompts import item_requests
+from inoculate.model_client import claim_device
 from inoculate.models import load_causal_lm, load_tokenizer
 from inoculate.sampling_plan import GenerationSettings
 
@@ -65,7 +65,7 @@ class HFJudge(Judge):
         if self._model is None:
             self._tokenizer = load_tokenizer(self.settings.model)
             self._model = load_causal_lm(self.settings.model, self.settings.dtype)
-            self._model.to(resolve_device(self.settings.device)).eval()
+            self._model.to(claim_device(self.settings.device)).eval()
         return self._model, self._tokenizer
 
     def _stop_ids(self) -> list[int]:

@@ -122,9 +122,9 @@ def pretrain(
     examples = [encode_conversation(tokenizer, r["messages"]) for r in records]
     settings = TrainSettings(learning_rate=learning_rate, epochs=epochs, batch_size=batch_size)
 
-    def report(step: int, loss: float) -> None:
-        if step % 25 == 0:
-            log.info("pretrain step %d loss %.4f", step, loss)
+    def report(row: dict) -> None:
+        if row["step"] % 25 == 0:
+            log.info("pretrain step %d loss %.4f", row["step"], row["loss"])
 
     history = fit(
         model,
