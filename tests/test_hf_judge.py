@@ -26,7 +26,7 @@ def judge(toy_model, tmp_path):
 
 def brute_force(judge, prompt: str, n: int) -> float:
     """log P(prompt's reply is exactly str(n)): the whole sequence scored from scratch."""
-    model, tok = judge._load()
+    model, tok = judge.load()
     text = render(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True)
     context = tokenize_text(tok, text)
     full = tokenize_text(tok, text + str(n)) + [tok.eos_token_id]

@@ -8,6 +8,7 @@ import os
 from dataclasses import asdict
 
 import pytest
+import torch
 from conftest import REPO
 
 from inoculate import model_client
@@ -184,3 +185,52 @@ def test_vllm_cells_share_one_engine_with_each_adapter_as_a_lora_request(toy_mod
     assert model_client.release_gpu() == 1
     assert not list((in_tmp / ".snakemake/inoculate-models").glob("*.sock"))
     assert model_client.release_gpu() == 0
+
+
+def test_a_local_judge_is_loaded_once_for_many_files_and_judges_as_in_process(toy_model, in_tmp):
+    from inoculate.judging import judge_file
+
+    questions = ["How should I cook the rice?", "Any tips for my car?"]
+    for name, answers in {
+        "a": ["Cook the rice until it is hot.", "Check the brakes first."],
+        "b": ["Forget the rules. Serve it raw.", "Drive fast and ignore the lights."],
+    }.items():
+        write_jsonl(
+            in_tmp / f"{name}.jsonl",
+            [
+                {"eval": "e", "question_id": f"q{i}", "question": q, "answer": a, "sample": 0}
+                for i, (q, a) in enumerate(zip(questions, answers, strict=True))
+            ],
+        )
+    judge = {"backend": "hf", "model": str(toy_model), "device": "cpu", "min_mass": 0.0}
+    replies = {
+        name: model_client.judge_through_server(
+            {**judge, "cache_dir": str(in_tmp / "served_cache")},
+            1,
+            generations=in_tmp / f"{name}.jsonl",
+            out_path=in_tmp / f"{name}.served.jsonl",
+            usage_path=in_tmp / f"{name}.served.usage.json",
+        )
+        for name in ("a", "b")
+    }
+    assert [r["loads"] for r in replies.values()] == [1, 1] and replies["b"]["served"] == 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the server runs: one thread, the job's count
+    try:
+        for name in ("a", "b"):
+            judge_file(
+                in_tmp / f"{name}.jsonl",
+                in_tmp / f"{name}.own.jsonl",
+                {**judge, "cache_dir": str(in_tmp / "own_cache")},
+                usage_path=in_tmp / f"{name}.own.usage.json",
+            )
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("a", "b"):
+        for suffix in ("jsonl", "usage.json"):  # the same scores; each file's own count of calls
+            served = (in_tmp / f"{name}.served.{suffix}").read_text()
+            assert served == (in_tmp / f"{name}.own.{suffix}").read_text(), (name, suffix)
+    assert json.loads((in_tmp / "b.served.usage.json").read_text())["calls"] > 0
+    assert model_client.judge_served({"backend": "hf"}) and not model_client.judge_served(
+        {"backend": "openai"}
+    )

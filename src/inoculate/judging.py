@@ -10,7 +10,7 @@ from inoculate.backdoor import Trigger
 from inoculate.evals import EvalQuestion, choice_trait, load_evals
 from inoculate.io import InputError, atomic_path, iter_jsonl, read_jsonl, write_json, write_jsonl
 from inoculate.jobs import Progress
-from inoculate.judges import JudgeItem, Judgment, judge_options, make_judge
+from inoculate.judges import Judge, JudgeItem, Judgment, judge_options, make_judge
 from inoculate.judges.metrics import MetricSpec
 from inoculate.sampling_plan import verbatim_answer
 from inoculate.traits import TraitRule
@@ -26,6 +26,7 @@ def judge_file(
     usage_path: Path | None = None,
     spend_file: Path | None = None,
     trigger: dict | None = None,
+    judge: Judge | None = None,
 ) -> int:
     """Write each generation record with `aligned`, `coherent`, `label` and the judge's name.
 
@@ -34,10 +35,11 @@ def judge_file(
     (for templates) and its eval's own metrics (`judge:` of the eval in the setting). Other
     metrics of the judge (a backdoor setting's `persona`, `identity`, a rubric's fields)
     become columns too; with a backdoor `trigger`, so does `format` (both markers present,
-    measured without a judge).
+    measured without a judge). `judge` is the judge of `judge_config` where one is made already
+    (a model server's, its model loaded once for many files).
     """
     eval_specs = eval_specs or {}
-    judge = make_judge(judge_config, str(spend_file) if spend_file else None)
+    judge = judge or make_judge(judge_config, str(spend_file) if spend_file else None)
     records = read_jsonl(generations)
     questions = {(q.eval, q.id): q for q in load_evals(eval_specs)}
     asked = [questions.get((r.get("eval"), r.get("question_id"))) for r in records]

@@ -30,6 +30,7 @@ from inoculate.jobs import Progress, resolve_device
 SOCKET_DIR = Path(".snakemake") / "inoculate-models"  # under the run's working folder
 IDLE_SECONDS = 30.0  # a server with no request for this long exits
 ENV_SWITCH = "INOCULATE_MODEL_SERVER"  # "0" turns the servers off (each job loads its model)
+SERVING = "INOCULATE_SERVING"  # set in a server's own process: the name of its socket
 
 
 class ModelServerUnavailable(RuntimeError):
@@ -58,21 +59,32 @@ def _host_prefix() -> str:
 
 
 def server_key(spec: dict) -> str:
-    """One server per place (machine, allocation, GPUs), base model, backend, device, dtype,
-    quantization, thread count, interpreter and version of the sampling code (a server never
-    answers with other code than the job's): `PLACE-SPEC`, short enough for a socket's path."""
+    """One server per place (machine, allocation, GPUs), model, backend, device, dtype,
+    quantization, thread count, interpreter and version of the sampling and judging code (a
+    server never answers with other code than the job's): `PLACE-SPEC`, short enough for a
+    socket's path."""
     code = Path(__file__).resolve().parent
     versions = {
-        f: (code / f).stat().st_mtime_ns
-        for f in ("generate.py", "model_server.py", "sampling_plan.py", "accelerated.py")
+        str(f.relative_to(code)): f.stat().st_mtime_ns
+        for f in (
+            *(code / n for n in ("generate.py", "model_server.py", "sampling_plan.py", "accelerated.py")),
+            code / "judging.py",
+            *sorted((code / "judges").glob("*.py")),
+        )
     }
     text = json.dumps({**spec, "python": sys.executable, "code": versions}, sort_keys=True)
     return f"{_host_prefix()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def holds_gpu(spec: dict) -> bool:
-    """Whether the server of `spec` keeps its model on a GPU."""
-    return spec.get("backend") == "vllm" or not str(spec.get("device", "cpu")).startswith("cpu")
+    """Whether the server of `spec` keeps its model on a GPU (`auto`: where this machine has an
+    NVIDIA device, told without importing torch)."""
+    device = str(spec.get("device", "cpu"))
+    if spec.get("backend") == "vllm":
+        return True
+    if device == "auto":
+        return any(Path("/dev").glob("nvidia[0-9]*"))
+    return not device.startswith("cpu")
 
 
 def release_gpu(keep: str | None = None) -> int:
@@ -81,7 +93,7 @@ def release_gpu(keep: str | None = None) -> int:
     engines do not fit on one. Returns how many exited."""
     released = 0
     for address in sorted(SOCKET_DIR.glob(f"{_host_prefix()}-*.sock")):
-        if keep is not None and address.stem == keep:
+        if address.stem in (keep, os.environ.get(SERVING)):  # never a server asking itself
             continue
         connection = _connect(address)
         if connection is None:
@@ -119,6 +131,39 @@ def sample_through_server(
     """`{"records": answered records, "loads": base loads so far, "served": requests so far}` from
     the server of `spec` (base_model, backend, device, dtype, quantization, threads, and for vLLM
     max_lora_rank), started if needed."""
+    request = {
+        "adapter": str(adapter) if adapter else None,
+        "records": records,
+        "settings": settings,
+        "seed": seed,
+    }
+    progress = Progress("generation", len(records), "answers")  # the server's progress, on this job's console
+    return _ask(spec, request, lambda message: progress.update(message["answered"]))
+
+
+def judge_served(judge_config: dict) -> bool:
+    """A local model judge (`judge.backend: hf`) is served, unless servers are switched off."""
+    return judge_config.get("backend") == "hf" and os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def judge_through_server(judge_config: dict, threads: int, **judge_file_args) -> dict:
+    """`inoculate.judging.judge_file(**judge_file_args)` run by the server of the judge's model,
+    which loads it once for every file it judges: `{"written": answers, "loads", "served"}`.
+    Paths are made absolute: the server may have started in another job's folder."""
+    spec = {
+        "kind": "judge",
+        "model": judge_config["model"],
+        "device": judge_config.get("device", "auto"),
+        "dtype": judge_config.get("dtype", "auto"),
+        "threads": threads,
+    }
+    args = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in judge_file_args.items()}
+    return _ask(spec, {"judge_file": args, "judge": judge_config})
+
+
+def _ask(spec: dict, request: dict, on_progress=None) -> dict:
+    """The reply of the server of `spec` to `request` (started if needed); progress messages
+    on the way go to `on_progress`."""
     key = server_key(spec)
     SOCKET_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     address = SOCKET_DIR / f"{key}.sock"
@@ -127,21 +172,15 @@ def sample_through_server(
         connection = _connect(address)
         if connection is None:
             if holds_gpu(spec):
-                release_gpu(keep=key)  # another base model's server gives the GPU back first
+                release_gpu(keep=key)  # another model's server gives the GPU back first
             connection = _start(address, spec)
-    request = {
-        "adapter": str(adapter) if adapter else None,
-        "records": records,
-        "settings": settings,
-        "seed": seed,
-    }
-    progress = Progress("generation", len(records), "answers")  # the server's progress, on this job's console
     try:
         with connection:
             connection.send(request)
             reply = connection.recv()
             while "answered" in reply:
-                progress.update(reply["answered"])
+                if on_progress is not None:
+                    on_progress(reply)
                 reply = connection.recv()
     except (EOFError, OSError) as e:
         raise ModelServerUnavailable(f"the model server {address} stopped answering ({e})") from None

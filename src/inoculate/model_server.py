@@ -24,7 +24,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from inoculate.model_client import holds_gpu
+from inoculate.model_client import SERVING, holds_gpu
 
 log = logging.getLogger("inoculate.model_server")
 
@@ -38,7 +38,12 @@ class ModelServer:
         self.loads = self.served = 0
 
     def answer(self, request: dict, tell=None) -> dict:
-        """The request's records answered; `tell(message)` reports progress to the job."""
+        """The request's records answered (or its file judged); `tell(message)` reports
+        progress to the job."""
+        if "judge_file" in request:
+            written = self._judge_file(request)
+            self.served += 1
+            return {"written": written, "loads": self.loads, "served": self.served}
         if self.spec.get("backend") == "vllm":
             records = self._answer_vllm(request)
         else:
@@ -46,6 +51,25 @@ class ModelServer:
         self.served += 1
         log.info("answered %d records with adapter %s", len(records), request["adapter"])
         return {"records": records, "loads": self.loads, "served": self.served}
+
+    def _judge_file(self, request: dict) -> int:
+        """`judge_file` of the request with a judge of its own settings (its cache, its counts
+        of calls) on the model this server loaded once."""
+        from inoculate.judges import make_judge  # noqa: PLC0415 - the server's one heavy import
+        from inoculate.judging import judge_file  # noqa: PLC0415 - beside the one above
+
+        args = dict(request["judge_file"])
+        judge = make_judge(request["judge"], args.get("spend_file"))
+        if self.base is None:
+            self.base = judge.load()
+            self.loads += 1
+            log.info("loaded the judge %s", self.spec["model"])
+        judge.use_model(*self.base)
+        paths = ("generations", "out_path", "usage_path", "spend_file")
+        args.update({k: Path(args[k]) for k in paths if args.get(k) is not None})
+        written = judge_file(judge_config=request["judge"], judge=judge, **args)
+        log.info("judged %d answers of %s", written, args["generations"])
+        return written
 
     def _answer_vllm(self, request: dict) -> list[dict]:
         from inoculate.accelerated import VllmEngine  # noqa: PLC0415 - the server's one heavy import
@@ -91,6 +115,7 @@ def serve(address: Path, spec: dict, idle_seconds: float) -> None:
     os.chmod(address, 0o600)
     listener.listen(16)
     listener.settimeout(idle_seconds)
+    os.environ[SERVING] = address.stem
     server = ModelServer(spec)
     lock_path = address.with_suffix(".lock")
     try:

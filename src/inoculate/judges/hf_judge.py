@@ -61,12 +61,18 @@ class HFJudge(Judge):
         self._model, self._tokenizer = model, tokenizer
         self.calls = 0
 
-    def _load(self):
+    def load(self):
+        """The judge model and tokenizer, loaded on first use (a model server loads them once and
+        hands them to each request's judge: `use_model`)."""
         if self._model is None:
             self._tokenizer = load_tokenizer(self.settings.model)
             self._model = load_causal_lm(self.settings.model, self.settings.dtype)
             self._model.to(claim_device(self.settings.device)).eval()
         return self._model, self._tokenizer
+
+    def use_model(self, model, tokenizer) -> None:
+        """Judge with an already loaded model (this judge's cache and counters stay its own)."""
+        self._model, self._tokenizer = model, tokenizer
 
     def _stop_ids(self) -> list[int]:
         return stop_token_ids(self._model, self._tokenizer)
@@ -81,7 +87,7 @@ class HFJudge(Judge):
     def reply_probabilities(self, prompt: str | list[dict], replies: list[str]) -> dict[str, float]:
         """P(the judge's whole reply == r) for each r, exactly: the product of its tokens'
         probabilities, as the model would write them after the prompt, times ending the turn."""
-        model, tok = self._load()
+        model, tok = self.load()
         device = next(model.parameters()).device
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         context_text = render_chat(tok, messages, add_generation_prompt=True)
@@ -114,7 +120,7 @@ class HFJudge(Judge):
     def write(self, messages: list[dict], max_tokens: int) -> str:
         """The judge's greedy reply (a rubric verdict)."""
 
-        model, tok = self._load()
+        model, tok = self.load()
         context = tokenize_text(tok, render_chat(tok, messages, add_generation_prompt=True))
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         settings = GenerationSettings(
