@@ -340,7 +340,8 @@ def generator_base_input(wildcards):
 
 
 def final_targets():
-    """What `snakemake` with no target builds: the figures of each kind of setting in the study."""
+    """What `snakemake` with no target builds: the figures of each kind of setting in the study
+    and the model card of every local adapter."""
     targets = []
     if STUDY.grid.standard_settings:
         targets += [
@@ -352,6 +353,7 @@ def final_targets():
         targets += [f"{STUDY_DIR}/figures/backdoor.pdf", f"{STUDY_DIR}/tables/backdoor_gap.csv"]
     if STUDY.grid.checkpoint_cells():
         targets += [f"{STUDY_DIR}/figures/training_progress.pdf", f"{STUDY_DIR}/tables/checkpoints.csv"]
+    targets += model_card_files()
     if STUDY.judging.needs_calibration():
         if STUDY.judging.calibration_files():
             targets += [
@@ -399,3 +401,24 @@ def export_adapter(wildcards):
     if w.inoculation == BASE_ARM:
         return []
     return [cell_path("adapters", w.model, w.setting, w.inoculation, w.seed)]
+
+
+def model_card_files():
+    """The study's copy of every local adapter's model card (rule model_cards)."""
+    local = set(STUDY.base_models.with_backend("local"))
+    return [
+        f"{STUDY_DIR}/model_cards/{model}/{setting}/{arm}/seed{seed}.md"
+        for model, setting, arm, seed in STUDY.grid.cells(trained_only=True)
+        if model in local
+    ]
+
+
+def inspect_log_files():
+    """One Inspect eval log per cell, and per checkpoint of a trained cell (rule inspect_logs)."""
+    logs = [
+        f"{STUDY_DIR}/inspect/{model}/{setting}/{arm}/seed{seed}.eval"
+        for model, setting, arm, seed in STUDY.grid.cells()
+    ]
+    for model, setting, arm, seed, checkpoint in STUDY.grid.checkpoint_cells():
+        logs.append(f"{STUDY_DIR}/inspect/{model}/{setting}/{arm}/seed{seed}/checkpoint_{checkpoint}.eval")
+    return logs

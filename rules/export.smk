@@ -22,3 +22,73 @@ rule export_generations:
 rule exports:
     input:
         export_files(),
+
+
+# Model cards: README.md of each local adapter (base model, setting, inoculation prompt, recipe,
+# training, and this study's metrics for the cell), with the study's copy under model_cards/.
+# Writing the card leaves the adapter's weights and timestamp as they are: nothing reruns.
+
+
+def judged_input(wildcards):
+    """The judged answers of a cell (of one of its checkpoints, when the path names one)."""
+    w = wildcards
+    if "checkpoint" in w.keys():
+        return PATHS.checkpoint("judgments", w.model, w.setting, w.inoculation, w.seed, w.checkpoint)
+    return cell_path("judgments", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
+
+
+rule model_card:
+    input:
+        adapter=lambda w: cell_path("adapters", w.model, w.setting, w.inoculation, w.seed),
+        judged=judged_input,
+    output:
+        f"{STUDY_DIR}/model_cards/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.md",
+    log:
+        f"{LOG_DIR}/model_card/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.log",
+    wildcard_constraints:
+        model=LOCAL_MODELS,
+    conda:
+        "../envs/plot.yaml"
+    params:
+        study=STUDY_NAME or "default",
+        prompt=lambda w: STUDY.inoculations.prompt(w.setting, w.inoculation),
+        placement=lambda w: STUDY.inoculations.placement(w.inoculation),
+        analysis=config["analysis"],
+        criteria=STUDY.judging.criteria(),
+    script:
+        "../workflow/scripts/model_card.py"
+
+
+rule model_cards:
+    input:
+        model_card_files(),
+
+
+# Inspect AI eval logs: one per cell (and checkpoint), for `inspect view` and samples_df.
+
+
+rule inspect_log:
+    input:
+        judged=judged_input,
+    output:
+        f"{STUDY_DIR}/inspect/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.eval",
+    log:
+        f"{LOG_DIR}/inspect_log/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}.log",
+    conda:
+        "../envs/inspect.yaml"
+    params:
+        study=STUDY_NAME or "default",
+    script:
+        "../workflow/scripts/inspect_log.py"
+
+
+use rule inspect_log as inspect_log_checkpoint with:
+    output:
+        f"{STUDY_DIR}/inspect/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/checkpoint_{{checkpoint}}.eval",
+    log:
+        f"{LOG_DIR}/inspect_log/{{model}}/{{setting}}/{{inoculation}}/seed{{seed}}/checkpoint_{{checkpoint}}.log",
+
+
+rule inspect_logs:
+    input:
+        inspect_log_files(),

@@ -38,6 +38,7 @@ TINY = {
     "toy": {"conversations": 1200, "epochs": 1.0, "train_examples": 64, "seed": 0},
     "generation": {"samples_per_question": 2, "max_new_tokens": 40},
     "training": {"checkpoints": [0.5, 1.0]},
+    "tracking": {"backend": "trackio", "project": "tiny", "dir": "tracking"},  # runs kept in the work folder
 }
 
 

@@ -251,6 +251,20 @@ def doctor(args: argparse.Namespace) -> int:
     return doctor_main(files, args.config or [], online=not args.offline)
 
 
+def export(args: argparse.Namespace) -> int:
+    """Judged files in formats other tools read: Inspect AI eval logs (`--inspect`)."""
+    try:
+        from inoculate.inspect_log import write_cell_log  # noqa: PLC0415 - optional: the [inspect] extra
+    except ImportError as e:
+        raise SystemExit(f"--inspect needs inspect-ai ({e}): pip install 'inoculate[inspect]'") from None
+    out = Path(args.out)
+    for judged in map(Path, args.judged):
+        target = out / f"{judged.name.removesuffix('.jsonl')}.eval"
+        n = write_cell_log(judged, target, args.study, {})
+        print(f"{target}: {n} samples (inspect view --log-dir {out})")
+    return 0
+
+
 def profile(args: argparse.Namespace) -> int:
     """Copy one of the workflow's Snakemake profiles to Snakemake's own profile folder, so that
     `snakemake --profile NAME` finds it from any folder."""
@@ -467,6 +481,15 @@ def add_stats(sub) -> None:
     p.set_defaults(func=stats)
 
 
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="judged JSONL files as Inspect AI eval logs (inspect view, samples_df)")
+    p.add_argument("judged", nargs="+", help="judged JSONL files (results/judgments/...), one log each")
+    p.add_argument("--inspect", action="store_true", required=True, help="write Inspect AI eval logs (.eval)")
+    p.add_argument("--out", default="inspect_logs", help="folder of the logs (default: %(default)s)")
+    p.add_argument("--study", default="default", help="the study named in each log (default: %(default)s)")
+    p.set_defaults(func=export)
+
+
 def add_profile(sub) -> None:
     p = sub.add_parser(
         "profile", help="install one of the workflow's Snakemake profiles (snakemake --profile NAME)"
@@ -492,7 +515,7 @@ def add_doctor(sub) -> None:
     p.set_defaults(func=doctor)
 
 
-SUBCOMMANDS = (add_chat, add_judge, add_stats, add_profile, add_doctor)
+SUBCOMMANDS = (add_chat, add_judge, add_stats, add_export, add_profile, add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,16 +50,16 @@ def training_details_md(adapter: Path, out_path: Path, cell: dict[str, str | int
             f"{meta.get('n_held_out', 0)} held out; sha256 `{meta.get('data_sha256')}`)"
         ),
         f"- Seed: {meta.get('seed')}",
-        "- LoRA: " + ", ".join(f"{k} {_value(v)}" for k, v in lora.items()),
+        "- LoRA: " + ", ".join(f"{k} {format_value(v)}" for k, v in lora.items()),
         f"- Trainable parameters: {meta.get('trainable_parameters')}",
-        f"- Optimizer steps: {meta.get('steps')}; final training loss {_value(meta.get('final_loss'))}"
+        f"- Optimizer steps: {meta.get('steps')}; final training loss {format_value(meta.get('final_loss'))}"
         + (
-            f", held-out loss {_value(meta['final_eval_loss'])}"
+            f", held-out loss {format_value(meta['final_eval_loss'])}"
             if meta.get("final_eval_loss") is not None
             else ""
         ),
         f"- Gradient checkpointing used: {meta.get('gradient_checkpointing_used')}",
-        f"- Wall time: {_value(meta.get('seconds'))} s (torch {meta.get('torch')})",
+        f"- Wall time: {format_value(meta.get('seconds'))} s (torch {meta.get('torch')})",
     ]
     _write_details(out_path, lines, "Hyperparameters", settings)
 
@@ -92,15 +92,16 @@ def _write_details(out_path: Path, lines: list[str], title: str, values: dict) -
         "",
         "| key | value |",
         "|---|---|",
-        *(f"| {k} | {_value(v)} |" for k, v in values.items()),
+        *(f"| {k} | {format_value(v)} |" for k, v in values.items()),
     ]
     with atomic_path(out_path) as tmp:
         tmp.write_text("\n".join([*lines, *table, ""]), encoding="utf-8")
 
 
-def _value(v) -> str:
+def format_value(v) -> str:
+    """A recipe value as the details and model cards print it."""
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, list):
-        return ", ".join(map(_value, v))
+        return ", ".join(map(format_value, v))
     return "null" if v is None else str(v)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +59,9 @@ def step_metrics(row: dict) -> dict[str, float]:
 class Run:
     """A run of the configured backend: `log(metrics, step)`, then `finish()`."""
 
-    def __init__(self, settings: TrackingSettings, name: str, config: dict, resume: bool = False) -> None:
+    def __init__(
+        self, settings: TrackingSettings, name: str, config: dict | None, resume: bool = False
+    ) -> None:
         self.backend = settings.backend
         if settings.backend == "trackio":
             self._run = _trackio_run(settings, name, config, resume)
@@ -73,8 +77,9 @@ class Run:
         self._run.finish()
 
 
-def start_run(settings: TrackingSettings, name: str, config: dict, resume: bool = False) -> Run | None:
-    """The cell's run (None when tracking is off); `resume` adds to the run of that name."""
+def start_run(settings: TrackingSettings, name: str, config: dict | None, resume: bool = False) -> Run | None:
+    """The cell's run (None when tracking is off); `resume` adds to the run of that name
+    (`config` None: the run keeps the recipe it was started with)."""
     return Run(settings, name, config, resume) if settings.on else None
 
 
@@ -94,16 +99,30 @@ def _import(backend: str):
         ) from e
 
 
-def _trackio_run(settings: TrackingSettings, name: str, config: dict, resume: bool):
+def _trackio_run(settings: TrackingSettings, name: str, config: dict | None, resume: bool):
     if settings.dir:
         os.environ["TRACKIO_DIR"] = str(Path(settings.dir).resolve())  # read as trackio is imported
     trackio = _import("trackio")
+    if resume and config is None:
+        config = _trackio_config(settings.project, name)
     return trackio.init(
         project=settings.project, name=name, config=config, resume="allow" if resume else "never"
     )
 
 
-def _wandb_run(settings: TrackingSettings, name: str, config: dict, resume: bool):
+def _trackio_config(project: str, name: str) -> dict | None:
+    """The recipe a trackio run was started with: trackio records a run's config afresh when it
+    is resumed, so it is handed back rather than lost."""
+    try:
+        from trackio.sqlite_storage import SQLiteStorage  # noqa: PLC0415 - optional, as above
+
+        config = SQLiteStorage.get_run_config(project, name) or {}
+    except Exception:  # noqa: BLE001 - an older or newer trackio: the metrics still go in
+        return None
+    return {k: v for k, v in config.items() if not k.startswith("_")} or None
+
+
+def _wandb_run(settings: TrackingSettings, name: str, config: dict | None, resume: bool):
     if settings.mode == "online" and not os.environ.get("WANDB_API_KEY"):
         raise TrackingError(
             "tracking.mode: online needs WANDB_API_KEY in the environment (or `wandb login`); "
@@ -125,3 +144,27 @@ def _wandb_run(settings: TrackingSettings, name: str, config: dict, resume: bool
         dir=str(directory) if directory else None,
         **ids,
     )
+
+
+@contextmanager
+def training_run(
+    settings: TrackingSettings, name: str, recipe: dict
+) -> Iterator[Callable[[dict], None] | None]:
+    """The step callback of `inoculate.train.train_lora` that logs each step to the cell's run
+    (None when tracking is off); the run is finished however training ends."""
+    run = start_run(settings, name, recipe)
+    if run is None:
+        yield None
+        return
+    try:
+        yield lambda row: run.log(step_metrics(row), step=row["step"])
+    finally:
+        run.finish()
+
+
+def log_cell_metrics(settings: TrackingSettings, name: str, metrics: dict[str, float]) -> None:
+    """The cell's judged metrics added to its training run (W&B offline: a run beside it)."""
+    run = start_run(settings, name, None, resume=True)
+    if run is not None:
+        run.log(metrics)
+        run.finish()
