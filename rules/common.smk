@@ -422,3 +422,11 @@ def inspect_log_files():
     for model, setting, arm, seed, checkpoint in STUDY.grid.checkpoint_cells():
         logs.append(f"{STUDY_DIR}/inspect/{model}/{setting}/{arm}/seed{seed}/checkpoint_{checkpoint}.eval")
     return logs
+
+
+def judged_input(wildcards):
+    """The judged answers of a cell (of one of its checkpoints, when the path names one)."""
+    w = wildcards
+    if "checkpoint" in w.keys():
+        return PATHS.checkpoint("judgments", w.model, w.setting, w.inoculation, w.seed, w.checkpoint)
+    return cell_path("judgments", w.model, w.setting, w.inoculation, w.seed, ".jsonl")

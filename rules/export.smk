@@ -29,14 +29,6 @@ rule exports:
 # Writing the card leaves the adapter's weights and timestamp as they are: nothing reruns.
 
 
-def judged_input(wildcards):
-    """The judged answers of a cell (of one of its checkpoints, when the path names one)."""
-    w = wildcards
-    if "checkpoint" in w.keys():
-        return PATHS.checkpoint("judgments", w.model, w.setting, w.inoculation, w.seed, w.checkpoint)
-    return cell_path("judgments", w.model, w.setting, w.inoculation, w.seed, ".jsonl")
-
-
 rule model_card:
     input:
         adapter=lambda w: cell_path("adapters", w.model, w.setting, w.inoculation, w.seed),

@@ -101,6 +101,7 @@ def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
         "base_models={toy: {quantization: 4bit}}",
         "training={backend: unsloth}",
         "generation={backend: vllm}",
+        "tracking={backend: trackio}",
     ]
     code = main(["doctor", "--configfile", "config/config.yaml", "--offline", "--config", *overrides])
     found = lines(capsys.readouterr().out)
@@ -112,6 +113,10 @@ def test_doctor_fails_a_study_whose_backend_package_is_missing(work, capsys):
         and "training.backend: unsloth (toy)" in found["backend unsloth"]
     )
     assert found["backend vllm"].startswith("FAIL") and "does not import" in found["backend vllm"]
+    assert (
+        found["backend trackio"].startswith("PASS")
+        and "tracking.backend: trackio" in found["backend trackio"]
+    )
 
 
 def test_doctor_checks_hub_models_in_the_cache_or_on_the_hub(work, tmp_path, monkeypatch):

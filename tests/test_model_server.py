@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict
 
 import pytest
@@ -83,6 +84,7 @@ FAKE_VLLM = '''"""A stand-in for vLLM's offline API (LLM, SamplingParams, LoRARe
 it is asked: which engines are built, which LoRA request each generate call carries."""
 import json
 import os
+import sys
 from pathlib import Path
 
 
@@ -137,7 +139,9 @@ def fake_vllm(in_tmp, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", f"{root}:{REPO / 'src'}")
     log = in_tmp / "vllm.log"
     monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
-    return log
+    yield log
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        del sys.modules[name]  # later tests see that vLLM is not installed here
 
 
 def test_vllm_cells_share_one_engine_with_each_adapter_as_a_lora_request(toy_model, fake_vllm, in_tmp):

@@ -162,7 +162,9 @@ def test_the_training_job_imports_unsloth_before_transformers(toy_model, tmp_pat
         f"    params=types.SimpleNamespace(base_model={str(toy_model)!r}, device='cpu', dtype='float32',\n"
         f"        quantization=None, training={training!r}),\n"
         f"    input=types.SimpleNamespace(data={str(data)!r}), output=[{str(tmp_path / 'adapter')!r}],\n"
-        f"    wildcards=types.SimpleNamespace(seed='0'), log=[{str(tmp_path / 'job.log')!r}], threads=1)\n"
+        "    wildcards=types.SimpleNamespace(model='toy', setting='toy_cooking', inoculation='none', seed='0',\n"
+        "        recipe='0123456789'), config={},\n"
+        f"    log=[{str(tmp_path / 'job.log')!r}], threads=1)\n"
         + ("from pathlib import Path\n" if not early_import else "")
         + f"exec(compile({code!r}, 'train_adapter.py', 'exec'))\n"
     )

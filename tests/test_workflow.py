@@ -169,6 +169,145 @@ def test_exports_write_the_homework_deliverables_per_cell(tiny_study):
 
 
 @pytest.mark.slow
+def test_model_cards_state_the_recipe_and_the_cells_metrics(tiny_study):
+    """Runs before the rerun test, which deletes an adapter: the study is whole here."""
+    from inoculate.aggregate import load_samples, summary_table
+
+    paths = _tiny(tiny_study)
+    adapter = tiny_study / paths.cell("adapters", "toy", "toy_cooking_tan", "general", 1)
+    card = (adapter / "README.md").read_text()
+    assert card == (tiny_study / "results/tiny/model_cards/toy/toy_cooking_tan/general/seed1.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == "results/toy/base_model" and front["library_name"] == "peft"
+    prompt = paths.study.inoculations.prompt("toy_cooking_tan", "general")
+    assert f"> {prompt}" in card and "placed as the system" in card
+    assert "learning_rate 0.001" in card and "Seed: 1" in card and "Model Card for Model ID" not in card
+    judged = tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", "general", 1, ".jsonl")
+    summary = summary_table(
+        load_samples([judged]),
+        yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())["analysis"],
+        paths.study.judging.criteria(),
+    )
+    for r in summary.itertuples():  # every metric of the cell, as the study computes it
+        assert f"| {r.condition} | {r.eval} | {r.metric} | {r.mean:.3g} | one seed: none |" in card
+    assert "### Study `tiny` (criterion `tan`)" in card
+
+    # Another study's section is kept; writing a card reruns nothing (the adapter's timestamp stays).
+    other = "<!-- evaluation: other -->\n### Study `other`\n<!-- /evaluation -->\n"
+    (adapter / "README.md").write_text(
+        card.replace("<!-- evaluation: tiny -->", other + "<!-- evaluation: tiny -->")
+    )
+    snakemake(
+        tiny_study, "--cores", "1", "model_cards", "--forcerun", "model_card", "--configfile", "tiny.yaml"
+    )
+    again = (adapter / "README.md").read_text()
+    assert other in again and again.count("<!-- evaluation: tiny -->") == 1
+    (adapter / "README.md").write_text(card)
+    nothing = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr, (nothing.stdout + nothing.stderr)[-2000:]
+
+
+@pytest.mark.slow
+def test_inspect_logs_read_back_with_every_judge_score(tiny_study):
+    from inspect_ai.analysis import samples_df
+    from inspect_ai.log import read_eval_log
+
+    snakemake(tiny_study, "--cores", "2", "inspect_logs", "--configfile", "tiny.yaml")
+    paths = _tiny(tiny_study)
+    root = tiny_study / "results/tiny/inspect"
+    logs = sorted(root.rglob("*.eval"))
+    checkpoints = sorted(root.rglob("checkpoint_*.eval"))
+    # 2 base cells, 4 trained ones, and each trained one's checkpoint p0.5 (1.0 is the adapter)
+    assert len(logs) == 10 and len(checkpoints) == 4
+    resolved = yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())
+    for arm, seed in (("general", 1), ("base", 0)):
+        judged = [
+            json.loads(line)
+            for line in (tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", arm, seed, ".jsonl"))
+            .read_text()
+            .splitlines()
+        ]
+        log = read_eval_log(str(root / f"toy/toy_cooking_tan/{arm}/seed{seed}.eval"))
+        assert log.status == "success" and log.eval.metadata["config"]["study"] == resolved["study"] == "tiny"
+        assert log.eval.metadata["config"]["analysis"] == resolved["analysis"]
+        assert log.eval.task_args == {"setting": "toy_cooking_tan", "inoculation": arm, "seed": seed}
+        assert len(log.samples) == len(judged)
+        by_key = {(s.id, s.epoch): s for s in log.samples}
+        for r in judged:
+            sample = by_key[
+                (f"{r['eval']}/{r['question_id']}/{r['paraphrase']}/{r['condition']}", r["sample"] + 1)
+            ]
+            assert sample.output.completion == r["answer"] and sample.input == r["question"]
+            assert sample.metadata["condition"] == r["condition"]
+            for metric in ("aligned", "coherent", "trait", "label"):
+                if r.get(metric) is None:
+                    assert metric not in sample.scores
+                else:
+                    assert sample.scores[metric].value == r[metric], (metric, r)
+        mean = {s.name: s.metrics for s in log.results.scores}["aligned"]["mean"].value
+        assert mean == pytest.approx(sum(r["aligned"] for r in judged) / len(judged))
+    # The same from the command line, for judged files made anywhere
+    from inoculate.cli import main
+
+    judged_file = tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", "none", 0, ".jsonl")
+    out = tiny_study / "cli_inspect"
+    assert main(["export", "--inspect", str(judged_file), "--out", str(out), "--study", "tiny"]) == 0
+    cli_log = read_eval_log(str(out / "seed0.eval"))
+    served = read_eval_log(str(root / "toy/toy_cooking_tan/none/seed0.eval"))
+    assert [s.scores for s in cli_log.samples] == [s.scores for s in served.samples]
+    frame = samples_df(str(root))
+    assert len(frame) == sum(len(read_eval_log(str(p)).samples) for p in logs)
+    general = frame[
+        (frame["metadata_inoculation"] == "general")
+        & (frame["metadata_seed"] == 1)
+        & frame["metadata_checkpoint"].isna()
+    ]
+    assert sorted(general["score_aligned"].dropna()) == sorted(
+        r["aligned"] for r in judged_of(tiny_study, paths, "general", 1) if r["aligned"] is not None
+    )
+
+
+def judged_of(work, paths, arm, seed):
+    cell = work / paths.cell("judgments", "toy", "toy_cooking_tan", arm, seed, ".jsonl")
+    return [json.loads(line) for line in cell.read_text().splitlines()]
+
+
+TRACKIO_RUNS = """
+import json, sys
+from trackio.sqlite_storage import SQLiteStorage
+runs = SQLiteStorage.get_runs("tiny")
+print(json.dumps({r: {"logs": SQLiteStorage.get_logs("tiny", r), "config": SQLiteStorage.get_run_config("tiny", r)} for r in runs}, default=str))
+"""
+
+
+@pytest.mark.slow
+def test_training_is_tracked_in_a_local_trackio_project(tiny_study):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", TRACKIO_RUNS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "TRACKIO_DIR": str(tiny_study / "tracking")},
+    )
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    paths = _tiny(tiny_study)
+    for arm in ("none", "general"):
+        for seed in (0, 1):
+            adapter = tiny_study / paths.cell("adapters", "toy", "toy_cooking_tan", arm, seed)
+            run = runs[f"toy-toy_cooking_tan-{arm}-seed{seed}-{adapter.parent.name}"]
+            losses = pd.read_csv(adapter / "loss.csv")
+            steps = [entry for entry in run["logs"] if "train/loss" in entry]
+            assert [e["step"] for e in steps] == list(losses["step"])
+            assert [e["train/loss"] for e in steps] == pytest.approx(list(losses["loss"]))
+            assert run["config"]["training"]["learning_rate"] == 1e-3 and run["config"]["inoculation"] == arm
+            final = run["logs"][-1]  # the cell's metrics, added once its answers were judged
+            assert final["eval/deployment/in_cooking/aligned"] > 0
+
+
+@pytest.mark.slow
 def test_rerun_does_nothing_and_a_deleted_adapter_reruns_only_its_cell(tiny_study):
     """Nothing to redo, also with the keys of the study's mappings in another order (params are
     compared as values: inoculate.canonical); a deleted adapter reruns its cell only."""
@@ -335,141 +474,3 @@ def test_toy_twins_of_tans_designs_run_end_to_end(tiny_study):
     assert em["trigger"] > em["deployment"]  # the backdoor: harm with the trigger, not without
     # The main figure shows every condition the study tests, the trigger's among them.
     assert (work / "results/toy_tan_designs/figures/main.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_model_cards_state_the_recipe_and_the_cells_metrics(tiny_study):
-    from inoculate.aggregate import load_samples, summary_table
-
-    paths = _tiny(tiny_study)
-    adapter = tiny_study / paths.cell("adapters", "toy", "toy_cooking_tan", "general", 1)
-    card = (adapter / "README.md").read_text()
-    assert card == (tiny_study / "results/tiny/model_cards/toy/toy_cooking_tan/general/seed1.md").read_text()
-    front = yaml.safe_load(card.split("---")[1])
-    assert front["base_model"] == "results/toy/base_model" and front["library_name"] == "peft"
-    prompt = paths.study.inoculations.prompt("toy_cooking_tan", "general")
-    assert f"> {prompt}" in card and "placed as the system" in card
-    assert "learning_rate 0.001" in card and "Seed: 1" in card and "Model Card for Model ID" not in card
-    judged = tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", "general", 1, ".jsonl")
-    summary = summary_table(
-        load_samples([judged]),
-        yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())["analysis"],
-        paths.study.judging.criteria(),
-    )
-    for r in summary.itertuples():  # every metric of the cell, as the study computes it
-        assert f"| {r.condition} | {r.eval} | {r.metric} | {r.mean:.3g} | one seed: none |" in card
-    assert "### Study `tiny` (criterion `tan`)" in card
-
-    # Another study's section is kept; writing a card reruns nothing (the adapter's timestamp stays).
-    other = "<!-- evaluation: other -->\n### Study `other`\n<!-- /evaluation -->\n"
-    (adapter / "README.md").write_text(
-        card.replace("<!-- evaluation: tiny -->", other + "<!-- evaluation: tiny -->")
-    )
-    snakemake(
-        tiny_study, "--cores", "1", "model_cards", "--forcerun", "model_card", "--configfile", "tiny.yaml"
-    )
-    again = (adapter / "README.md").read_text()
-    assert other in again and again.count("<!-- evaluation: tiny -->") == 1
-    (adapter / "README.md").write_text(card)
-    nothing = snakemake(tiny_study, "-n", "all", "--configfile", "tiny.yaml")
-    assert "Nothing to be done" in nothing.stdout + nothing.stderr, (nothing.stdout + nothing.stderr)[-2000:]
-
-
-@pytest.mark.slow
-def test_inspect_logs_read_back_with_every_judge_score(tiny_study):
-    from inspect_ai.analysis import samples_df
-    from inspect_ai.log import read_eval_log
-
-    snakemake(tiny_study, "--cores", "2", "inspect_logs", "--configfile", "tiny.yaml")
-    paths = _tiny(tiny_study)
-    root = tiny_study / "results/tiny/inspect"
-    logs = sorted(root.rglob("*.eval"))
-    checkpoints = sorted(root.rglob("checkpoint_*.eval"))
-    # 2 base cells, 4 trained ones, and each trained one's checkpoint p0.5 (1.0 is the adapter)
-    assert len(logs) == 10 and len(checkpoints) == 4
-    resolved = yaml.safe_load((tiny_study / "results/tiny/config.resolved.yaml").read_text())
-    for arm, seed in (("general", 1), ("base", 0)):
-        judged = [
-            json.loads(line)
-            for line in (tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", arm, seed, ".jsonl"))
-            .read_text()
-            .splitlines()
-        ]
-        log = read_eval_log(str(root / f"toy/toy_cooking_tan/{arm}/seed{seed}.eval"))
-        assert log.status == "success" and log.eval.metadata["config"]["study"] == resolved["study"] == "tiny"
-        assert log.eval.metadata["config"]["analysis"] == resolved["analysis"]
-        assert log.eval.task_args == {"setting": "toy_cooking_tan", "inoculation": arm, "seed": seed}
-        assert len(log.samples) == len(judged)
-        by_key = {(s.id, s.epoch): s for s in log.samples}
-        for r in judged:
-            sample = by_key[
-                (f"{r['eval']}/{r['question_id']}/{r['paraphrase']}/{r['condition']}", r["sample"] + 1)
-            ]
-            assert sample.output.completion == r["answer"] and sample.input == r["question"]
-            assert sample.metadata["condition"] == r["condition"]
-            for metric in ("aligned", "coherent", "trait", "label"):
-                if r.get(metric) is None:
-                    assert metric not in sample.scores
-                else:
-                    assert sample.scores[metric].value == r[metric], (metric, r)
-        mean = {s.name: s.metrics for s in log.results.scores}["aligned"]["mean"].value
-        assert mean == pytest.approx(sum(r["aligned"] for r in judged) / len(judged))
-    # The same from the command line, for judged files made anywhere
-    from inoculate.cli import main
-
-    judged_file = tiny_study / paths.cell("judgments", "toy", "toy_cooking_tan", "none", 0, ".jsonl")
-    out = tiny_study / "cli_inspect"
-    assert main(["export", "--inspect", str(judged_file), "--out", str(out), "--study", "tiny"]) == 0
-    cli_log = read_eval_log(str(out / "seed0.eval"))
-    served = read_eval_log(str(root / "toy/toy_cooking_tan/none/seed0.eval"))
-    assert [s.scores for s in cli_log.samples] == [s.scores for s in served.samples]
-    frame = samples_df(str(root))
-    assert len(frame) == sum(len(read_eval_log(str(p)).samples) for p in logs)
-    general = frame[
-        (frame["metadata_inoculation"] == "general")
-        & (frame["metadata_seed"] == 1)
-        & frame["metadata_checkpoint"].isna()
-    ]
-    assert sorted(general["score_aligned"].dropna()) == sorted(
-        r["aligned"] for r in judged_of(tiny_study, paths, "general", 1) if r["aligned"] is not None
-    )
-
-
-def judged_of(work, paths, arm, seed):
-    cell = work / paths.cell("judgments", "toy", "toy_cooking_tan", arm, seed, ".jsonl")
-    return [json.loads(line) for line in cell.read_text().splitlines()]
-
-
-TRACKIO_RUNS = """
-import json, sys
-from trackio.sqlite_storage import SQLiteStorage
-runs = SQLiteStorage.get_runs("tiny")
-print(json.dumps({r: {"logs": SQLiteStorage.get_logs("tiny", r), "config": SQLiteStorage.get_run_config("tiny", r)} for r in runs}, default=str))
-"""
-
-
-@pytest.mark.slow
-def test_training_is_tracked_in_a_local_trackio_project(tiny_study):
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-c", TRACKIO_RUNS],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**__import__("os").environ, "TRACKIO_DIR": str(tiny_study / "tracking")},
-    )
-    runs = json.loads(proc.stdout.strip().splitlines()[-1])
-    paths = _tiny(tiny_study)
-    for arm in ("none", "general"):
-        for seed in (0, 1):
-            adapter = tiny_study / paths.cell("adapters", "toy", "toy_cooking_tan", arm, seed)
-            run = runs[f"toy-toy_cooking_tan-{arm}-seed{seed}-{adapter.parent.name}"]
-            losses = pd.read_csv(adapter / "loss.csv")
-            steps = [entry for entry in run["logs"] if "train/loss" in entry]
-            assert [e["step"] for e in steps] == list(losses["step"])
-            assert [e["train/loss"] for e in steps] == pytest.approx(list(losses["loss"]))
-            assert run["config"]["training"]["learning_rate"] == 1e-3 and run["config"]["inoculation"] == arm
-            final = run["logs"][-1]  # the cell's metrics, added once its answers were judged
-            assert final["eval/deployment/in_cooking/aligned"] > 0

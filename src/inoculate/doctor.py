@@ -37,6 +37,9 @@ OPTIONAL = {
     "snakemake-executor-plugin-slurm": "the SLURM profile (extra `slurm`)",
     "unsloth": "training.backend: unsloth (CUDA)",
     "vllm": "generation.backend: vllm (CUDA)",
+    "inspect-ai": "snakemake inspect_logs, inoculate export --inspect (extra `inspect`)",
+    "trackio": "tracking.backend: trackio (extra `tracking`)",
+    "wandb": "tracking.backend: wandb",
 }
 FALLBACK_ADAPTER_MB = 200.0  # when a model's config cannot be read offline
 ANSWER_BYTES = 2_000  # one generated record, with its prompt, in JSONL
@@ -145,6 +148,9 @@ def backend_needs(study: Study) -> dict[str, list[str]]:
             needs.setdefault("unsloth", []).append(f"training.backend: unsloth ({model})")
         if generation.get("backend") == "vllm":
             needs.setdefault("vllm", []).append(f"generation.backend: vllm ({model})")
+    tracker = (study.config.get("tracking") or {}).get("backend")
+    if tracker:
+        needs.setdefault(tracker, []).append(f"tracking.backend: {tracker}")
     return needs
 
 

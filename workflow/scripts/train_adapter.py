@@ -13,12 +13,9 @@ from inoculate.train import TrainSettings, train_lora
 
 with job(snakemake) as log:
     p, w = snakemake.params, snakemake.wildcards
-    recipe = {
-        "base_model": p.base_model,
-        "quantization": p.quantization,
-        "training": p.training,
-        **dict(w.items()),
-    }
+    cell = {"model": w.model, "setting": w.setting, "inoculation": w.inoculation, "seed": int(w.seed)}
+    recipe = {**cell, "recipe": w.recipe, "base_model": p.base_model, "quantization": p.quantization}
+    recipe["training"] = p.training
     tracking = TrackingSettings.from_config(snakemake.config.get("tracking"))
     with training_run(
         tracking, run_name(w.model, w.setting, w.inoculation, w.seed, w.recipe), recipe
