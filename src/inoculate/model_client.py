@@ -101,9 +101,10 @@ def release_gpu(keep: str | None = None) -> int:
         try:
             with connection:
                 connection.send({"release": True})
-                if connection.recv().get("released"):
+                reply = connection.recv()
+                if reply.get("released"):
                     released += 1
-                    _wait_gone(address)
+                    _wait_gone(reply.get("pid"))
         except (EOFError, OSError):
             continue
     return released
@@ -118,11 +119,24 @@ def claim_device(device: str) -> str:
     return resolved
 
 
-def _wait_gone(address: Path, seconds: float = 60.0) -> None:
-    """Until the server's socket is gone (it unlinks it as it exits)."""
+def _wait_gone(pid: int | None, seconds: float = 60.0) -> None:
+    """Until the server's process has exited (its GPU memory is free only then)."""
     deadline = time.monotonic() + seconds
-    while address.exists() and time.monotonic() < deadline:
+    while pid is not None and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a child of this process that exited stays a zombie until reaped: it is gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def sample_through_server(

@@ -140,7 +140,7 @@ def serve(address: Path, spec: dict, idle_seconds: float) -> None:
                 except (EOFError, OSError):
                     continue
                 if "release" in request:  # a job needs the GPU this server holds: give it back
-                    connection.send({"released": holds_gpu(spec)})
+                    connection.send({"released": holds_gpu(spec), "pid": os.getpid()})
                     if holds_gpu(spec):
                         address.unlink(missing_ok=True)
                         log.info("released the GPU after %d requests: exiting", server.served)
