@@ -24,17 +24,9 @@ import json
 import subprocess
 from pathlib import Path
 
-SHAPE = {  # Llama-3.2-1B
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "num_hidden_layers": 16,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 4096,
-    "rope_theta": 500000.0,
-}
+from shapes import LLAMA_1B  # benchmarks/shapes.py, beside this script
+
+SHAPE = {**LLAMA_1B, "rope_theta": 500000.0}
 TINY_SHAPE = {**SHAPE, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
 TINY_SHAPE.update(num_attention_heads=4, num_key_value_heads=2, vocab_size=2048)
 EXAMPLES = 512  # training examples of 5 toy answers each (about 150-300 tokens)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from shapes import LLAMA_1B, TOY  # benchmarks/shapes.py, beside this script
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from inoculate.baselines import plain_fit
@@ -30,28 +31,7 @@ from inoculate.chat import IGNORE_INDEX, Encoded
 from inoculate.generate import GenerationSettings, generate_ids, left_pad, resolve_cache
 from inoculate.train import TrainSettings, enable_checkpointing, fit
 
-SHAPES = {
-    "cuda": {
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "vocab_size": 128256,
-        "tie_word_embeddings": True,
-        "max_position_embeddings": 4096,
-    },
-    "cpu": {
-        "hidden_size": 128,
-        "intermediate_size": 384,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
-        "vocab_size": 1024,
-        "tie_word_embeddings": True,
-        "max_position_embeddings": 1024,
-    },
-}
+SHAPES = {"cuda": LLAMA_1B, "cpu": TOY}
 SIZES = {  # examples, token budget, generation batches, new tokens
     "cuda": {"examples": 512, "budget": 16384, "gen_batches": (64, 256), "new_tokens": 200},
     "cpu": {"examples": 96, "budget": 2048, "gen_batches": (16, 64), "new_tokens": 64},

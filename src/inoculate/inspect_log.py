@@ -31,23 +31,15 @@ from inspect_ai.log import (
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
 from inspect_ai.scorer import Score
 
+from inoculate.coords import COORDS
 from inoculate.io import InputError, atomic_path, read_jsonl
 
-# Fields of a judged record that are not judge scores.
+# Fields of a judged record that are not judge scores: its coordinates and what was asked and answered.
 NOT_SCORES = {
-    "model",
-    "setting",
-    "inoculation",
-    "seed",
+    *COORDS,
     "checkpoint",
     "step",
     "progress",
-    "eval",
-    "distribution",
-    "condition",
-    "question_id",
-    "paraphrase",
-    "sample",
     "question",
     "answer",
     "answer_tokens",

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from inoculate.jobs import Progress, resolve_device
+from inoculate.resume import process_alive
 
 SOCKET_DIR = Path(".snakemake") / "inoculate-models"  # under the run's working folder
 IDLE_SECONDS = 30.0  # a server with no request for this long exits
@@ -122,21 +123,8 @@ def claim_device(device: str) -> str:
 def _wait_gone(pid: int | None, seconds: float = 60.0) -> None:
     """Until the server's process has exited (its GPU memory is free only then)."""
     deadline = time.monotonic() + seconds
-    while pid is not None and _alive(pid) and time.monotonic() < deadline:
+    while pid is not None and process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a child of this process that exited stays a zombie until reaped: it is gone
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def sample_through_server(

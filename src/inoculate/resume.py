@@ -66,7 +66,7 @@ def live_jobs(snakemake_dir: Path | str = ".snakemake") -> list[dict]:
         if job.get("host") != socket.gethostname():
             continue
         pid = int(job.get("pid", 0))
-        if _alive(pid) and (job.get("start") is None or _start_time(pid) == job["start"]):
+        if process_alive(pid) and (job.get("start") is None or _start_time(pid) == job["start"]):
             alive.append(job)
         else:
             path.unlink(missing_ok=True)
@@ -80,7 +80,8 @@ def record_run(snakemake_dir: Path | str = ".snakemake") -> None:
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine is running (a zombie is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -104,7 +105,7 @@ def clear_stale_lock(snakemake_dir: Path | str = ".snakemake") -> str | None:
         run = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    if run.get("host") != socket.gethostname() or _alive(int(run.get("pid", 0))):
+    if run.get("host") != socket.gethostname() or process_alive(int(run.get("pid", 0))):
         return None
     running = live_jobs(snakemake_dir)
     if running:
