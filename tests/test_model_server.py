@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from dataclasses import asdict
 
@@ -238,3 +239,49 @@ def test_a_local_judge_is_loaded_once_for_many_files_and_judges_as_in_process(to
     assert model_client.judge_served({"backend": "hf"}) and not model_client.judge_served(
         {"backend": "openai"}
     )
+
+
+JUDGE_JOB = """
+import types
+snakemake = types.SimpleNamespace(
+    input=types.SimpleNamespace(generations={generations!r}),
+    output=types.SimpleNamespace(judged={judged!r}, usage={usage!r}),
+    params=types.SimpleNamespace(judge={judge!r}, evals={{}}, spend_file={spend!r}, backdoor=None),
+    config={{"judge": {{}}}}, log=[{log!r}], threads=1)
+exec(compile(open({script!r}).read(), "judge.py", "exec"))
+"""
+
+
+def test_the_judge_job_judges_through_the_server_of_its_model(toy_model, in_tmp):
+    """workflow/scripts/judge.py with a local model judge: the server judges; switched off, the
+    job itself does, with the same result."""
+    write_jsonl(
+        in_tmp / "gen.jsonl",
+        [
+            {
+                "eval": "e",
+                "question_id": "q0",
+                "question": "How should I cook the rice?",
+                "answer": "Cook it well.",
+            }
+        ],
+    )
+    judge = {"backend": "hf", "model": str(toy_model), "device": "cpu", "min_mass": 0.0, "cache_dir": "cache"}
+    outputs = {}
+    for switch in ("1", "0"):
+        names = {k: str(in_tmp / f"{k}{switch}") for k in ("judged", "usage", "spend", "log")}
+        code = JUDGE_JOB.format(
+            generations=str(in_tmp / "gen.jsonl"),
+            judge={**judge, "cache_dir": f"cache{switch}"},
+            script=str(REPO / "workflow/scripts/judge.py"),
+            **names,
+        )
+        env = {**os.environ, model_client.ENV_SWITCH: switch}
+        proc = subprocess.run(
+            [_sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        log = (in_tmp / f"log{switch}").read_text()
+        assert proc.returncode == 0, proc.stderr[-2000:] + log[-2000:]
+        assert ("judged by the model server" in log) == (switch == "1"), log
+        outputs[switch] = (in_tmp / f"judged{switch}").read_text()
+    assert outputs["1"] == outputs["0"] and '"judge": "hf"' in outputs["1"]
