@@ -278,7 +278,7 @@ def test_the_judge_job_judges_through_the_server_of_its_model(toy_model, in_tmp)
         )
         env = {**os.environ, model_client.ENV_SWITCH: switch}
         proc = subprocess.run(
-            [_sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
         )
         log = (in_tmp / f"log{switch}").read_text()
         assert proc.returncode == 0, proc.stderr[-2000:] + log[-2000:]
