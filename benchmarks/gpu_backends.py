@@ -61,10 +61,10 @@ def prepare(folder: Path, adapters: int, device: str) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    with torch.device(device):  # random weights made where they are used: seconds on a GPU
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(folder / "base")
     tokenizer.save_pretrained(folder / "base")
-    model.to(device)
     for k in range(adapters):
         lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
         torch.manual_seed(k + 1)
