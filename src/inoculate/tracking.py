@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,18 +64,27 @@ class Run:
         self, settings: TrackingSettings, name: str, config: dict | None, resume: bool = False
     ) -> None:
         self.backend = settings.backend
-        if settings.backend == "trackio":
-            self._run = _trackio_run(settings, name, config, resume)
-        elif settings.backend == "wandb":
-            self._run = _wandb_run(settings, name, config, resume)
-        else:
-            raise TrackingError(f"tracking.backend: {settings.backend!r} is not one of {', '.join(BACKENDS)}")
+        with _to_log():
+            if settings.backend == "trackio":
+                self._run = _trackio_run(settings, name, config, resume)
+            elif settings.backend == "wandb":
+                self._run = _wandb_run(settings, name, config, resume)
+            else:
+                raise TrackingError(
+                    f"tracking.backend: {settings.backend!r} is not one of {', '.join(BACKENDS)}"
+                )
 
     def log(self, metrics: dict, step: int | None = None) -> None:
         self._run.log(metrics, step=step)
 
     def finish(self) -> None:
-        self._run.finish()
+        with _to_log():
+            self._run.finish()
+
+
+def _to_log():
+    """The libraries' banners (printed) go where the job's messages go, not to the console."""
+    return redirect_stdout(sys.stderr)
 
 
 def start_run(settings: TrackingSettings, name: str, config: dict | None, resume: bool = False) -> Run | None:
