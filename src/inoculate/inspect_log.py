@@ -16,20 +16,23 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inspect_ai.log import (
-    EvalConfig,
-    EvalDataset,
-    EvalLog,
-    EvalMetric,
-    EvalResults,
-    EvalSample,
-    EvalScore,
-    EvalSpec,
-    EvalStats,
-    write_eval_log,
-)
-from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
-from inspect_ai.scorer import Score
+try:
+    from inspect_ai.log import (
+        EvalConfig,
+        EvalDataset,
+        EvalLog,
+        EvalMetric,
+        EvalResults,
+        EvalSample,
+        EvalScore,
+        EvalSpec,
+        EvalStats,
+        write_eval_log,
+    )
+    from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ModelOutput
+    from inspect_ai.scorer import Score
+except ImportError as e:  # the optional extra: say how to get it
+    raise ImportError(f"Inspect AI logs need inspect-ai ({e}): pip install 'inoculate[inspect]'") from e
 
 from inoculate.coords import COORDS
 from inoculate.io import InputError, atomic_path, read_jsonl
