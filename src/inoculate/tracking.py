@@ -7,6 +7,7 @@ its runs in a local database; W&B runs offline unless `mode: online` and a key a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -143,9 +144,9 @@ def _wandb_run(settings: TrackingSettings, name: str, config: dict | None, resum
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     if resume and settings.mode == "offline":  # W&B cannot resume an offline run: a run beside it
-        ids = {"id": f"{name}-metrics", "group": name, "job_type": "metrics"}
+        ids = {"id": _wandb_id(f"{name}-metrics"), "group": name, "job_type": "metrics"}
     else:
-        ids = {"id": name, "group": name, "resume": "allow" if resume else None}
+        ids = {"id": _wandb_id(name), "group": name, "resume": "allow" if resume else None}
     return wandb.init(
         project=settings.project,
         name=name,
@@ -178,3 +179,10 @@ def log_cell_metrics(settings: TrackingSettings, name: str, metrics: dict[str, f
     if run is not None:
         run.log(metrics)
         run.finish()
+
+
+def _wandb_id(name: str) -> str:
+    """A W&B run id (at most 64 characters): the name, or its start and a digest of it."""
+    if len(name) <= 64:
+        return name
+    return f"{name[:53]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
