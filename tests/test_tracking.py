@@ -94,6 +94,8 @@ def test_wandb_online_needs_a_key_and_then_resumes_the_cells_run(wandb, monkeypa
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     log_cell_metrics(settings, "x", {"m": 1.0})
     assert wandb.inits[0]["id"] == "x" and wandb.inits[0]["resume"] == "allow"
-    long = run_name("qwen2.5-32b-instruct", "insecure_code_with_context", "general_evil", 12, "0123456789")
+    long = run_name(
+        "org/" + "a-very-long-model-name" * 4, "insecure_code_with_context", "general_evil", 12, "ab"
+    )
     log_cell_metrics(settings, long, {})
-    assert len(wandb.inits[1]["id"]) == 64 and wandb.inits[1]["name"] == long != wandb.inits[1]["id"]
+    assert len(long) > 128 and len(wandb.inits[1]["id"]) == 128 == len(wandb.inits[1]["name"])

@@ -149,7 +149,7 @@ def _wandb_run(settings: TrackingSettings, name: str, config: dict | None, resum
         ids = {"id": _wandb_id(name), "group": name, "resume": "allow" if resume else None}
     return wandb.init(
         project=settings.project,
-        name=name,
+        name=_wandb_id(name),
         config=config,
         mode=settings.mode,
         dir=str(directory) if directory else None,
@@ -182,7 +182,9 @@ def log_cell_metrics(settings: TrackingSettings, name: str, metrics: dict[str, f
 
 
 def _wandb_id(name: str) -> str:
-    """A W&B run id (at most 64 characters): the name, or its start and a digest of it."""
-    if len(name) <= 64:
+    """A W&B run name or id: W&B refuses run names over 128 characters, so a longer one keeps its
+    start and a digest of the whole (ids are checked for characters only: ours have none of
+    `/\\#?%:`)."""
+    if len(name) <= 128:
         return name
-    return f"{name[:53]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return f"{name[:117]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
