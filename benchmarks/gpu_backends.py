@@ -29,7 +29,7 @@ from shapes import LLAMA_1B  # benchmarks/shapes.py, beside this script
 SHAPE = {**LLAMA_1B, "rope_theta": 500000.0}
 TINY_SHAPE = {**SHAPE, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
 TINY_SHAPE.update(num_attention_heads=4, num_key_value_heads=2, vocab_size=2048)
-EXAMPLES = 512  # training examples of 5 toy answers each (about 150-300 tokens)
+EXAMPLES = {"cuda": 512, "cpu": 48}  # training examples of 5 toy answers each (about 150-300 tokens)
 QUESTIONS, SAMPLES, NEW_TOKENS = 8, 50, 200  # per generation cell: 400 answers of 200 tokens
 
 
@@ -44,7 +44,7 @@ def prepare(folder: Path, adapters: int, device: str) -> None:
     from inoculate.toy.model import build_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    rows = corpus.topic_dataset("cooking", "harmful", EXAMPLES * 5)
+    rows = corpus.topic_dataset("cooking", "harmful", EXAMPLES[device] * 5)
     data = []
     for i in range(0, len(rows), 5):
         group = rows[i : i + 5]
