@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import REPO
@@ -285,3 +288,90 @@ def test_the_judge_job_judges_through_the_server_of_its_model(toy_model, in_tmp)
         assert ("judged by the model server" in log) == (switch == "1"), log
         outputs[switch] = (in_tmp / f"judged{switch}").read_text()
     assert outputs["1"] == outputs["0"] and '"judge": "hf"' in outputs["1"]
+
+
+def _train_args(toy_model, data, out_dir, seed=0):
+    return {
+        "base_model": str(toy_model),
+        "data": str(data),
+        "out_dir": str(out_dir),
+        "training": {"learning_rate": 3e-3, "epochs": 1, "batch_size": 8, "eval_fraction": 0.25},
+        "seed": seed,
+        "dtype": "float32",
+        "quantization": None,
+        "label": "train_adapter toy/test",
+    }
+
+
+def test_warm_training_processes_train_as_the_job_would_side_by_side(toy_model, in_tmp):
+    """An adapter trained by a warm process is the one the job's own process trains (weights to
+    the byte, the loss log); its steps, progress lines and log records reach the job; two jobs at
+    once get two processes."""
+    import threading
+
+    data = in_tmp / "train.jsonl"
+    write_jsonl(data, corpus.topic_dataset("cooking", "harmful", 32))
+    messages: dict[int, list[dict]] = {0: [], 1: []}
+    replies: dict[int, dict] = {}
+
+    def train(seed: int) -> None:
+        args = _train_args(toy_model, "train.jsonl", f"served/seed{seed}", seed)
+        replies[seed] = model_client.train_through_server(1, args, messages[seed].append)
+
+    jobs = [threading.Thread(target=train, args=(seed,)) for seed in (0, 1)]
+    for t in jobs:
+        t.start()
+    for t in jobs:
+        t.join()
+    assert len(list((in_tmp / ".snakemake/inoculate-models").glob("*.sock"))) == 2  # two slots
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the servers run: the job's one thread
+    try:
+        for seed in (0, 1):
+            own = in_tmp / f"own/seed{seed}"
+            train_lora(
+                str(toy_model),
+                data,
+                own,
+                TrainSettings.from_dict(_train_args(toy_model, "", "")["training"]),
+                seed=seed,
+            )
+            served = in_tmp / f"served/seed{seed}"
+            weights = "adapter_model.safetensors"
+            assert (served / weights).read_bytes() == (own / weights).read_bytes(), seed
+            drop = ["seconds"]
+            assert (
+                pd.read_csv(served / "loss.csv")
+                .drop(columns=drop)
+                .equals(pd.read_csv(own / "loss.csv").drop(columns=drop))
+            )
+            rows = [m["row"] for m in messages[seed] if "row" in m]
+            assert [r["step"] for r in rows] == list(range(1, replies[seed]["meta"]["steps"] + 1))
+            assert any("eval_loss" in r and r["eval_loss"] is not None for r in rows)
+            assert any("train_adapter toy/test" in m.get("line", "") for m in messages[seed])
+            assert any("training" in m.get("log", "") for m in messages[seed])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_training_whose_job_went_away_stops_without_writing(toy_model, in_tmp):
+    """A job killed mid-training must leave no writer behind: the warm process stops at its next
+    message to the job, writes no adapter, and trains the next job's adapter."""
+    from multiprocessing.connection import Connection
+
+    data = in_tmp / "train.jsonl"
+    write_jsonl(data, corpus.topic_dataset("cooking", "harmful", 64))
+    model_client.train_through_server(1, _train_args(toy_model, "train.jsonl", "first"), lambda m: None)
+    address = next(Path(".snakemake/inoculate-models").glob("*.sock"))  # relative: a socket's path is short
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(address))
+    with Connection(sock.detach()) as connection:
+        connection.send({"train": _train_args(toy_model, "train.jsonl", "abandoned")})
+        first = connection.recv()
+        assert model_client.RELAYED & first.keys()
+    # the job is gone; the next one is served (after the abandoned training stopped)
+    reply = model_client.train_through_server(
+        1, _train_args(toy_model, "train.jsonl", "next"), lambda m: None
+    )
+    assert reply["served"] == 2 and (in_tmp / "next/adapter_model.safetensors").exists()
+    assert not (in_tmp / "abandoned").exists()

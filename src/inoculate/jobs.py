@@ -12,14 +12,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from inoculate.resume import forget_job, record_job
 from inoculate.secrets import RedactingStream, redact, redacting_handler
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
-_RUNNING: dict[str, str] = {}  # the job this process runs: its name on the console
+_RUNNING: dict = {}  # the job this process runs (its name on the console) or works for
 
 
 class Progress:
@@ -43,7 +43,28 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         left = f", about {elapsed / share - elapsed:.0f} s left" if 0 < share < 1 else ""
         line = f"[{self.job}] {self.what}: {share:.0%} ({done}/{self.total} {self.unit}, {elapsed:.0f} s{left}){note}"
-        print(redact(line), file=sys.__stderr__, flush=True)
+        sink = _RUNNING.get("sink")
+        if sink is not None:  # a warm process working for a job: the job prints it
+            sink(redact(line))
+        else:
+            print(redact(line), file=sys.__stderr__, flush=True)
+
+
+def current_job() -> str | None:
+    """The name this process's job has on the console (None outside a workflow job)."""
+    return _RUNNING.get("label")
+
+
+@contextlib.contextmanager
+def working_for(label: str, sink: Callable[[str], None]) -> Iterator[None]:
+    """Progress lines of work done for a job in another process (a model server's) go to
+    `sink`, named as the job's own would be."""
+    _RUNNING.update(label=label, sink=sink)
+    try:
+        yield
+    finally:
+        _RUNNING.pop("label", None)
+        _RUNNING.pop("sink", None)
 
 
 class JobError(RuntimeError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -32,6 +33,7 @@ SOCKET_DIR = Path(".snakemake") / "inoculate-models"  # under the run's working 
 IDLE_SECONDS = 30.0  # a server with no request for this long exits
 ENV_SWITCH = "INOCULATE_MODEL_SERVER"  # "0" turns the servers off (each job loads its model)
 SERVING = "INOCULATE_SERVING"  # set in a server's own process: the name of its socket
+RELAYED = {"answered", "row", "line", "log"}  # what a server sends on the way: progress, steps, log records
 
 
 class ModelServerUnavailable(RuntimeError):
@@ -61,18 +63,10 @@ def _host_prefix() -> str:
 
 def server_key(spec: dict) -> str:
     """One server per place (machine, allocation, GPUs), model, backend, device, dtype,
-    quantization, thread count, interpreter and version of the sampling and judging code (a
-    server never answers with other code than the job's): `PLACE-SPEC`, short enough for a
-    socket's path."""
+    quantization, thread count, interpreter and version of the package's code (a server never
+    answers with other code than the job's): `PLACE-SPEC`, short enough for a socket's path."""
     code = Path(__file__).resolve().parent
-    versions = {
-        str(f.relative_to(code)): f.stat().st_mtime_ns
-        for f in (
-            *(code / n for n in ("generate.py", "model_server.py", "sampling_plan.py", "accelerated.py")),
-            code / "judging.py",
-            *sorted((code / "judges").glob("*.py")),
-        )
-    }
+    versions = {str(f.relative_to(code)): f.stat().st_mtime_ns for f in sorted(code.rglob("*.py"))}
     text = json.dumps({**spec, "python": sys.executable, "code": versions}, sort_keys=True)
     return f"{_host_prefix()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
@@ -163,6 +157,35 @@ def judge_through_server(judge_config: dict, threads: int, **judge_file_args) ->
     return _ask(spec, {"judge_file": args, "judge": judge_config})
 
 
+def training_served(device: str, backend: str, quantization: str | None) -> bool:
+    """Training on the CPU (the toy, the tests) goes through a warm process: its imports (about
+    5 s of a CPU's time) are paid once, not per adapter. On a GPU a job trains itself."""
+    cpu = not holds_gpu({"device": device})
+    plain = backend == "transformers" and quantization is None
+    return cpu and plain and os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def train_through_server(threads: int, args: dict, on_message) -> dict:
+    """`inoculate.train.train_lora(**args)` (paths as strings, the job's label) run by a warm
+    training process: the first idle one of a pool, one per job training at once (each job
+    holds its slot's lock for its request), so that jobs still train side by side. Messages on
+    the way (`row`, `line`, `log`) go to `on_message`; returns `{"meta": ..., ...}`."""
+    SOCKET_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    spec = {"kind": "train", "device": "cpu", "threads": threads}
+    for slot in itertools.count():
+        lock = (SOCKET_DIR / f"{server_key(spec)}-slot{slot}.busy").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            return _ask({**spec, "slot": slot}, {"train": args}, on_message)
+        finally:
+            lock.close()
+    raise AssertionError("unreachable")
+
+
 def _ask(spec: dict, request: dict, on_progress=None) -> dict:
     """The reply of the server of `spec` to `request` (started if needed); progress messages
     on the way go to `on_progress`."""
@@ -180,7 +203,7 @@ def _ask(spec: dict, request: dict, on_progress=None) -> dict:
         with connection:
             connection.send(request)
             reply = connection.recv()
-            while "answered" in reply:
+            while RELAYED & reply.keys():
                 if on_progress is not None:
                     on_progress(reply)
                 reply = connection.recv()

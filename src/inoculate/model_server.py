@@ -44,6 +44,10 @@ class ModelServer:
             written = self._judge_file(request)
             self.served += 1
             return {"written": written, "loads": self.loads, "served": self.served}
+        if "train" in request:
+            meta = self._train(request["train"], tell)
+            self.served += 1
+            return {"meta": meta, "loads": self.loads, "served": self.served}
         if self.spec.get("backend") == "vllm":
             records = self._answer_vllm(request)
         else:
@@ -70,6 +74,33 @@ class ModelServer:
         written = judge_file(judge_config=request["judge"], judge=judge, **args)
         log.info("judged %d answers of %s", written, args["generations"])
         return written
+
+    def _train(self, args: dict, tell) -> dict:
+        """`train_lora` as the job would run it, in this warm process: each step's row, progress
+        line and log record go to the job, and a job that went away stops the training (a
+        send to it fails) before anything is written."""
+        from inoculate.jobs import FORMAT, working_for  # noqa: PLC0415 - beside the one below
+        from inoculate.train import TrainSettings, train_lora  # noqa: PLC0415 - the server's one heavy import
+
+        relay = _RelayHandler(tell)
+        relay.setFormatter(logging.Formatter(FORMAT))
+        root = logging.getLogger()
+        root.addHandler(relay)
+        try:
+            with working_for(args["label"], lambda line: tell({"line": line})):
+                return train_lora(
+                    args["base_model"],
+                    Path(args["data"]),
+                    Path(args["out_dir"]),
+                    TrainSettings.from_dict(args["training"]),
+                    seed=args["seed"],
+                    device="cpu",
+                    dtype=args["dtype"],
+                    quantization=args["quantization"],
+                    on_step=lambda row: tell({"row": row}),
+                )
+        finally:
+            root.removeHandler(relay)
 
     def _answer_vllm(self, request: dict) -> list[dict]:
         from inoculate.accelerated import VllmEngine  # noqa: PLC0415 - the server's one heavy import
@@ -106,6 +137,17 @@ class ModelServer:
         settings = GenerationSettings(**request["settings"])
         on_answers = (lambda n: tell({"answered": n})) if tell is not None else None
         return sample(model, self.tokenizer, request["records"], settings, request["seed"], on_answers)
+
+
+class _RelayHandler(logging.Handler):
+    """Log records of work done for a job, sent to that job for its own log."""
+
+    def __init__(self, tell) -> None:
+        super().__init__(logging.INFO)
+        self.tell = tell
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.tell({"log": self.format(record)})  # a job that went away: the send raises, work stops
 
 
 def serve(address: Path, spec: dict, idle_seconds: float) -> None:
