@@ -31,9 +31,6 @@ from inoculate.resume import process_alive
 
 SOCKET_DIR = Path(".snakemake") / "inoculate-models"  # under the run's working folder
 IDLE_SECONDS = 30.0  # a server with no request for this long exits
-# In a scheduler's allocation a server lives as long as the job that started it, and the
-# scheduler may wait for it before it ends the job: it waits only for a grouped job's next one.
-ALLOCATION_IDLE_SECONDS = 3.0
 ENV_SWITCH = "INOCULATE_MODEL_SERVER"  # "0" turns the servers off (each job loads its model)
 SERVING = "INOCULATE_SERVING"  # set in a server's own process: the name of its socket
 RELAYED = {"answered", "row", "line", "log"}  # what a server sends on the way: progress, steps, log records
@@ -239,7 +236,7 @@ def _start(address: Path, spec: dict) -> Connection:
         "inoculate.model_server",
         str(address),
         json.dumps(spec),
-        str(ALLOCATION_IDLE_SECONDS if os.environ.get("SLURM_JOB_ID") else IDLE_SECONDS),
+        str(IDLE_SECONDS),
     ]
     with log.open("a") as out:
         process = subprocess.Popen(
